@@ -1,17 +1,239 @@
-"""CLI commands of the fetch job: ``fetch`` and ``stand-in`` (being written)."""
+"""CLI commands of the fetch job: ``fetch`` (pull an export) and ``stand-in`` (serve one).
+
+Thin shells: ``fetch`` calls :func:`vlanalyze.pull.pull_export` and renders its
+callbacks as progress bars on stderr; ``stand-in`` runs :class:`vlanalyze.testing.StandIn`
+until Ctrl-C. Library imports happen inside the commands, to keep ``--help`` fast.
+"""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TextIO
+
 import click
+
+from vlanalyze.cli._common import handle_errors
+from vlanalyze.errors import ExportFormatError
+
+if TYPE_CHECKING:
+    from vlanalyze.client import ExportTask
+
+
+class _Reporter:
+    """Renders polls and download progress as rich progress lines on stderr."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.task_id: str | None = None
+        self._progress: Any = None
+        self._bars: dict[str, Any] = {}
+        if not quiet:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TextColumn("{task.fields[detail]}"),
+                console=Console(stderr=True),
+            )
+
+    def __enter__(self) -> _Reporter:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def _update(self, name: str, completed: float, total: float | None, detail: str) -> None:
+        if self._progress is None:
+            return
+        if name not in self._bars:
+            self._bars[name] = self._progress.add_task(name, total=total, detail=detail)
+        self._progress.update(self._bars[name], completed=completed, total=total, detail=detail)
+
+    def poll(self, task: ExportTask) -> None:
+        """Show the server's progress of the export task."""
+        self.task_id = task.id
+        fraction = task.fraction or 0.0
+        self._update("export", 100 * fraction, 100, f"{task.status} (task {task.id})")
+
+    def download(self, done: int, total: int | None) -> None:
+        """Show the download's progress in bytes."""
+        size = f"{done / 1e6:.1f}" + (f" / {total / 1e6:.1f} MB" if total else " MB")
+        self._update("download", done, total, size)
 
 
 @click.command()
-def fetch() -> None:
-    """Download an export from Visual Layer."""
-    raise click.ClickException("not implemented yet")
+@click.argument("dataset_id")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to create with the extracted export (must be absent or empty).",
+)
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(["json", "parquet"]),
+    default="json",
+    show_default=True,
+    help="Metadata format of the export.",
+)
+@click.option("--images/--no-images", default=False, help="Also export the images (images/).")
+@click.option(
+    "--media-ids",
+    "media_ids_file",
+    type=click.File("r", encoding="utf-8"),
+    help="Export only these media: a CSV with a media_id column, one id a line, or - for stdin.",
+)
+@click.option("--cluster", "cluster_id", help="Export only this cluster.")
+@click.option(
+    "--exclude-media-id", "exclude", multiple=True, help="With --cluster: leave out this media."
+)
+@click.option("--task-id", help="Resume an export task already started (after a timeout, Ctrl-C).")
+@click.option("--force", is_flag=True, help="Replace a non-empty output folder.")
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0.1),
+    default=2.0,
+    show_default=True,
+    help="First wait between status polls, in seconds (it backs off).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=3600.0,
+    show_default=True,
+    help="Give up waiting for the export after this many seconds.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@handle_errors
+def fetch(
+    dataset_id: str,
+    output: Path,
+    export_format: str,
+    images: bool,
+    media_ids_file: TextIO | None,
+    cluster_id: str | None,
+    exclude: tuple[str, ...],
+    task_id: str | None,
+    force: bool,
+    poll_interval: float,
+    timeout: float,
+    quiet: bool,
+) -> None:
+    """Export a Visual Layer dataset and extract it into a folder.
+
+    Credentials come from VL_API_KEY and VL_API_SECRET (or a ready VL_TOKEN); set
+    VL_BASE_URL for an on-premise install.
+
+    \b
+    Examples:
+      vlanalyze fetch DATASET_ID -o exported_dataset/ --format parquet --images
+      vlanalyze fetch DATASET_ID -o picked/ --media-ids selection.csv --images
+      vlanalyze fetch DATASET_ID -o cl/ --cluster CLUSTER_ID --exclude-media-id ID
+      vlanalyze fetch DATASET_ID -o exported_dataset/ --task-id TASK_ID
+    """
+    from vlanalyze.client import VisualLayerClient
+    from vlanalyze.pull import pull_export, read_media_ids
+
+    if exclude and not cluster_id:
+        raise click.UsageError("--exclude-media-id needs --cluster")
+    media_ids = None
+    if media_ids_file is not None:
+        media_ids = read_media_ids(media_ids_file, source=media_ids_file.name)
+    with VisualLayerClient.from_env() as client, _Reporter(quiet) as reporter:
+        try:
+            path = pull_export(
+                client,
+                dataset_id,
+                output,
+                export_format=export_format,
+                include_images=images,
+                media_ids=media_ids,
+                cluster_id=cluster_id,
+                exclude_media_ids=exclude,
+                task_id=task_id,
+                force=force,
+                poll_interval=poll_interval,
+                timeout=timeout,
+                on_poll=reporter.poll,
+                on_progress=reporter.download,
+            )
+        except KeyboardInterrupt:
+            if reporter.task_id:
+                click.echo(
+                    f"Resume with: vlanalyze fetch {dataset_id} -o {output} "
+                    f"--task-id {reporter.task_id}",
+                    err=True,
+                )
+            raise
+    click.echo(f"Exported dataset {dataset_id} to {path}")
 
 
 @click.command(name="stand-in")
-def stand_in() -> None:
-    """Run a local stand-in of the export API."""
-    raise click.ClickException("not implemented yet")
+@click.argument("export_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port (0: any free one).")
+@click.option("--dataset-id", help="The dataset id to answer to (default: a fixed demo id).")
+@click.option("--no-auth", is_flag=True, help="Need no token, like an on-premise install.")
+@click.option(
+    "--polls", type=click.IntRange(0), default=2, show_default=True, help="Polls until done."
+)
+@handle_errors
+def stand_in(
+    export_dir: Path, port: int, dataset_id: str | None, no_auth: bool, polls: int
+) -> None:
+    """Serve EXPORT_DIR through a local stand-in of the Visual Layer export API.
+
+    Test your own scripts offline: the stand-in answers the dataset, export, status and
+    download calls of the real service, on 127.0.0.1, until Ctrl-C.
+
+    \b
+    Example:
+      vlanalyze stand-in sample_data/export --port 8080
+    """
+    from vlanalyze.testing import DEMO_DATASET_ID, StandIn
+
+    if not any((export_dir / f"metadata.{f}").is_file() for f in ("json", "parquet")):
+        raise ExportFormatError(
+            f"{export_dir} holds no metadata.json or metadata.parquet",
+            hint="give the folder of an extracted export",
+        )
+    credentials: dict[str, Any] = {"api_key": None, "api_secret": None} if no_auth else {}
+    try:
+        server = StandIn(
+            export_dir, dataset_id=dataset_id or DEMO_DATASET_ID, port=port, **credentials
+        )
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on port {port}: {exc.strerror}") from exc
+    with server:
+        server.polls_to_complete = polls
+        # Ctrl-C is how a server is meant to stop: exit 0, wherever it lands.
+        try:
+            _announce(server)
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            click.echo("Stopped.", err=True)
+
+
+def _announce(server: Any) -> None:
+    click.echo(f"Stand-in of the Visual Layer export API serving {server.export_dir}")
+    click.echo(f"  export VL_BASE_URL={server.base_url}")
+    if server.api_key:
+        click.echo(f"  export VL_API_KEY={server.api_key} VL_API_SECRET={server.api_secret}")
+        click.echo(f"  JWT for curl (valid 1 day): {server.token(lifetime=86400)}")
+    click.echo(f"  dataset id: {server.dataset_id}")
+    click.echo(f"  try: vlanalyze fetch {server.dataset_id} -o exported_dataset/")
+    click.echo("Press Ctrl-C to stop.", err=True)

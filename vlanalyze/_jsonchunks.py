@@ -1,0 +1,206 @@
+"""Cut a huge ``metadata.json`` into chunk files of whole media items, for DuckDB.
+
+DuckDB parses JSON far faster than Python, but it reads a file, not the inside of the
+one big ``{"info": ..., "media_items": [...]}`` object. So the ``media_items`` array is
+copied out in chunks, each a small JSON array file of whole items:
+
+* the fast path finds the array's two ends (an exact scan of the head, a validated
+  look at the tail) and cuts it where one item ends and the next begins
+  (``}, {"media_id":``), copying bytes in the kernel. It trusts nothing: a cut in the
+  wrong place makes that chunk fail to parse, and the caller then falls back to
+* the exact path, a structural scan of every byte (:mod:`vlanalyze._jsonsplit`),
+  which is slower but exact, and which locates a real error by its byte offset.
+
+It never parses an item itself, and writes only chunk files in the work folder it is
+given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from vlanalyze._jsonsplit import MediaItemSplitter
+from vlanalyze.errors import ExportFormatError
+
+CHUNK_BYTES = 64 << 20
+_HEAD_BYTES = 4 << 20
+_TAIL_BYTES = 1 << 20
+_WINDOW = 4 << 20
+
+
+@dataclass
+class Chunk:
+    """One chunk file of media items and where it came from."""
+
+    path: Path
+    format: str  # DuckDB read_json format: "array" or "newline_delimited"
+    start_offset: int
+    end_offset: int
+    item_offsets: list[int] | None = None  # exact path only: each item's file offset
+
+    def locate_error(self, source: Path, exc: Exception) -> ExportFormatError:
+        """Explain a DuckDB parse failure of this chunk, with the byte offset."""
+        message = str(exc).splitlines()[0]
+        offset = self._find_bad_item()
+        where = f"at byte {offset}" if offset is not None else f"in bytes {self.start_offset}-"
+        if offset is None:
+            where += str(self.end_offset)
+        return ExportFormatError(
+            f"{source}: malformed media item {where}: {message}",
+            hint="the export is damaged; download it again",
+        )
+
+    def _find_bad_item(self) -> int | None:
+        if self.item_offsets is None:
+            return None
+        with self.path.open("rb") as fh:
+            for line, offset in zip(fh, self.item_offsets):
+                try:
+                    json.loads(line)
+                except json.JSONDecodeError as exc:
+                    return offset + exc.pos
+        return None
+
+
+class FastPathFailed(Exception):
+    """A fast-path chunk did not parse: redo the file on the exact path."""
+
+
+class JsonChunks:
+    """Iterate the chunk files of one JSON export; then read :attr:`top_level`."""
+
+    def __init__(self, path: Path, work_dir: Path, *, exact: bool = False) -> None:
+        self.path = path
+        self.work_dir = work_dir
+        self.exact = exact
+        self.top_level: dict[str, Any] = {}
+
+    def __iter__(self) -> Iterator[Chunk]:
+        with self.path.open("rb") as fh:
+            if self.exact:
+                yield from self._exact(fh)
+                return
+            plan = _FastPlan.make(fh, self.path)
+            if plan is None:
+                fh.seek(0)
+                yield from self._exact(fh)
+                return
+            self.top_level = plan.top_level
+            for i, (start, end) in enumerate(plan.cuts(fh)):
+                target = self.work_dir / f"chunk-{i:05d}.json"
+                _copy_range(fh, target, start, end)
+                yield Chunk(target, "array", start, end)
+
+    def _exact(self, fh: IO[bytes]) -> Iterator[Chunk]:
+        splitter = MediaItemSplitter(fh, name=str(self.path))
+        for i, batch in enumerate(splitter):
+            target = self.work_dir / f"chunk-{i:05d}.ndjson"
+            target.write_bytes(batch.ndjson)
+            end = batch.offsets[-1] if batch.offsets else 0
+            yield Chunk(target, "newline_delimited", batch.offsets[0], end, batch.offsets)
+        self.top_level = splitter.top_level
+
+
+def json_chunks(path: Path, *, work_dir: Path, exact: bool = False) -> JsonChunks:
+    """The chunk files of ``path``'s media items (see :class:`JsonChunks`)."""
+    return JsonChunks(path, work_dir, exact=exact)
+
+
+@dataclass
+class _FastPlan:
+    array_start: int  # first byte after "["
+    array_end: int  # offset of the closing "]"
+    first_key: bytes
+    top_level: dict[str, Any]
+
+    @classmethod
+    def make(cls, fh: IO[bytes], path: Path) -> _FastPlan | None:
+        """Find the array's ends; None when the file needs the exact path."""
+        splitter = MediaItemSplitter(fh, name=str(path), batch_bytes=_HEAD_BYTES)
+        header, rest, start = splitter._read_header()
+        key = re.match(rb'\s*\{\s*"((?:[^"\\]|\\.)*)"\s*:', rest)
+        if key is None:
+            return None  # empty array, or a shape the cut pattern cannot serve
+        size = os.fstat(fh.fileno()).st_size
+        found = _find_array_end(fh, header, size, start)
+        if found is None:
+            return None
+        end, top_level = found
+        return cls(start, end, key.group(1), top_level)
+
+    def cuts(self, fh: IO[bytes]) -> Iterator[tuple[int, int]]:
+        """Byte ranges of whole items, each about CHUNK_BYTES long."""
+        pattern = re.compile(rb'\}(\s*,\s*)\{\s*"' + re.escape(self.first_key) + rb'"\s*:')
+        start = self.array_start
+        target = start + CHUNK_BYTES
+        while target < self.array_end:
+            fh.seek(target)
+            window = fh.read(min(_WINDOW, self.array_end - target))
+            m = pattern.search(window)
+            if m is None:
+                target += len(window)
+                continue
+            yield start, target + m.start() + 1
+            start = target + m.end(1)
+            target = start + CHUNK_BYTES
+        yield start, self.array_end
+
+
+def _find_array_end(
+    fh: IO[bytes], header: bytes, size: int, array_start: int
+) -> tuple[int, dict[str, Any]] | None:
+    """The offset of media_items' closing ``]``, checked by parsing what follows it."""
+    tail_start = max(array_start, size - _TAIL_BYTES)
+    fh.seek(tail_start)
+    tail = fh.read()
+    pos = len(tail)
+    for _ in range(64):
+        pos = tail.rfind(b"]", 0, pos)
+        if pos < 0:
+            return None
+        try:
+            value = json.loads(header + b"null" + tail[pos + 1 :])
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(value, dict):
+            value.pop("media_items", None)
+            return tail_start + pos, value
+    return None
+
+
+def _copy_range(fh: IO[bytes], target: Path, start: int, end: int) -> None:
+    """Write ``[`` + bytes ``start:end`` of ``fh`` + ``]`` to ``target``."""
+    with target.open("wb") as out:
+        out.write(b"[")
+        out.flush()
+        offset, remaining = start, end - start
+        copy = getattr(os, "copy_file_range", None)
+        while remaining > 0 and copy is not None:
+            try:
+                n = copy(fh.fileno(), out.fileno(), remaining, offset, out.tell())
+            except OSError:
+                break
+            if n == 0:
+                break
+            offset += n
+            remaining -= n
+            out.seek(0, os.SEEK_END)
+        if remaining:
+            fh.seek(offset)
+            _copy_exact(fh, out, remaining)
+        out.write(b"]")
+
+
+def _copy_exact(src: IO[bytes], dst: IO[bytes], count: int) -> None:
+    while count:
+        block = src.read(min(count, 16 << 20))
+        if not block:
+            raise ExportFormatError(f"{getattr(src, 'name', 'file')}: ended while being read")
+        dst.write(block)
+        count -= len(block)

@@ -1,0 +1,297 @@
+"""Turn an export's metadata file into the tidy tables, as Parquet part files.
+
+The work is done by DuckDB: each batch of media items becomes one relation ``src``
+with canonical columns (see :mod:`vlanalyze.schema`), from which every tidy table gets
+one Parquet part (``<out>/<table>/part-NNNNN.parquet``). Memory is bounded by the batch
+size, never by the file: a JSON export is cut into batches at item boundaries
+(:mod:`vlanalyze._jsonchunks`), a Parquet export is read row group by row group.
+
+This module writes only inside the folder it is given; making that folder appear
+atomically is the cache's job.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vlanalyze import schema
+from vlanalyze._jsonchunks import Chunk, FastPathFailed, json_chunks
+from vlanalyze.errors import ExportFormatError
+
+ProgressCallback = Callable[[int, int], None]
+
+PARQUET_BATCH_ROWS = 100_000
+_RAW_ITEMS = {"media_id": "VARCHAR", "metadata_items": "STRUCT(type VARCHAR, properties JSON)[]"}
+
+
+def connect(work_dir: Path | None = None, *, memory_limit: str = "1GB") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that prints nothing and spills to ``work_dir`` if it must."""
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    if work_dir is not None:
+        con.execute("SET temp_directory = ?", [str(work_dir / "duckdb-tmp")])
+    return con
+
+
+class _Writer:
+    """Writes one Parquet part per tidy table for each batch held in ``src``."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, out: Path) -> None:
+        self.con = con
+        self.out = out
+        self.part = 0
+        self.other_rows: list[dict[str, Any]] = []
+        for table in ("media", *schema.TIDY_SQL):
+            (out / table).mkdir(parents=True, exist_ok=True)
+
+    def write_batch(self, extras: list[str], raw_items: Callable[[], list[tuple[str, Any]]]) -> None:
+        name = f"part-{self.part:05d}.parquet"
+        self.con.execute(schema.ITEMS_SQL)
+        queries = {"media": schema.media_sql(extras), **schema.TIDY_SQL}
+        for table, sql in queries.items():
+            target = (self.out / table / name).as_posix()
+            self.con.execute(f"COPY ({sql}) TO '{_quote(target)}' (FORMAT parquet)")
+        unknown = self.con.execute(schema.UNKNOWN_TYPES_SQL).fetchall()[0][0]
+        if unknown:
+            self.other_rows.extend(_other_metadata(raw_items()))
+        self.part += 1
+
+    def finish(self) -> None:
+        rows = self.other_rows
+        table = pa.table(
+            {
+                "media_id": pa.array([r["media_id"] for r in rows], pa.string()),
+                "type": pa.array([r["type"] for r in rows], pa.string()),
+                "properties": pa.array([r["properties"] for r in rows], pa.string()),
+            }
+        )
+        (self.out / "other_metadata").mkdir(exist_ok=True)
+        pq.write_table(table, self.out / "other_metadata" / "part-00000.parquet")
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _other_metadata(rows: list[tuple[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Metadata items of unknown types, with their properties as canonical JSON text."""
+    for media_id, item in rows:
+        if item is None or item.get("type") in schema.KNOWN_ITEM_TYPES:
+            continue
+        props = item.get("properties")
+        if isinstance(props, str):
+            props = json.loads(props)
+        if isinstance(props, dict):
+            props = {k: v for k, v in props.items() if v is not None}
+        yield {
+            "media_id": media_id,
+            "type": item.get("type"),
+            "properties": json.dumps(props, sort_keys=True, default=str),
+        }
+
+
+# ----------------------------------------------------------------------------- JSON
+
+
+def normalize_json(
+    path: Path, out: Path, *, on_progress: ProgressCallback | None = None
+) -> dict[str, Any]:
+    """Write the tidy tables of a ``metadata.json`` into ``out``; return its top level."""
+    try:
+        return _normalize_json(path, out, exact=False, on_progress=on_progress)
+    except FastPathFailed:
+        for child in out.iterdir():  # our own build folder: start it again
+            if child.is_dir():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        return _normalize_json(path, out, exact=True, on_progress=on_progress)
+
+
+def _normalize_json(
+    path: Path, out: Path, *, exact: bool, on_progress: ProgressCallback | None
+) -> dict[str, Any]:
+    with closing(connect(out)) as con:
+        writer = _Writer(con, out)
+        chunks = json_chunks(path, work_dir=out, exact=exact)
+        extras: list[str] | None = None
+        total = path.stat().st_size
+        for group in _groups(chunks, size=1 if exact else _threads(con)):
+            if extras is None:
+                extras = _json_extra_keys(con, group[0])
+            _load_json_chunks(con, group, extras, path)
+            writer.write_batch(extras, lambda g=group: _raw_json_items(con, g))
+            for chunk in group:
+                chunk.path.unlink()
+            if on_progress:
+                on_progress(group[-1].end_offset, total)
+        if extras is None:  # an export with no media items still gets its tables
+            _load_empty(con)
+            writer.write_batch([], list)
+        writer.finish()
+        return chunks.top_level
+
+
+def _threads(con: duckdb.DuckDBPyConnection) -> int:
+    return int(con.execute("SELECT current_setting('threads')").fetchall()[0][0])
+
+
+def _groups(chunks: Iterable[Chunk], *, size: int) -> Iterator[list[Chunk]]:
+    """Chunks in groups of ``size``: DuckDB reads one array file per thread."""
+    group: list[Chunk] = []
+    for chunk in chunks:
+        group.append(chunk)
+        if len(group) >= size:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+def _json_extra_keys(con: duckdb.DuckDBPyConnection, chunk: Chunk) -> list[str]:
+    """Unknown top-level keys of the items, detected on a sample of the first chunk."""
+    rows = con.execute(
+        "DESCRIBE SELECT * FROM read_json(?, format = ?, maximum_depth = 1, sample_size = 4096)",
+        [str(chunk.path), chunk.format],
+    ).fetchall()
+    known = {*schema.KNOWN_MEDIA_KEYS, "metadata_items"}
+    return [r[0] for r in rows if r[0] not in known]
+
+
+def _load_json_chunks(
+    con: duckdb.DuckDBPyConnection, group: list[Chunk], extras: list[str], path: Path
+) -> None:
+    columns = {**schema.KNOWN_MEDIA_KEYS, "metadata_items": schema.ITEMS_TYPE}
+    columns.update({k: "JSON" for k in extras})
+    known = ", ".join(f'"{k}"' for k in schema.KNOWN_MEDIA_KEYS)
+    extra = "".join(f', json_extract_string("{k}", \'$\') AS "{k}"' for k in extras)
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE src AS SELECT {known}, metadata_items{extra} "
+            "FROM read_json(?, format = ?, columns = ?)",
+            [[str(c.path) for c in group], group[0].format, columns],
+        )
+    except duckdb.Error as exc:
+        if group[0].item_offsets is None:
+            raise FastPathFailed(str(exc)) from None
+        raise group[0].locate_error(path, exc) from None
+
+
+def _raw_json_items(con: duckdb.DuckDBPyConnection, group: list[Chunk]) -> list[tuple[str, Any]]:
+    rows = con.execute(
+        "SELECT media_id, unnest(metadata_items) FROM read_json(?, format = ?, columns = ?)",
+        [[str(c.path) for c in group], group[0].format, _RAW_ITEMS],
+    ).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def _load_empty(con: duckdb.DuckDBPyConnection) -> None:
+    cols = ", ".join(f'CAST(NULL AS {t}) AS "{k}"' for k, t in schema.KNOWN_MEDIA_KEYS.items())
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE src AS SELECT {cols}, "
+        f"CAST(NULL AS {schema.ITEMS_TYPE}) AS metadata_items LIMIT 0"
+    )
+
+
+# -------------------------------------------------------------------------- Parquet
+
+
+def normalize_parquet(
+    path: Path, out: Path, *, on_progress: ProgressCallback | None = None
+) -> dict[str, Any]:
+    """Write the tidy tables of a ``metadata.parquet`` into ``out``; return its top level."""
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise ExportFormatError(
+            f"{path}: not a readable Parquet file ({exc})",
+            hint="download the export again",
+        ) from None
+    with closing(pf), closing(connect(out)) as con:
+        arrow_schema = pf.schema_arrow
+        select, extras = _parquet_select(arrow_schema, path)
+        writer = _Writer(con, out)
+        done, total = 0, max(pf.metadata.num_rows, 1)
+        for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+            con.register("raw", pa.Table.from_batches([batch]))
+            con.execute(f"CREATE OR REPLACE TEMP TABLE src AS {select} FROM raw")
+            writer.write_batch(extras, lambda: _raw_parquet_items(con))
+            con.unregister("raw")
+            done += batch.num_rows
+            if on_progress:
+                on_progress(done, total)
+        if writer.part == 0:
+            con.register("raw", arrow_schema.empty_table())
+            con.execute(f"CREATE OR REPLACE TEMP TABLE src AS {select} FROM raw")
+            writer.write_batch(extras, list)
+        writer.finish()
+        return _parquet_top_level(pf)
+
+
+def _parquet_select(arrow_schema: pa.Schema, path: Path) -> tuple[str, list[str]]:
+    """SELECT list mapping a Parquet export's columns onto the canonical ones."""
+    names = list(arrow_schema.names)
+    if "media_id" not in names:
+        raise ExportFormatError(
+            f"{path}: no 'media_id' column (columns: {', '.join(names[:12])})",
+            hint="this is not a Visual Layer metadata.parquet",
+        )
+    rename = {"file_name": "image_filename"} if "file_name" not in names else {}
+    parts = []
+    for key, sql_type in schema.KNOWN_MEDIA_KEYS.items():
+        col = rename.get(key, key)
+        expr = f'TRY_CAST("{col}" AS {sql_type})' if col in names else f"CAST(NULL AS {sql_type})"
+        parts.append(f'{expr} AS "{key}"')
+    parts.append(f"{_items_expr(arrow_schema)} AS metadata_items")
+    used = {*schema.KNOWN_MEDIA_KEYS, *rename.values(), "metadata_items"}
+    extras = [n for n in names if n not in used]
+    for name in extras:
+        is_text = pa.types.is_string(arrow_schema.field(name).type) or pa.types.is_large_string(
+            arrow_schema.field(name).type
+        )
+        expr = f'"{name}"' if is_text else f'CAST(to_json("{name}") AS VARCHAR)'
+        parts.append(f'{expr} AS "{name}"')
+    return "SELECT " + ", ".join(parts), extras
+
+
+def _items_expr(arrow_schema: pa.Schema) -> str:
+    structure = _quote(schema.ITEMS_STRUCTURE)
+    if "metadata_items" not in arrow_schema.names:
+        return f"CAST([] AS {schema.ITEMS_TYPE})"
+    kind = arrow_schema.field("metadata_items").type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return f"from_json(metadata_items, '{structure}')"
+    # A list of structs whose fields are whatever the writer had: through JSON, so
+    # missing fields become NULL and types are the canonical ones.
+    return f"from_json(to_json(metadata_items), '{structure}')"
+
+
+def _raw_parquet_items(con: duckdb.DuckDBPyConnection) -> list[tuple[str, Any]]:
+    rows = con.execute(
+        "SELECT CAST(media_id AS VARCHAR), unnest(from_json(to_json(metadata_items), "
+        """'[{"type": "VARCHAR", "properties": "JSON"}]')) FROM raw"""
+    ).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def _parquet_top_level(pf: pq.ParquetFile) -> dict[str, Any]:
+    meta = pf.schema_arrow.metadata or {}
+    raw = meta.get(b"info")
+    if raw is None:
+        return {}
+    try:
+        info = json.loads(raw)
+    except json.JSONDecodeError:
+        return {}
+    return {"info": info} if isinstance(info, dict) else {}
+

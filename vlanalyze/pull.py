@@ -1,0 +1,203 @@
+"""Get an export onto disk: start (or resume) a task, wait, download, extract, record.
+
+This module composes :mod:`vlanalyze.client`, :mod:`vlanalyze.download` and
+:mod:`vlanalyze.archive`; it adds the provenance file and the parsing of media-id
+lists. It never prints: progress goes through the callbacks.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from vlanalyze._version import __version__
+from vlanalyze.archive import extract_archive
+from vlanalyze.client import ExportTask, VisualLayerClient
+from vlanalyze.download import ProgressCallback, download_file
+from vlanalyze.errors import MaterializeError, SelectionError
+
+__all__ = ["PROVENANCE_FILE", "archive_path", "pull_export", "read_media_ids"]
+
+PROVENANCE_FILE = "vlanalyze-provenance.json"
+
+
+def archive_path(dest: str | os.PathLike[str], task_id: str) -> Path:
+    """Where the ZIP of ``task_id`` is downloaded: a stable hidden sibling of ``dest``.
+
+    Stable, so that an interrupted download resumes when the fetch is run again with
+    the same task id.
+    """
+    dest = Path(os.path.abspath(dest))
+    return dest.parent / f".{dest.name}.{task_id}.zip"
+
+
+def pull_export(
+    client: VisualLayerClient,
+    dataset_id: str,
+    dest: str | os.PathLike[str],
+    *,
+    export_format: str = "json",
+    include_images: bool = False,
+    media_ids: Sequence[str] | None = None,
+    cluster_id: str | None = None,
+    exclude_media_ids: Sequence[str] = (),
+    task_id: str | None = None,
+    force: bool = False,
+    poll_interval: float = 2.0,
+    timeout: float = 3600.0,
+    on_poll: Callable[[ExportTask], None] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> Path:
+    """Export a dataset and extract it into ``dest``: start, wait, download, extract.
+
+    Args:
+        client: The API client.
+        dataset_id: The dataset to export.
+        dest: The folder to create (must be absent or empty unless ``force``).
+        export_format: ``"json"`` or ``"parquet"``.
+        include_images: Also export the images (into ``dest/images``).
+        media_ids: Export only these media (a selective export).
+        cluster_id: Export only this cluster (a selective export).
+        exclude_media_ids: With ``cluster_id``: media to leave out.
+        task_id: Resume an export task that was already started, instead of a new one.
+        force: Replace a non-empty ``dest``.
+        poll_interval: First wait between status polls, in seconds (it backs off).
+        timeout: Give up polling after this many seconds.
+        on_poll: Called with each polled :class:`ExportTask`.
+        on_progress: Called with ``(bytes_done, total)`` while downloading.
+
+    Returns:
+        The absolute path of ``dest``.
+
+    Raises:
+        MaterializeError: ``dest`` is not empty and ``force`` is false.
+        APIError: The server refused, the task failed, or polling timed out.
+        DownloadError: The download could not be completed.
+        ArchiveError: The archive is corrupt or hostile.
+    """
+    dest = Path(os.path.abspath(dest))
+    # Checked before starting: an export can take long, so fail before, not after.
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())) and not force:
+        raise MaterializeError(
+            f"output folder {dest} exists and is not empty", hint="use --force to replace it"
+        )
+    request = {
+        "export_format": export_format,
+        "include_images": include_images,
+        "media_ids": list(media_ids or ()),
+        "cluster_id": cluster_id,
+        "exclude_media_ids": list(exclude_media_ids),
+    }
+    if task_id is None:
+        started = _start(client, dataset_id, request)
+        task_id = started.id
+        if on_poll is not None:
+            on_poll(started)
+    task = client.wait_for_export(
+        dataset_id, task_id, interval=poll_interval, timeout=timeout, on_poll=on_poll
+    )
+    zip_path = _download(client, task, dest, on_progress)
+    extract_archive(zip_path, dest, force=force)
+    _write_provenance(dest, client, task, request, _sha256(zip_path))
+    zip_path.unlink()
+    return dest
+
+
+def _start(client: VisualLayerClient, dataset_id: str, request: dict[str, Any]) -> ExportTask:
+    common = {
+        "export_format": request["export_format"],
+        "include_images": request["include_images"],
+    }
+    if request["media_ids"] or request["cluster_id"]:
+        return client.start_selective_export(
+            dataset_id,
+            media_ids=request["media_ids"],
+            cluster_id=request["cluster_id"],
+            exclude_media_ids=request["exclude_media_ids"],
+            **common,
+        )
+    return client.start_export(dataset_id, **common)
+
+
+def _download(
+    client: VisualLayerClient, task: ExportTask, dest: Path, on_progress: ProgressCallback | None
+) -> Path:
+    def fresh_url() -> str:
+        # Presigned URLs expire; polling the status again yields a fresh one.
+        uri = client.export_status(task.dataset_id, task.id).download_uri
+        return client.resolve_url(uri or "")
+
+    return download_file(
+        client,
+        client.resolve_url(task.download_uri or ""),
+        archive_path(dest, task.id),
+        on_progress=on_progress,
+        refresh_url=fresh_url,
+        verify_zip=True,
+        sleep=client.sleep,
+    )
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def _write_provenance(
+    dest: Path,
+    client: VisualLayerClient,
+    task: ExportTask,
+    request: dict[str, Any],
+    sha256: str,
+) -> None:
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    record = {
+        "dataset_id": task.dataset_id,
+        "task_id": task.id,
+        "base_url": client.base_url,
+        "request": request,
+        "export_time": task.created_at or now,
+        "fetched_at": now,
+        "entities_count": task.entities_count,
+        "archive_sha256": sha256,
+        "vlanalyze_version": __version__,
+    }
+    # Written to a temporary file and renamed, so a reader never sees half a record.
+    fd, tmp = tempfile.mkstemp(dir=dest, prefix=".provenance-", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        json.dump(record, file, indent=2)
+        file.write("\n")
+    os.replace(tmp, dest / PROVENANCE_FILE)
+
+
+def read_media_ids(lines: Iterable[str], *, source: str = "the selection") -> list[str]:
+    """Read media ids: a CSV with a ``media_id`` column, or one id per line.
+
+    Blank lines and ``#`` comments are skipped; duplicates are dropped, order is kept.
+
+    Raises:
+        SelectionError: A CSV without a ``media_id`` column, or no ids at all.
+    """
+    text = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if text and ("," in text[0] or text[0].strip().lower() == "media_id"):
+        reader = csv.DictReader(io.StringIO("\n".join(t.rstrip("\r\n") for t in text)))
+        if "media_id" not in (reader.fieldnames or []):
+            raise SelectionError(
+                f"{source} has no media_id column (columns: {', '.join(reader.fieldnames or [])})",
+                hint="give a CSV with a media_id column, or one id per line",
+            )
+        ids = [(row.get("media_id") or "").strip() for row in reader]
+    else:
+        ids = [line.strip() for line in text]
+    unique = list(dict.fromkeys(i for i in ids if i))
+    if not unique:
+        raise SelectionError(f"{source} holds no media ids", hint="one id per line, or a CSV")
+    return unique

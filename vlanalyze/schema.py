@@ -1,0 +1,169 @@
+"""The tidy tables of an export: their names, columns, and the SQL that builds them.
+
+Every reader (JSON or Parquet) first presents its rows as one DuckDB relation named
+``src`` with the *canonical* columns below (``metadata_items`` typed as
+:data:`ITEMS_TYPE`, unknown top-level keys as extra columns); the SQL here turns
+``src`` into the tidy tables. Keeping the tidy SQL in one place is what makes both
+forms of an export give identical tables.
+
+This module only holds names, types and SQL text; it runs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+
+# Keys of a media item that the tidy ``media`` table knows by name.
+KNOWN_MEDIA_KEYS: dict[str, str] = {
+    "media_id": "VARCHAR",
+    "media_type": "VARCHAR",
+    "file_name": "VARCHAR",
+    "file_path": "VARCHAR",
+    "file_size": "VARCHAR",
+    "uniqueness_score": "DOUBLE",
+    "height": "BIGINT",
+    "width": "BIGINT",
+    "url": "VARCHAR",
+    "cluster_id": "VARCHAR",
+    "media_status": "VARCHAR",
+    "insertion_time": "VARCHAR",
+}
+
+# Properties of object-level issues (nested in an object label).
+OBJECT_ISSUE_PROPS: dict[str, object] = {
+    "issue_type": "VARCHAR",
+    "confidence": "DOUBLE",
+    "duplicate_group_id": "VARCHAR",
+    "duplicate_threshold": "DOUBLE",
+}
+
+# Union of the properties of every known metadata item type, as a JSON structure
+# (DuckDB's ``from_json`` form). Both video_info shapes and both caption keys are here.
+ITEM_PROPS: dict[str, object] = {
+    "issue_type": "VARCHAR",
+    "confidence": "DOUBLE",
+    "duplicate_group_id": "VARCHAR",
+    "duplicate_threshold": "DOUBLE",
+    "category_name": "VARCHAR",
+    "source": "VARCHAR",
+    "original_id": "BIGINT",
+    "bbox": ["DOUBLE"],
+    "uniqueness_score": "DOUBLE",
+    "url": "VARCHAR",
+    "tag_name": "VARCHAR",
+    "assigned_date": "VARCHAR",
+    "video_name": "VARCHAR",
+    "frame_timestamp": "DOUBLE",
+    "video_id": "VARCHAR",
+    "frame_number": "BIGINT",
+    "timestamp": "VARCHAR",
+    "text": "VARCHAR",
+    "caption": "VARCHAR",
+    "metadata_items": [{"type": "VARCHAR", "properties": OBJECT_ISSUE_PROPS}],
+}
+
+KNOWN_ITEM_TYPES = ("issue", "image_label", "object_label", "user_tag", "video_info", "caption")
+
+ITEMS_STRUCTURE = json.dumps([{"type": "VARCHAR", "properties": ITEM_PROPS}])
+
+TABLES = ("media", "labels", "objects", "issues", "tags", "captions", "other_metadata", "info")
+
+
+def sql_type(structure: object) -> str:
+    """DuckDB type text of a ``from_json`` structure (``{"a": "BIGINT"}`` -> STRUCT)."""
+    if isinstance(structure, str):
+        return structure
+    if isinstance(structure, list):
+        return f"{sql_type(structure[0])}[]"
+    assert isinstance(structure, dict)
+    fields = ", ".join(f'"{k}" {sql_type(v)}' for k, v in structure.items())
+    return f"STRUCT({fields})"
+
+
+ITEMS_TYPE = sql_type([{"type": "VARCHAR", "properties": ITEM_PROPS}])
+
+_SIZE = r"^\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*$"
+
+# Parse "48.27KB" / "3.38MB" / "512" into bytes (binary multiples, as Visual Layer shows).
+FILE_SIZE_SQL = f"""
+CASE upper(regexp_extract(CAST(file_size AS VARCHAR), '{_SIZE}', 2))
+  WHEN '' THEN 1 WHEN 'B' THEN 1 WHEN 'KB' THEN 1024 WHEN 'KIB' THEN 1024
+  WHEN 'MB' THEN 1048576 WHEN 'MIB' THEN 1048576
+  WHEN 'GB' THEN 1073741824 WHEN 'GIB' THEN 1073741824
+  WHEN 'TB' THEN 1099511627776 WHEN 'TIB' THEN 1099511627776
+END * TRY_CAST(NULLIF(regexp_extract(CAST(file_size AS VARCHAR), '{_SIZE}', 1), '') AS DOUBLE)
+"""
+
+
+def media_sql(extra_columns: list[str]) -> str:
+    """SELECT of the ``media`` table from ``src``; ``extra_columns`` are unknown keys."""
+    extras = "".join(f', "{c}"' for c in extra_columns)
+    return f"""
+SELECT media_id, media_type, file_name, file_path,
+       CAST(round({FILE_SIZE_SQL}) AS BIGINT) AS file_size,
+       uniqueness_score, width, height, cluster_id, url, media_status,
+       TRY_CAST(insertion_time AS TIMESTAMP) AS insertion_time,
+       COALESCE(vi.video_name, vi.video_id) AS video_name,
+       COALESCE(vi.frame_timestamp, epoch(TRY_CAST(vi."timestamp" AS INTERVAL)))
+         AS frame_timestamp,
+       vi.frame_number AS frame_number,
+       COALESCE(cap.text, cap.caption) AS caption{extras}
+FROM (
+  SELECT *,
+    list_filter(metadata_items, lambda x: x.type = 'video_info')[1].properties AS vi,
+    list_filter(metadata_items, lambda x: x.type = 'caption')[1].properties AS cap
+  FROM src
+)
+"""
+
+
+# Every batch's metadata items, unnested once (see ITEMS_SQL), then read by each table.
+ITEMS_SQL = "CREATE OR REPLACE TEMP TABLE items AS SELECT media_id, unnest(metadata_items) AS it FROM src"
+_ITEMS = "items"
+_OBJECT_ID = r"""NULLIF(regexp_extract(it.properties.url, '[?&]object_id=([^&#]+)', 1), '')"""
+
+TIDY_SQL: dict[str, str] = {
+    "labels": f"""
+SELECT media_id, it.properties.category_name AS category_name,
+       it.properties.source AS source, it.properties.original_id AS original_id
+FROM {_ITEMS} WHERE it.type = 'image_label'
+""",
+    "objects": f"""
+SELECT {_OBJECT_ID} AS object_id, media_id,
+       it.properties.category_name AS category_name, it.properties.source AS source,
+       it.properties.original_id AS original_id,
+       it.properties.bbox[1] AS bbox_x, it.properties.bbox[2] AS bbox_y,
+       it.properties.bbox[3] AS bbox_w, it.properties.bbox[4] AS bbox_h,
+       it.properties.uniqueness_score AS uniqueness_score, it.properties.url AS url
+FROM {_ITEMS} WHERE it.type = 'object_label'
+""",
+    "issues": f"""
+SELECT media_id, CAST(NULL AS VARCHAR) AS object_id,
+       it.properties.issue_type AS issue_type, it.properties.confidence AS confidence,
+       it.properties.duplicate_group_id AS duplicate_group_id,
+       it.properties.duplicate_threshold AS duplicate_threshold
+FROM {_ITEMS} WHERE it.type = 'issue'
+UNION ALL
+SELECT media_id, object_id, sub.properties.issue_type, sub.properties.confidence,
+       sub.properties.duplicate_group_id, sub.properties.duplicate_threshold
+FROM (
+  SELECT media_id, {_OBJECT_ID} AS object_id, unnest(it.properties.metadata_items) AS sub
+  FROM {_ITEMS} WHERE it.type = 'object_label'
+) WHERE sub.type = 'issue'
+""",
+    "tags": f"""
+SELECT media_id, it.properties.tag_name AS tag_name,
+       TRY_CAST(it.properties.assigned_date AS TIMESTAMP) AS assigned_date
+FROM {_ITEMS} WHERE it.type = 'user_tag'
+""",
+    "captions": f"""
+SELECT media_id, COALESCE(it.properties.text, it.properties.caption) AS text,
+       it.properties.source AS source
+FROM {_ITEMS} WHERE it.type = 'caption'
+""",
+}
+
+UNKNOWN_TYPES_SQL = f"""
+SELECT count(*) FROM {_ITEMS}
+WHERE it.type IS NULL OR it.type NOT IN {KNOWN_ITEM_TYPES!r}
+"""

@@ -9,68 +9,35 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
 from vlanalyze.cli._common import handle_errors
+from vlanalyze.cli._progress import Reporter
 from vlanalyze.errors import ExportFormatError
 
 if TYPE_CHECKING:
     from vlanalyze.client import ExportTask
 
 
-class _Reporter:
+class _Reporter(Reporter):
     """Renders polls and download progress as rich progress lines on stderr."""
 
     def __init__(self, quiet: bool) -> None:
+        super().__init__(quiet)
         self.task_id: str | None = None
-        self._progress: Any = None
-        self._bars: dict[str, Any] = {}
-        if not quiet:
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
-
-            self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                TaskProgressColumn(),
-                TextColumn("{task.fields[detail]}"),
-                console=Console(stderr=True),
-            )
-
-    def __enter__(self) -> _Reporter:
-        if self._progress is not None:
-            self._progress.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-    def _update(self, name: str, completed: float, total: float | None, detail: str) -> None:
-        if self._progress is None:
-            return
-        if name not in self._bars:
-            self._bars[name] = self._progress.add_task(name, total=total, detail=detail)
-        self._progress.update(self._bars[name], completed=completed, total=total, detail=detail)
 
     def poll(self, task: ExportTask) -> None:
         """Show the server's progress of the export task."""
         self.task_id = task.id
         fraction = task.fraction or 0.0
-        self._update("export", 100 * fraction, 100, f"{task.status} (task {task.id})")
+        self.update("export", 100 * fraction, 100, f"{task.status} (task {task.id})")
 
     def download(self, done: int, total: int | None) -> None:
         """Show the download's progress in bytes."""
         size = f"{done / 1e6:.1f}" + (f" / {total / 1e6:.1f} MB" if total else " MB")
-        self._update("download", done, total, size)
+        self.update("download", done, total, size)
 
 
 @click.command()

@@ -1,20 +1,173 @@
-"""CLI commands of the query job: ``info``, ``sql``, ``convert`` (being written)."""
+"""CLI commands of the query job: ``info``, ``sql``, ``convert``.
+
+Each is a thin shell over one library call (``summarize``, ``Export.sql``,
+``convert``); heavy libraries are imported inside the commands so ``--help`` is fast.
+Data goes to stdout, progress and errors to stderr.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
 import click
 
+from vlanalyze.cli._common import handle_errors
+
+if TYPE_CHECKING:
+    from vlanalyze.export import Export
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+FORMATS = ("table", "csv", "tsv", "json", "ndjson", "parquet", "markdown")
+
+
+def export_options(func: F) -> F:
+    """The EXPORT argument and the cache options every query command shares."""
+    func = click.option(
+        "--quiet", "-q", is_flag=True, help="No progress on stderr."
+    )(func)
+    func = click.option(
+        "--refresh", is_flag=True, help="Rebuild the table cache even if it is up to date."
+    )(func)
+    func = click.option(
+        "--cache-dir",
+        type=click.Path(file_okay=False),
+        help="Folder for the Parquet cache (default: next to the export).",
+    )(func)
+    return click.argument("export", type=click.Path(exists=True))(func)
+
+
+def open_for_cli(path: str, cache_dir: str | None, refresh: bool, quiet: bool) -> Export:
+    """Open an export, with a progress bar on stderr while its cache is built."""
+    from vlanalyze.cli._progress import Reporter
+    from vlanalyze.export import open_export
+
+    with Reporter(quiet or not sys.stderr.isatty()) as reporter:
+        return open_export(
+            path,
+            cache_dir=cache_dir,
+            refresh=refresh,
+            on_progress=reporter.callback("Reading metadata"),
+        )
+
 
 @click.command()
-def info() -> None:
-    """Summarize an export."""
+@export_options
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--top", default=10, show_default=True, help="How many top labels to list.")
+@handle_errors
+def info(
+    export: str, cache_dir: str | None, refresh: bool, quiet: bool, as_json: bool, top: int
+) -> None:
+    """Summarize an export: counts per table, issue types, top labels, score
+    quantiles, images found/missing.
+
+    EXPORT is the export folder, its ZIP, metadata.json or metadata.parquet.
+
+    \b
+    Example:
+      vlanalyze info sample_data/export/metadata.json
+      vlanalyze info exported_dataset/ --json | jq .counts
+    """
+    from vlanalyze.cli._render import render_summary
+    from vlanalyze.summary import summarize
+
+    with open_for_cli(export, cache_dir, refresh, quiet) as ex:
+        data = summarize(ex, top=top)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        click.echo(render_summary(data))
 
 
 @click.command()
-def sql() -> None:
-    """Run SQL over an export."""
+@export_options
+@click.argument("query")
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    nargs=2,
+    multiple=True,
+    metavar="NAME VALUE",
+    help="Bind $NAME in the query to VALUE (repeatable).",
+)
+@click.option(
+    "--format",
+    "-f",
+    "fmt",
+    type=click.Choice(FORMATS),
+    help="Output format (default: table on a terminal, csv when piped).",
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@handle_errors
+def sql(
+    export: str,
+    cache_dir: str | None,
+    refresh: bool,
+    quiet: bool,
+    query: str,
+    params: tuple[tuple[str, str], ...],
+    fmt: str | None,
+    output: str | None,
+    force: bool,
+) -> None:
+    """Run SQL over an export's tables: media, labels, objects, issues, tags,
+    captions, other_metadata, info.
+
+    \b
+    Examples:
+      vlanalyze sql sample_data/export/metadata.json \\
+        "SELECT file_path, uniqueness_score FROM media ORDER BY uniqueness_score DESC LIMIT 10"
+      vlanalyze sql exported_dataset/ "SELECT * FROM issues WHERE issue_type = \\$t" -p t blur
+      vlanalyze sql exported_dataset/ "SELECT * FROM labels" -o labels.parquet
+    """
+    from vlanalyze.output import render, write_file
+
+    fmt = fmt or _default_format(output)
+    if fmt == "parquet" and output is None and sys.stdout.isatty():
+        raise click.UsageError("parquet output is binary: write it to a file with -o FILE")
+    with open_for_cli(export, cache_dir, refresh, quiet) as ex:
+        df = ex.sql(query, params=dict(params))
+    if output:
+        write_file(df, fmt, output, overwrite=force)
+        click.echo(f"Wrote {df.height} rows to {output}", err=True)
+    else:
+        render(df, fmt, click.get_binary_stream("stdout"))
+
+
+def _default_format(output: str | None) -> str:
+    if output:
+        suffix = output.rsplit(".", 1)[-1].lower() if "." in output else ""
+        by_suffix = {"csv": "csv", "tsv": "tsv", "json": "json", "ndjson": "ndjson",
+                     "jsonl": "ndjson", "parquet": "parquet", "md": "markdown"}
+        return by_suffix.get(suffix, "csv")
+    return "table" if sys.stdout.isatty() else "csv"
 
 
 @click.command()
-def convert() -> None:
-    """Write the tidy tables as Parquet."""
+@export_options
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Folder to write <table>.parquet files into.")
+@click.option("--force", is_flag=True, help="Replace table files that already exist.")
+@handle_errors
+def convert(
+    export: str, cache_dir: str | None, refresh: bool, quiet: bool, output: str, force: bool
+) -> None:
+    """Write the tidy tables as plain Parquet files (one per table), for any engine.
+
+    \b
+    Example:
+      vlanalyze convert sample_data/export/metadata.json -o tables/
+      duckdb -c "SELECT count(*) FROM 'tables/labels.parquet'"
+    """
+    from vlanalyze.convert import convert as convert_export
+
+    with open_for_cli(export, cache_dir, refresh, quiet) as ex:
+        paths = convert_export(ex, output, overwrite=force)
+    for path in paths:
+        click.echo(str(path))

@@ -1,0 +1,159 @@
+"""The Parquet cache of an export's tidy tables: where it lives, when to trust it, how
+to build it atomically.
+
+A cache is a folder holding one sub-folder of Parquet parts per table and a
+``manifest.json`` written last. It is trusted only while the manifest's fingerprint
+(path, size and mtime of the metadata file) matches; otherwise it is rebuilt. A build
+goes into a temporary sibling folder that is renamed into place only when complete,
+so an interrupted build never leaves a cache a later run would trust.
+
+It never touches a folder it did not create: a cache path that exists without our
+manifest is an error, not something to delete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vlanalyze import schema
+from vlanalyze._version import __version__
+from vlanalyze.errors import CacheError
+
+CACHE_VERSION = 1
+MANIFEST = "manifest.json"
+ENV_CACHE_DIR = "VLANALYZE_CACHE_DIR"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a finished cache says about itself."""
+
+    fingerprint: dict[str, Any]
+    format: str
+    counts: dict[str, int]
+    top_level: dict[str, Any]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "cache_version": CACHE_VERSION,
+                "vlanalyze_version": __version__,
+                "fingerprint": self.fingerprint,
+                "format": self.format,
+                "counts": self.counts,
+                "top_level": self.top_level,
+            },
+            indent=2,
+            default=str,
+        )
+
+
+def default_cache_dir(source: Path, *, folder: Path | None) -> Path:
+    """Where the cache of ``source`` goes unless the user says otherwise.
+
+    Next to the export (``<folder>/.vlanalyze-cache`` for an export folder,
+    ``.<name>.vlanalyze-cache`` beside a ZIP or bare file); under
+    ``$VLANALYZE_CACHE_DIR`` or the user cache folder when that is set or the export's
+    folder is read-only.
+    """
+    base = os.environ.get(ENV_CACHE_DIR)
+    if base:
+        return _user_cache(Path(base), source)
+    if folder is not None:
+        candidate, parent = folder / ".vlanalyze-cache", folder
+    else:
+        candidate, parent = source.parent / f".{source.name}.vlanalyze-cache", source.parent
+    if candidate.exists() or os.access(parent, os.W_OK):
+        return candidate
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return _user_cache(Path(xdg) / "vlanalyze", source)
+
+
+def _user_cache(base: Path, source: Path) -> Path:
+    digest = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:16]
+    return base / f"{source.name}-{digest}"
+
+
+def load_manifest(cache: Path, fingerprint: dict[str, Any]) -> Manifest | None:
+    """The cache's manifest if the cache is complete and matches ``fingerprint``."""
+    path = cache / MANIFEST
+    if not cache.exists():
+        return None
+    if not path.exists():
+        if any(cache.iterdir()):
+            raise CacheError(
+                f"{cache} exists but is not a vlanalyze cache",
+                hint="move it away, or choose another cache folder with --cache-dir",
+            )
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except PermissionError as exc:
+        raise CacheError(f"cannot read the cache manifest {path}: {exc.strerror}") from None
+    except (OSError, ValueError):
+        return None  # damaged: ours to rebuild
+    if not isinstance(data, dict) or data.get("cache_version") != CACHE_VERSION:
+        return None
+    if data.get("fingerprint") != fingerprint:
+        return None
+    if not all((cache / t).is_dir() for t in schema.TABLES):
+        return None
+    return Manifest(data["fingerprint"], data["format"], data["counts"], data["top_level"])
+
+
+def build(
+    cache: Path, fingerprint: dict[str, Any], fill: Callable[[Path], Manifest]
+) -> Manifest:
+    """Build a cache with ``fill(temp_folder)`` and move it into place atomically."""
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{cache.name}.building-", dir=cache.parent))
+    except OSError as exc:
+        raise CacheError(
+            f"cannot create the cache folder {cache}: {exc.strerror}",
+            hint=f"set {ENV_CACHE_DIR} or pass --cache-dir to put it elsewhere",
+        ) from None
+    try:
+        manifest = fill(tmp)
+        _write_atomic(tmp / MANIFEST, manifest.to_json())
+        _replace(tmp, cache)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    part = path.with_name(path.name + ".part")
+    part.write_text(text, encoding="utf-8")
+    os.replace(part, path)
+
+
+def _replace(new: Path, cache: Path) -> None:
+    """Put ``new`` where ``cache`` is; a stale cache (ours) is moved aside, then removed."""
+    old = None
+    if cache.exists():
+        old = cache.with_name(f".{cache.name}.stale-{time.monotonic_ns()}")
+        os.replace(cache, old)
+    try:
+        os.replace(new, cache)
+    except OSError:
+        if old is not None and not cache.exists():
+            os.replace(old, cache)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def parts(cache: Path, table: str) -> list[str]:
+    """The Parquet part files of ``table`` in ``cache``, in order."""
+    return sorted(str(p) for p in (cache / table).glob("part-*.parquet"))

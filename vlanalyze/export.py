@@ -1,0 +1,260 @@
+"""Open a Visual Layer export as tidy tables: :func:`open_export` and :class:`Export`.
+
+``open_export`` finds the metadata (:mod:`vlanalyze.source`), builds or reuses the
+Parquet cache of the tidy tables (:mod:`vlanalyze.cache`, :mod:`vlanalyze.normalize`),
+and returns an :class:`Export`: tables as polars LazyFrames, SQL through DuckDB views
+over the cache. It never writes outside the cache folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from vlanalyze import cache as cache_mod
+from vlanalyze import schema
+from vlanalyze.cache import Manifest
+from vlanalyze.errors import CacheError, QueryError
+from vlanalyze.images import ImageMatch, list_folder_images, list_zip_images, match_images
+from vlanalyze.infotable import write_info_table
+from vlanalyze.normalize import normalize_json, normalize_parquet
+from vlanalyze.source import Source, cache_location, copy_member, find_source, zip_names
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def open_export(
+    path: str | os.PathLike[str],
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    refresh: bool = False,
+    on_progress: ProgressCallback | None = None,
+) -> Export:
+    """Open the export at ``path`` (a folder, the downloaded ZIP, or a metadata file).
+
+    Args:
+        path: the export folder, its ZIP, ``metadata.json`` or ``metadata.parquet``.
+        cache_dir: the folder for the Parquet cache (default: next to the export, or the
+            user cache folder where that is read-only; ``$VLANALYZE_CACHE_DIR`` too).
+        refresh: rebuild the cache even if it is up to date.
+        on_progress: called as ``(done, total)`` while the cache is built.
+
+    Returns:
+        The opened :class:`Export`.
+
+    Raises:
+        ExportFormatError: the metadata is missing, malformed or not an export.
+        ArchiveError: the ZIP is corrupt or holds no metadata.
+        CacheError: the cache folder cannot be read or written.
+    """
+    source = find_source(path)
+    cache = cache_location(source, cache_dir)
+    fingerprint = source.fingerprint()
+    manifest = None if refresh else cache_mod.load_manifest(cache, fingerprint)
+    if manifest is None:
+        manifest = cache_mod.build(
+            cache, fingerprint, lambda tmp: _fill(source, tmp, fingerprint, on_progress)
+        )
+    return Export(source, cache, manifest)
+
+
+def _fill(
+    source: Source, tmp: Path, fingerprint: dict[str, Any], on_progress: ProgressCallback | None
+) -> Manifest:
+    metadata = copy_member(source, tmp) if source.member else source.metadata
+    normalize = normalize_json if source.format == "json" else normalize_parquet
+    top_level = normalize(metadata, tmp, on_progress=on_progress)
+    if metadata != source.metadata:
+        metadata.unlink()
+    write_info_table(tmp, top_level, fmt=source.format, source=str(source.path))
+    counts = {t: _count(cache_mod.parts(tmp, t)) for t in schema.TABLES}
+    return Manifest(fingerprint, source.format, counts, top_level)
+
+
+def _count(files: list[str]) -> int:
+    with duckdb.connect() as con:
+        return int(con.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchall()[0][0])
+
+
+class Export:
+    """An opened export: its tables as polars LazyFrames and DuckDB views."""
+
+    def __init__(self, source: Source, cache: Path, manifest: Manifest) -> None:
+        self.source = source
+        self.cache_path = cache
+        self._manifest = manifest
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def __repr__(self) -> str:
+        return f"<Export {self.source.path} ({self.format}, {self.counts['media']} media)>"
+
+    def __enter__(self) -> Export:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the DuckDB connection used by :meth:`sql`."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    @property
+    def format(self) -> str:
+        """``"json"`` or ``"parquet"``: the form of the metadata file."""
+        return self._manifest.format
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Row count of every table."""
+        return dict(self._manifest.counts)
+
+    @property
+    def root(self) -> Path:
+        """The export folder (or ZIP); ``image_path`` values are relative to it."""
+        return self.source.root
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The export's ``info`` block, with format, source, counts and image matching."""
+        images = self.images
+        return {
+            **self._manifest.top_level.get("info", {}),
+            "format": self.format,
+            "source": str(self.source.path),
+            "counts": self.counts,
+            "images": {
+                "files": images.files,
+                "found": images.found,
+                "missing": images.missing,
+                "ambiguous": images.ambiguous,
+            },
+        }
+
+    @cached_property
+    def images(self) -> ImageMatch:
+        """Which media items have an image file in this export."""
+        if self.source.member is not None:
+            files = list_zip_images(zip_names(self.source), self.source.zip_prefix)
+        else:
+            files = list_folder_images(self.root)
+        if not files:
+            empty = pl.DataFrame(schema={"media_id": pl.String, "image_path": pl.String})
+            return ImageMatch(empty, found=0, missing=self.counts["media"], ambiguous=0, files=0)
+        media = (
+            pl.scan_parquet(self._parts("media"))
+            .select("media_id", "file_name", "file_path")
+            .collect()
+        )
+        return match_images(media, files)
+
+    def _parts(self, table: str) -> list[str]:
+        if table not in schema.TABLES:
+            raise QueryError(f"no table named {table!r}", hint=f"tables: {', '.join(schema.TABLES)}")
+        files = cache_mod.parts(self.cache_path, table)
+        if not files:
+            raise CacheError(
+                f"the cache {self.cache_path} has no {table} table",
+                hint="reopen with refresh=True (--refresh) to rebuild it",
+            )
+        return files
+
+    def table(self, name: str) -> pl.LazyFrame:
+        """The tidy table ``name`` as a polars LazyFrame."""
+        frame = pl.scan_parquet(self._parts(name))
+        if name != "media":
+            return frame
+        paths = self.images.paths
+        if paths.height == 0:
+            return frame.with_columns(image_path=pl.lit(None, pl.String))
+        return frame.join(paths.lazy(), on="media_id", how="left", maintain_order="left")
+
+    @property
+    def media(self) -> pl.LazyFrame:
+        """One row per media item (see the README for the columns)."""
+        return self.table("media")
+
+    @property
+    def labels(self) -> pl.LazyFrame:
+        """One row per image-level label."""
+        return self.table("labels")
+
+    @property
+    def objects(self) -> pl.LazyFrame:
+        """One row per object label, with its box."""
+        return self.table("objects")
+
+    @property
+    def issues(self) -> pl.LazyFrame:
+        """One row per quality issue (object_id is NULL for image-level ones)."""
+        return self.table("issues")
+
+    @property
+    def tags(self) -> pl.LazyFrame:
+        """One row per user tag."""
+        return self.table("tags")
+
+    @property
+    def captions(self) -> pl.LazyFrame:
+        """One row per caption."""
+        return self.table("captions")
+
+    def duckdb(self) -> duckdb.DuckDBPyConnection:
+        """A new DuckDB connection with every table as a view; the caller closes it."""
+        con = duckdb.connect()
+        con.execute("SET enable_progress_bar = false")
+        for table in schema.TABLES:
+            files = self._parts(table)
+            if table == "media":
+                self._media_view(con, files)
+            else:
+                con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({files!r})")
+        return con
+
+    def _media_view(self, con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
+        paths = self.images.paths
+        scan = f"read_parquet({files!r})"
+        if paths.height == 0:
+            con.execute(
+                f"CREATE VIEW media AS SELECT *, CAST(NULL AS VARCHAR) AS image_path FROM {scan}"
+            )
+            return
+        con.register("_vla_image_paths", paths.to_arrow())
+        con.execute(
+            f"CREATE VIEW media AS SELECT m.*, i.image_path FROM {scan} AS m "
+            "LEFT JOIN _vla_image_paths AS i USING (media_id)"
+        )
+
+    def sql(self, query: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
+        """Run ``query`` over the tables and return the result as a polars DataFrame.
+
+        Bind values with ``$name`` placeholders and ``params={"name": value}``.
+
+        Raises:
+            QueryError: the query is invalid (syntax, unknown table or column, ...).
+        """
+        if self._con is None:
+            self._con = self.duckdb()
+        try:
+            rel = self._con.sql(query, params=dict(params) if params else None)
+            if rel is None:
+                return pl.DataFrame()
+            return rel.pl()
+        except duckdb.IOException as exc:
+            raise CacheError(
+                f"cannot read the cache {self.cache_path}: {_first_line(exc)}",
+                hint="reopen with refresh=True (--refresh) to rebuild it",
+            ) from None
+        except duckdb.Error as exc:
+            raise QueryError(_first_line(exc)) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

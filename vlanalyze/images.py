@@ -1,0 +1,86 @@
+"""Find each media item's image file inside an export.
+
+The naming inside an export's ``images/`` folder is undocumented, so an item is
+matched, in this order, by its ``file_path`` (mirrored under ``images/``), by its
+``media_id`` (a file named ``<media_id>.<ext>``), and by its ``file_name`` when exactly
+one image file has that name. File names repeat (video frames are all
+``output_00000N.jpg``), so a name shared by several files is *ambiguous*, not a match.
+
+It reads file listings only, never image bytes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+IMAGES_DIR = "images"
+
+
+@dataclass(frozen=True)
+class ImageMatch:
+    """Which image file each media item has, and how many matched."""
+
+    paths: pl.DataFrame  # media_id, image_path (relative to the export root)
+    found: int
+    missing: int
+    ambiguous: int
+    files: int
+
+
+def list_folder_images(root: Path) -> list[str]:
+    """Paths (posix, relative to ``images/``) of the files under ``root/images``."""
+    base = root / IMAGES_DIR
+    if not base.is_dir():
+        return []
+    found: list[str] = []
+    for dirpath, _dirs, files in os.walk(base):
+        rel = Path(dirpath).relative_to(base).as_posix()
+        prefix = "" if rel == "." else rel + "/"
+        found.extend(prefix + f for f in files if not f.startswith("."))
+    return found
+
+
+def list_zip_images(names: list[str], prefix: str) -> list[str]:
+    """Member names under ``<prefix>images/``, relative to that folder."""
+    start = f"{prefix}{IMAGES_DIR}/"
+    return [n[len(start) :] for n in names if n.startswith(start) and not n.endswith("/")]
+
+
+def match_images(media: pl.DataFrame, files: list[str]) -> ImageMatch:
+    """Match ``media`` (media_id, file_name, file_path) to image ``files``."""
+    if not files:
+        empty = pl.DataFrame(schema={"media_id": pl.String, "image_path": pl.String})
+        return ImageMatch(empty, 0, media.height, 0, 0)
+    images = pl.DataFrame({"rel": files}, schema={"rel": pl.String}).with_columns(
+        name=pl.col("rel").str.split("/").list.last()
+    )
+    images = images.with_columns(stem=pl.col("name").str.replace(r"\.[^.]*$", ""))
+    by_path = media.select(
+        "media_id", rel=pl.col("file_path").str.strip_chars_start("/")
+    ).join(images.select("rel"), on="rel", how="inner")
+    by_id = media.select("media_id").join(
+        images.select("rel", media_id="stem").unique("media_id", keep="none"),
+        on="media_id",
+        how="inner",
+    )
+    name_counts = images.group_by("name").agg(n=pl.len(), rel=pl.col("rel").first())
+    by_name = media.select("media_id", name="file_name").join(name_counts, on="name")
+    ambiguous_ids = by_name.filter(pl.col("n") > 1).select("media_id")
+    by_name = by_name.filter(pl.col("n") == 1).select("media_id", "rel")
+    matched = (
+        pl.concat([by_path, by_id, by_name], how="vertical")
+        .unique("media_id", keep="first", maintain_order=True)
+        .select("media_id", image_path=pl.lit(IMAGES_DIR + "/") + pl.col("rel"))
+    )
+    ambiguous = ambiguous_ids.join(matched, on="media_id", how="anti").height
+    return ImageMatch(
+        paths=matched,
+        found=matched.height,
+        missing=media.height - matched.height,
+        ambiguous=ambiguous,
+        files=len(files),
+    )

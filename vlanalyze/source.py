@@ -1,0 +1,162 @@
+"""Find an export's metadata: in a folder, in the downloaded ZIP, or a bare file.
+
+Says which file (or ZIP member) holds the metadata, in which form, where the images
+are, and where the cache goes. A ZIP is read in place: only its metadata member is
+ever copied out (by :func:`copy_member`), never its images. Reads nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vlanalyze import cache as cache_mod
+from vlanalyze.errors import ArchiveError, ExportFormatError
+
+METADATA_NAMES = ("metadata.json", "metadata.parquet")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where an export's metadata is, and how to read it."""
+
+    path: Path  # what the user named (folder, ZIP or file), absolute
+    format: str  # "json" or "parquet"
+    metadata: Path  # the metadata file, or the ZIP holding it
+    member: str | None = None  # metadata member name inside a ZIP
+    folder: Path | None = None  # the export folder (None for a ZIP or bare file)
+
+    @property
+    def root(self) -> Path:
+        """The folder that holds ``images/`` (or the ZIP itself)."""
+        if self.member is not None:
+            return self.metadata
+        return self.folder if self.folder is not None else self.metadata.parent
+
+    @property
+    def zip_prefix(self) -> str:
+        """Folder of the metadata member inside the ZIP ("" at the root)."""
+        if self.member is None or "/" not in self.member:
+            return ""
+        return self.member.rsplit("/", 1)[0] + "/"
+
+    def fingerprint(self) -> dict[str, Any]:
+        st = self.metadata.stat()
+        fp: dict[str, Any] = {
+            "path": str(self.metadata),
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+        }
+        if self.member is not None:
+            fp["member"] = self.member
+        return fp
+
+
+def find_source(path: str | os.PathLike[str]) -> Source:
+    """Find the metadata of the export at ``path``; raise a clear error if there is none."""
+    p = Path(path).expanduser().absolute()
+    if not p.exists():
+        raise ExportFormatError(f"{p}: no such file or folder")
+    if p.is_dir():
+        return _source_in_folder(p)
+    if p.suffix.lower() == ".zip" or _sniff(p) == "zip":
+        return _source_in_zip(p)
+    fmt = _format_of(p)
+    return Source(path=p, format=fmt, metadata=p)
+
+
+def _source_in_folder(folder: Path) -> Source:
+    for candidate in (folder, *sorted(d for d in folder.iterdir() if d.is_dir())):
+        present = [candidate / n for n in METADATA_NAMES if (candidate / n).is_file()]
+        if len(present) == 2:
+            raise ExportFormatError(
+                f"{candidate} holds both metadata.json and metadata.parquet",
+                hint=f"open one of them: {present[0]} or {present[1]}",
+            )
+        if present:
+            meta = present[0]
+            return Source(folder, _format_of(meta), meta, folder=candidate)
+    raise ExportFormatError(
+        f"{folder}: no metadata.json or metadata.parquet in this folder",
+        hint="point at the folder the export ZIP was extracted into, or at the ZIP",
+    )
+
+
+def _source_in_zip(archive: Path) -> Source:
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ArchiveError(
+            f"{archive}: not a readable ZIP archive ({exc})",
+            hint="the download may be incomplete; download the export again",
+        ) from None
+    found = [n for n in names if n.rsplit("/", 1)[-1] in METADATA_NAMES and n.count("/") <= 1]
+    found.sort(key=lambda n: (n.count("/"), n))
+    if not found:
+        raise ArchiveError(
+            f"{archive}: the archive holds no metadata.json or metadata.parquet",
+            hint="this is not a Visual Layer export archive",
+        )
+    if len(found) > 1 and found[0].count("/") == found[1].count("/"):
+        raise ExportFormatError(f"{archive}: the archive holds {found[0]} and {found[1]}")
+    member = found[0]
+    fmt = "parquet" if member.endswith(".parquet") else "json"
+    return Source(path=archive, format=fmt, metadata=archive, member=member)
+
+
+def _sniff(path: Path) -> str | None:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise ExportFormatError(f"{path}: cannot read ({exc.strerror})") from None
+    if head == b"PK\x03\x04" or head == b"PK\x05\x06":
+        return "zip"
+    if head == b"PAR1":
+        return "parquet"
+    if head.lstrip()[:1] in (b"{", b"") or head.startswith(b"\xef\xbb\xbf"):
+        return "json"
+    return None
+
+
+def _format_of(path: Path) -> str:
+    sniffed = _sniff(path)
+    if sniffed in ("json", "parquet"):
+        return sniffed
+    raise ExportFormatError(
+        f"{path}: not a Visual Layer metadata file (neither JSON nor Parquet)",
+        hint="open the export folder, the ZIP, metadata.json or metadata.parquet",
+    )
+
+
+def copy_member(source: Source, work: Path) -> Path:
+    """Copy a ZIP's metadata member into ``work``; return the copy's path."""
+    assert source.member is not None
+    target = work / f"metadata.{source.format}"
+    try:
+        with zipfile.ZipFile(source.metadata) as zf, zf.open(source.member) as src:
+            with target.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 4 << 20)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ArchiveError(
+            f"{source.metadata}: cannot read {source.member} ({exc})",
+            hint="the archive is damaged; download the export again",
+        ) from None
+    return target
+
+
+def zip_names(source: Source) -> list[str]:
+    with zipfile.ZipFile(source.metadata) as zf:
+        return zf.namelist()
+
+
+def cache_location(source: Source, cache_dir: str | os.PathLike[str] | None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser().absolute()
+    named = source.path if source.path.is_dir() else source.metadata
+    return cache_mod.default_cache_dir(named, folder=source.folder if source.path.is_dir() else None)

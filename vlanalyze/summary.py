@@ -1,0 +1,67 @@
+"""A summary of an export, as plain data: what ``vlanalyze info`` shows.
+
+Counts per table, issue types (image- and object-level, with distinct media, since a
+``duplicates`` row per threshold level counts levels, not images), duplicate levels,
+top labels, uniqueness quantiles and how many images were found. Pure queries over an
+:class:`~vlanalyze.export.Export`; it prints nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vlanalyze.export import Export
+
+_QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
+
+
+def summarize(export: Export, *, top: int = 10) -> dict[str, Any]:
+    """Summarize ``export``: a JSON-serialisable dict."""
+    info = export.info
+    return {
+        "export": {k: v for k, v in info.items() if k not in ("counts", "images")},
+        "counts": info["counts"],
+        "images": info["images"],
+        "issue_types": _rows(
+            export,
+            """
+            SELECT issue_type,
+                   count(*) FILTER (WHERE object_id IS NULL) AS image_rows,
+                   count(*) FILTER (WHERE object_id IS NOT NULL) AS object_rows,
+                   count(DISTINCT media_id) AS media
+            FROM issues GROUP BY issue_type ORDER BY media DESC, issue_type
+            """,
+        ),
+        "duplicate_levels": _rows(
+            export,
+            """
+            SELECT duplicate_threshold AS threshold,
+                   count(DISTINCT duplicate_group_id) AS groups,
+                   count(DISTINCT media_id) AS media
+            FROM issues WHERE issue_type = 'duplicates' AND object_id IS NULL
+            GROUP BY duplicate_threshold ORDER BY duplicate_threshold
+            """,
+        ),
+        "top_labels": _rows(
+            export,
+            """
+            SELECT category_name, count(DISTINCT media_id) AS media, count(*) AS labels
+            FROM labels GROUP BY category_name
+            ORDER BY media DESC, category_name LIMIT $top
+            """,
+            {"top": top},
+        ),
+        "uniqueness_quantiles": _quantiles(export),
+    }
+
+
+def _rows(export: Export, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    return export.sql(query, params).to_dicts()
+
+
+def _quantiles(export: Export) -> dict[str, float | None]:
+    cols = ", ".join(
+        f"quantile_cont(uniqueness_score, {q}) AS \"p{int(q * 100)}\"" for q in _QUANTILES
+    )
+    row = export.sql(f"SELECT {cols} FROM media").to_dicts()[0]
+    return {k: (None if v is None else float(v)) for k, v in row.items()}

@@ -60,7 +60,7 @@ class Chunk:
         if self.item_offsets is None:
             return None
         with self.path.open("rb") as fh:
-            for line, offset in zip(fh, self.item_offsets):
+            for line, offset in zip(fh, self.item_offsets, strict=False):
                 try:
                     json.loads(line)
                 except json.JSONDecodeError as exc:

@@ -14,9 +14,8 @@ the structure of the file is broken (with the byte offset).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
@@ -97,9 +96,7 @@ class MediaItemSplitter:
     other top-level key of the file (``info`` and any unknown key).
     """
 
-    def __init__(
-        self, fh: IO[bytes], *, name: str, batch_bytes: int = DEFAULT_BATCH_BYTES
-    ) -> None:
+    def __init__(self, fh: IO[bytes], *, name: str, batch_bytes: int = DEFAULT_BATCH_BYTES) -> None:
         self._fh = fh
         self._name = name
         self._batch_bytes = batch_bytes
@@ -147,7 +144,7 @@ class MediaItemSplitter:
             return None
         return buf[open_ + 1 : close].decode("utf-8", "replace")
 
-    def _items(self, buf: bytes, offset: int) -> Iterator[ItemBatch]:
+    def _items(self, buf: bytes, offset: int) -> Generator[ItemBatch, None, bytes]:
         """Yield batches of items; return the bytes after the closing ``]``."""
         while True:
             s = _scan(buf, 0)
@@ -188,7 +185,9 @@ class MediaItemSplitter:
         if gap_len.size:
             total = int(gap_len.sum())
             base = np.repeat(gap_lo, gap_len)
-            step = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(gap_len) - gap_len, gap_len)
+            step = np.arange(total, dtype=np.int64) - np.repeat(
+                np.cumsum(gap_len) - gap_len, gap_len
+            )
             view[base + step] = 0x20  # blank the commas between items...
             view[gap_lo] = 0x0A  # ...and end each item's line
         return ItemBatch(

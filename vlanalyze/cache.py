@@ -110,9 +110,7 @@ def load_manifest(cache: Path, fingerprint: dict[str, Any]) -> Manifest | None:
     return Manifest(data["fingerprint"], data["format"], data["counts"], data["top_level"])
 
 
-def build(
-    cache: Path, fingerprint: dict[str, Any], fill: Callable[[Path], Manifest]
-) -> Manifest:
+def build(cache: Path, fingerprint: dict[str, Any], fill: Callable[[Path], Manifest]) -> Manifest:
     """Build a cache with ``fill(temp_folder)`` and move it into place atomically."""
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)

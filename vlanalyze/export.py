@@ -16,6 +16,7 @@ from typing import Any
 
 import duckdb
 import polars as pl
+from duckdb import DuckDBPyConnection
 
 from vlanalyze import cache as cache_mod
 from vlanalyze import schema
@@ -89,7 +90,7 @@ class Export:
         self.source = source
         self.cache_path = cache
         self._manifest = manifest
-        self._con: duckdb.DuckDBPyConnection | None = None
+        self._con: DuckDBPyConnection | None = None
 
     def __repr__(self) -> str:
         return f"<Export {self.source.path} ({self.format}, {self.counts['media']} media)>"
@@ -157,7 +158,9 @@ class Export:
 
     def _parts(self, table: str) -> list[str]:
         if table not in schema.TABLES:
-            raise QueryError(f"no table named {table!r}", hint=f"tables: {', '.join(schema.TABLES)}")
+            raise QueryError(
+                f"no table named {table!r}", hint=f"tables: {', '.join(schema.TABLES)}"
+            )
         files = cache_mod.parts(self.cache_path, table)
         if not files:
             raise CacheError(
@@ -206,7 +209,7 @@ class Export:
         """One row per caption."""
         return self.table("captions")
 
-    def duckdb(self) -> duckdb.DuckDBPyConnection:
+    def duckdb(self) -> DuckDBPyConnection:
         """A new DuckDB connection with every table as a view; the caller closes it."""
         con = duckdb.connect()
         con.execute("SET enable_progress_bar = false")
@@ -218,7 +221,7 @@ class Export:
                 con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({files!r})")
         return con
 
-    def _media_view(self, con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
+    def _media_view(self, con: DuckDBPyConnection, files: list[str]) -> None:
         paths = self.images.paths
         scan = f"read_parquet({files!r})"
         if paths.height == 0:
@@ -246,12 +249,15 @@ class Export:
             rel = self._con.sql(query, params=dict(params) if params else None)
             if rel is None:
                 return pl.DataFrame()
-            return rel.pl()
+            frame: pl.DataFrame = rel.pl()
+            return frame
         except duckdb.IOException as exc:
             raise CacheError(
                 f"cannot read the cache {self.cache_path}: {_first_line(exc)}",
                 hint="reopen with refresh=True (--refresh) to rebuild it",
             ) from None
+        except duckdb.CatalogException as exc:
+            raise QueryError(_first_line(exc), hint=f"tables: {', '.join(schema.TABLES)}") from None
         except duckdb.Error as exc:
             raise QueryError(_first_line(exc)) from None
 

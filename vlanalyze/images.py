@@ -59,9 +59,9 @@ def match_images(media: pl.DataFrame, files: list[str]) -> ImageMatch:
         name=pl.col("rel").str.split("/").list.last()
     )
     images = images.with_columns(stem=pl.col("name").str.replace(r"\.[^.]*$", ""))
-    by_path = media.select(
-        "media_id", rel=pl.col("file_path").str.strip_chars_start("/")
-    ).join(images.select("rel"), on="rel", how="inner")
+    by_path = media.select("media_id", rel=pl.col("file_path").str.strip_chars_start("/")).join(
+        images.select("rel"), on="rel", how="inner"
+    )
     by_id = media.select("media_id").join(
         images.select("rel", media_id="stem").unique("media_id", keep="none"),
         on="media_id",

@@ -16,6 +16,7 @@ import json
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,9 @@ PARQUET_BATCH_ROWS = 100_000
 _RAW_ITEMS = {"media_id": "VARCHAR", "metadata_items": "STRUCT(type VARCHAR, properties JSON)[]"}
 
 
-def connect(work_dir: Path | None = None, *, memory_limit: str = "1GB") -> duckdb.DuckDBPyConnection:
+def connect(
+    work_dir: Path | None = None, *, memory_limit: str = "1GB"
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection that prints nothing and spills to ``work_dir`` if it must."""
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
@@ -54,7 +57,9 @@ class _Writer:
         for table in ("media", *schema.TIDY_SQL):
             (out / table).mkdir(parents=True, exist_ok=True)
 
-    def write_batch(self, extras: list[str], raw_items: Callable[[], list[tuple[str, Any]]]) -> None:
+    def write_batch(
+        self, extras: list[str], raw_items: Callable[[], list[tuple[str, Any]]]
+    ) -> None:
         name = f"part-{self.part:05d}.parquet"
         self.con.execute(schema.ITEMS_SQL)
         queries = {"media": schema.media_sql(extras), **schema.TIDY_SQL}
@@ -130,7 +135,7 @@ def _normalize_json(
             if extras is None:
                 extras = _json_extra_keys(con, group[0])
             _load_json_chunks(con, group, extras, path)
-            writer.write_batch(extras, lambda g=group: _raw_json_items(con, g))
+            writer.write_batch(extras, partial(_raw_json_items, con, group))
             for chunk in group:
                 chunk.path.unlink()
             if on_progress:
@@ -294,4 +299,3 @@ def _parquet_top_level(pf: pq.ParquetFile) -> dict[str, Any]:
     except json.JSONDecodeError:
         return {}
     return {"info": info} if isinstance(info, dict) else {}
-

@@ -24,7 +24,9 @@ BINARY_FORMATS = ("parquet",)
 def _flatten(df: pl.DataFrame) -> pl.DataFrame:
     """Nested columns as JSON text, for the text formats that cannot hold them."""
     nested = [
-        name for name, dtype in df.schema.items() if isinstance(dtype, (pl.List, pl.Struct, pl.Array))
+        name
+        for name, dtype in df.schema.items()
+        if isinstance(dtype, (pl.List, pl.Struct, pl.Array))
     ]
     if not nested:
         return df
@@ -67,7 +69,9 @@ def _pretty(df: pl.DataFrame, *, markdown: bool) -> str:
         return str(df)
 
 
-def write_file(df: pl.DataFrame, fmt: str, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+def write_file(
+    df: pl.DataFrame, fmt: str, path: str | os.PathLike[str], *, overwrite: bool = False
+) -> Path:
     """Write ``df`` to ``path`` atomically; refuse to replace a file unless ``overwrite``.
 
     Raises:
@@ -77,7 +81,9 @@ def write_file(df: pl.DataFrame, fmt: str, path: str | os.PathLike[str], *, over
     if target.exists() and not overwrite:
         raise MaterializeError(f"{target} already exists", hint="pass --force to replace it")
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent or ".")
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".part", dir=target.parent or "."
+        )
     except OSError as exc:
         raise MaterializeError(f"cannot write {target}: {exc.strerror}") from None
     tmp = Path(tmp_name)

@@ -158,7 +158,7 @@ def _write_provenance(
     request: dict[str, Any],
     sha256: str,
 ) -> None:
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     record = {
         "dataset_id": task.dataset_id,
         "task_id": task.id,

@@ -118,7 +118,9 @@ FROM (
 
 
 # Every batch's metadata items, unnested once (see ITEMS_SQL), then read by each table.
-ITEMS_SQL = "CREATE OR REPLACE TEMP TABLE items AS SELECT media_id, unnest(metadata_items) AS it FROM src"
+ITEMS_SQL = (
+    "CREATE OR REPLACE TEMP TABLE items AS SELECT media_id, unnest(metadata_items) AS it FROM src"
+)
 _ITEMS = "items"
 _OBJECT_ID = r"""NULLIF(regexp_extract(it.properties.url, '[?&]object_id=([^&#]+)', 1), '')"""
 

@@ -139,9 +139,12 @@ def copy_member(source: Source, work: Path) -> Path:
     assert source.member is not None
     target = work / f"metadata.{source.format}"
     try:
-        with zipfile.ZipFile(source.metadata) as zf, zf.open(source.member) as src:
-            with target.open("wb") as dst:
-                shutil.copyfileobj(src, dst, 4 << 20)
+        with (
+            zipfile.ZipFile(source.metadata) as zf,
+            zf.open(source.member) as src,
+            target.open("wb") as dst,
+        ):
+            shutil.copyfileobj(src, dst, 4 << 20)
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise ArchiveError(
             f"{source.metadata}: cannot read {source.member} ({exc})",
@@ -159,4 +162,6 @@ def cache_location(source: Source, cache_dir: str | os.PathLike[str] | None) -> 
     if cache_dir is not None:
         return Path(cache_dir).expanduser().absolute()
     named = source.path if source.path.is_dir() else source.metadata
-    return cache_mod.default_cache_dir(named, folder=source.folder if source.path.is_dir() else None)
+    return cache_mod.default_cache_dir(
+        named, folder=source.folder if source.path.is_dir() else None
+    )

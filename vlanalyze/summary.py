@@ -61,7 +61,7 @@ def _rows(export: Export, query: str, params: dict[str, Any] | None = None) -> l
 
 def _quantiles(export: Export) -> dict[str, float | None]:
     cols = ", ".join(
-        f"quantile_cont(uniqueness_score, {q}) AS \"p{int(q * 100)}\"" for q in _QUANTILES
+        f'quantile_cont(uniqueness_score, {q}) AS "p{int(q * 100)}"' for q in _QUANTILES
     )
     row = export.sql(f"SELECT {cols} FROM media").to_dicts()[0]
     return {k: (None if v is None else float(v)) for k, v in row.items()}

@@ -26,9 +26,7 @@ FORMATS = ("table", "csv", "tsv", "json", "ndjson", "parquet", "markdown")
 
 def export_options(func: F) -> F:
     """The EXPORT argument and the cache options every query command shares."""
-    func = click.option(
-        "--quiet", "-q", is_flag=True, help="No progress on stderr."
-    )(func)
+    func = click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")(func)
     func = click.option(
         "--refresh", is_flag=True, help="Rebuild the table cache even if it is up to date."
     )(func)
@@ -137,22 +135,36 @@ def sql(
         write_file(df, fmt, output, overwrite=force)
         click.echo(f"Wrote {df.height} rows to {output}", err=True)
     else:
-        render(df, fmt, click.get_binary_stream("stdout"))
+        sys.stdout.flush()
+        render(df, fmt, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
 
 
 def _default_format(output: str | None) -> str:
     if output:
         suffix = output.rsplit(".", 1)[-1].lower() if "." in output else ""
-        by_suffix = {"csv": "csv", "tsv": "tsv", "json": "json", "ndjson": "ndjson",
-                     "jsonl": "ndjson", "parquet": "parquet", "md": "markdown"}
+        by_suffix = {
+            "csv": "csv",
+            "tsv": "tsv",
+            "json": "json",
+            "ndjson": "ndjson",
+            "jsonl": "ndjson",
+            "parquet": "parquet",
+            "md": "markdown",
+        }
         return by_suffix.get(suffix, "csv")
     return "table" if sys.stdout.isatty() else "csv"
 
 
 @click.command()
 @export_options
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
-              help="Folder to write <table>.parquet files into.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder to write <table>.parquet files into.",
+)
 @click.option("--force", is_flag=True, help="Replace table files that already exist.")
 @handle_errors
 def convert(

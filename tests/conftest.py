@@ -62,3 +62,148 @@ def client(stand_in: StandIn, clock: FakeClock) -> Iterator[VisualLayerClient]:
 
 
 # --- end of fetch fixtures ---------------------------------------------------------------
+
+
+# --- query fixtures ----------------------------------------------------------------------
+# The sample and the real export, and writers of small hand-made exports (JSON, Parquet,
+# ZIP) for the tests of open_export, the loaders and the query CLI. Imports are local so
+# this block stays self-contained at the end of the file.
+
+QUERY_REPO = Path(__file__).resolve().parents[1]
+SAMPLE_EXPORT = QUERY_REPO / "sample_data" / "export"
+REAL_EXPORT = (
+    Path(__file__).resolve().parents[1].parent
+    / "shared"
+    / "fixtures"
+    / "real-exports"
+    / "vl-video-frames-2025.json"
+)
+
+HAND_INFO = {
+    "schema_version": "1.1",
+    "dataset": "hand-made",
+    "description": "Exported from hand-made at Visual Layer",
+    "export_time": "2025-02-15T18:23:34.164184",
+    "exported_by": "tests",
+    "total_media_items": 3,
+}
+
+
+class ExportKit:
+    """Builds small Visual Layer exports in a test's tmp_path."""
+
+    info = HAND_INFO
+
+    @staticmethod
+    def item(media_id: str, **fields: object) -> dict[str, object]:
+        """A media item with every documented key; ``fields`` override or add keys."""
+        item: dict[str, object] = {
+            "media_id": media_id,
+            "media_type": "image",
+            "file_name": f"{media_id}.jpg",
+            "file_path": f"dir/{media_id}.jpg",
+            "file_size": "1.00KB",
+            "uniqueness_score": 0.5,
+            "height": 10,
+            "width": 20,
+            "url": f"http://app.visual-layer.com/dataset/d/data/image/{media_id}",
+            "cluster_id": "cluster-1",
+            "metadata_items": [],
+        }
+        item.update(fields)
+        return item
+
+    @staticmethod
+    def write_json(
+        path: Path,
+        items: list[dict[str, object]],
+        *,
+        info: dict[str, object] | None = None,
+        info_last: bool = False,
+        bom: bool = False,
+        **dumps_kwargs: object,
+    ) -> Path:
+        """``{"info": ..., "media_items": [...]}`` via json.dumps(**dumps_kwargs)."""
+        import json
+
+        top = {"info": info if info is not None else HAND_INFO, "media_items": items}
+        if info_last:
+            top = {"media_items": items, "info": top["info"]}
+        text = json.dumps(top, **dumps_kwargs)  # type: ignore[arg-type]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
+        return path
+
+    @staticmethod
+    def write_parquet(
+        path: Path,
+        items: list[dict[str, object]],
+        *,
+        info: dict[str, object] | None = None,
+        items_as: str = "struct",
+    ) -> Path:
+        """The Parquet form: ``image_filename`` for ``file_name``, ``info`` in the key-value
+        metadata, ``metadata_items`` as list-of-struct (``items_as="struct"``) or JSON text
+        (``items_as="json"``)."""
+        import json
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = []
+        for item in items:
+            row = {("image_filename" if k == "file_name" else k): v for k, v in item.items()}
+            if items_as == "json":
+                row["metadata_items"] = json.dumps(row.get("metadata_items", []))
+            rows.append(row)
+        table = pa.Table.from_pylist(rows)
+        meta = {b"info": json.dumps(info if info is not None else HAND_INFO).encode()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table.replace_schema_metadata(meta), path)
+        return path
+
+    @staticmethod
+    def zip_folder(folder: Path, archive: Path, *, prefix: str = "") -> Path:
+        """A ZIP of every file under ``folder`` (hidden cache folders excluded)."""
+        import zipfile
+
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(folder.rglob("*")):
+                rel = path.relative_to(folder)
+                if path.is_file() and not any(p.startswith(".") for p in rel.parts):
+                    zf.write(path, prefix + rel.as_posix())
+        return archive
+
+
+@pytest.fixture(scope="session")
+def export_kit() -> type[ExportKit]:
+    return ExportKit
+
+
+@pytest.fixture(scope="session")
+def sample_export() -> Path:
+    """The repository's sample export folder: read it, never write into it (pass cache_dir)."""
+    assert (SAMPLE_EXPORT / "metadata.json").is_file(), SAMPLE_EXPORT
+    return SAMPLE_EXPORT
+
+
+@pytest.fixture(scope="session")
+def real_export() -> Path:
+    """The real export beside the clone (../shared); skipped where it is absent."""
+    if not REAL_EXPORT.is_file():
+        pytest.skip(f"real export fixture not found at {REAL_EXPORT} (not in a user's clone)")
+    return REAL_EXPORT
+
+
+@pytest.fixture
+def sample_json_copy(tmp_path: Path, sample_export: Path) -> Path:
+    """A copy of the sample export folder holding metadata.json and images/ only."""
+    import shutil
+
+    target = tmp_path / "sample-export"
+    shutil.copytree(sample_export / "images", target / "images")
+    shutil.copy2(sample_export / "metadata.json", target / "metadata.json")
+    return target
+
+
+# --- end of query fixtures ---------------------------------------------------------------

@@ -46,17 +46,19 @@ class Chunk:
 
     def locate_error(self, source: Path, exc: Exception) -> ExportFormatError:
         """Explain a DuckDB parse failure of this chunk, with the byte offset."""
-        message = str(exc).splitlines()[0]
-        offset = self._find_bad_item()
-        where = f"at byte {offset}" if offset is not None else f"in bytes {self.start_offset}-"
-        if offset is None:
-            where += str(self.end_offset)
+        found = self._find_bad_item()
+        if found is not None:
+            offset, message = found
+            where = f"at byte {offset}"
+        else:  # valid JSON that DuckDB still refused, e.g. a value of the wrong type
+            message = str(exc).strip().splitlines()[0].replace(str(self.path), "chunk")
+            where = f"in bytes {self.start_offset}-{self.end_offset}"
         return ExportFormatError(
             f"{source}: malformed media item {where}: {message}",
             hint="the export is damaged; download it again",
         )
 
-    def _find_bad_item(self) -> int | None:
+    def _find_bad_item(self) -> tuple[int, str] | None:
         if self.item_offsets is None:
             return None
         with self.path.open("rb") as fh:
@@ -64,7 +66,7 @@ class Chunk:
                 try:
                     json.loads(line)
                 except json.JSONDecodeError as exc:
-                    return offset + exc.pos
+                    return offset + exc.pos, exc.msg
         return None
 
 

@@ -35,6 +35,7 @@ _CLASS[_QUOTE] = 3
 _CLASS[_OPEN_OBJ] = _CLASS[_OPEN_ARR] = 1
 _CLASS[_CLOSE_OBJ] = _CLASS[_CLOSE_ARR] = 2
 _NEWLINES = bytes.maketrans(b"\r\n", b"  ")
+_GAP_BYTES = np.frombuffer(b" \t\r\n,", dtype=np.uint8)
 
 Array = npt.NDArray[np.int64]
 
@@ -96,10 +97,11 @@ class MediaItemSplitter:
     other top-level key of the file (``info`` and any unknown key).
     """
 
-    def __init__(self, fh: IO[bytes], *, name: str, batch_bytes: int = DEFAULT_BATCH_BYTES) -> None:
+    def __init__(self, fh: IO[bytes], *, name: str, batch_bytes: int | None = None) -> None:
         self._fh = fh
         self._name = name
-        self._batch_bytes = batch_bytes
+        self._batch_bytes = batch_bytes or DEFAULT_BATCH_BYTES
+        self._need_comma = False  # a comma must come before the next item
         self.top_level: dict[str, Any] = {}
 
     def __iter__(self) -> Iterator[ItemBatch]:
@@ -155,8 +157,10 @@ class MediaItemSplitter:
             starts = s.pos[in_range & (s.char == _OPEN_OBJ) & (s.depth == 1)]
             ends = s.pos[in_range & (s.char == _CLOSE_OBJ) & (s.depth == 0)]
             self._check_values(buf, s, limit, offset)
+            self._check_edges(buf, starts, ends, end_of_array, offset)
             if ends.size:
                 yield self._batch(buf, starts[: ends.size], ends, offset)
+                self._need_comma = True
                 cut = int(ends[-1]) + 1
             else:
                 cut = 0
@@ -175,8 +179,25 @@ class MediaItemSplitter:
             p = int(s.pos[np.flatnonzero(bad)[0]])
             raise self._error("media_items holds a value that is not an object", offset + p)
 
-    @staticmethod
-    def _batch(buf: bytes, starts: Array, ends: Array, offset: int) -> ItemBatch:
+    def _check_edges(
+        self, buf: bytes, starts: Array, ends: Array, end_of_array: int | None, offset: int
+    ) -> None:
+        """Only whitespace and one comma may stand before the first item and after the last."""
+        if starts.size:
+            self._check_gap(buf, 0, int(starts[0]), offset, commas=int(self._need_comma))
+        if end_of_array is not None:
+            after = int(ends[-1]) + 1 if ends.size else 0
+            self._check_gap(buf, after, end_of_array, offset, commas=0)
+
+    def _check_gap(self, buf: bytes, lo: int, hi: int, offset: int, *, commas: int) -> None:
+        gap = buf[lo:hi]
+        stripped = gap.translate(None, _WHITESPACE)
+        if stripped != b"," * commas:
+            bad = lo + len(gap) - len(gap.lstrip(_WHITESPACE))
+            what = "a value that is not an object" if stripped.strip(b",") else "a misplaced comma"
+            raise self._error(f"media_items holds {what}", offset + bad)
+
+    def _batch(self, buf: bytes, starts: Array, ends: Array, offset: int) -> ItemBatch:
         first, last = int(starts[0]), int(ends[-1]) + 1
         body = bytearray(buf[first:last].translate(_NEWLINES))
         view = np.frombuffer(body, dtype=np.uint8)
@@ -188,6 +209,12 @@ class MediaItemSplitter:
             step = np.arange(total, dtype=np.int64) - np.repeat(
                 np.cumsum(gap_len) - gap_len, gap_len
             )
+            gaps = view[base + step]
+            if (
+                int(np.count_nonzero(gaps == 0x2C)) != gap_len.size
+                or not np.isin(gaps, _GAP_BYTES).all()
+            ):
+                self._bad_gap(buf, starts, ends, offset)
             view[base + step] = 0x20  # blank the commas between items...
             view[gap_lo] = 0x0A  # ...and end each item's line
         return ItemBatch(
@@ -195,6 +222,10 @@ class MediaItemSplitter:
             offsets=(starts + offset).tolist(),
             count=int(ends.size),
         )
+
+    def _bad_gap(self, buf: bytes, starts: Array, ends: Array, offset: int) -> None:
+        for lo, hi in zip(ends[:-1] + 1, starts[1:], strict=True):
+            self._check_gap(buf, int(lo), int(hi), offset, commas=1)
 
     def _parse_top_level(self, header: bytes, trailer: bytes) -> dict[str, Any]:
         try:

@@ -6,11 +6,13 @@ Shared by the client and the stand-in; no HTTP here. Import them from
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
+from jwt.warnings import InsecureKeyLengthWarning
 
 from vlanalyze.errors import redact_url
 
@@ -73,4 +75,8 @@ class ExportTask:
 def sign_token(api_key: str, api_secret: str, *, now: float, lifetime: int = 600) -> str:
     """Sign a Visual Layer JWT: HS256, header ``kid`` = key, claims sub/iat/exp/iss="sdk"."""
     claims = {"sub": api_key, "iat": int(now), "exp": int(now) + lifetime, "iss": "sdk"}
-    return jwt.encode(claims, api_secret, algorithm="HS256", headers={"kid": api_key})
+    with warnings.catch_warnings():
+        # The secret's length is Visual Layer's choice, not the user's: a warning on
+        # every call would be noise they cannot act on.
+        warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+        return jwt.encode(claims, api_secret, algorithm="HS256", headers={"kid": api_key})

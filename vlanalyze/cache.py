@@ -88,6 +88,11 @@ def load_manifest(cache: Path, fingerprint: dict[str, Any]) -> Manifest | None:
     path = cache / MANIFEST
     if not cache.exists():
         return None
+    if not cache.is_dir():
+        raise CacheError(
+            f"the cache path {cache} is a file, not a folder",
+            hint="choose another cache folder with --cache-dir",
+        )
     if not path.exists():
         if any(cache.iterdir()):
             raise CacheError(

@@ -243,15 +243,15 @@ class Export:
         Raises:
             QueryError: the query is invalid (syntax, unknown table or column, ...).
         """
-        if self._con is None:
-            self._con = self.duckdb()
         try:
+            if self._con is None:
+                self._con = self.duckdb()
             rel = self._con.sql(query, params=dict(params) if params else None)
             if rel is None:
                 return pl.DataFrame()
             frame: pl.DataFrame = rel.pl()
             return frame
-        except duckdb.IOException as exc:
+        except (duckdb.IOException, duckdb.InvalidInputException) as exc:
             raise CacheError(
                 f"cannot read the cache {self.cache_path}: {_first_line(exc)}",
                 hint="reopen with refresh=True (--refresh) to rebuild it",

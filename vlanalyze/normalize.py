@@ -31,6 +31,7 @@ from vlanalyze.errors import ExportFormatError
 ProgressCallback = Callable[[int, int], None]
 
 PARQUET_BATCH_ROWS = 100_000
+KEY_SAMPLE_ITEMS = 2048
 _RAW_ITEMS = {"media_id": "VARCHAR", "metadata_items": "STRUCT(type VARCHAR, properties JSON)[]"}
 
 
@@ -53,6 +54,8 @@ class _Writer:
         self.con = con
         self.out = out
         self.part = 0
+        self.extras: list[str] = []  # unknown media keys, in column order
+        self.part_extras: list[int] = []  # how many of them each media part has
         self.other_rows: list[dict[str, Any]] = []
         for table in ("media", *schema.TIDY_SQL):
             (out / table).mkdir(parents=True, exist_ok=True)
@@ -69,9 +72,15 @@ class _Writer:
         unknown = self.con.execute(schema.UNKNOWN_TYPES_SQL).fetchall()[0][0]
         if unknown:
             self.other_rows.extend(_other_metadata(raw_items()))
+        self.extras = extras
+        self.part_extras.append(len(extras))
         self.part += 1
 
     def finish(self) -> None:
+        """Give every media part the same columns, and write other_metadata."""
+        for part, count in enumerate(self.part_extras):
+            if count < len(self.extras):
+                self._pad_media(part, self.extras[count:])
         rows = self.other_rows
         table = pa.table(
             {
@@ -82,6 +91,17 @@ class _Writer:
         )
         (self.out / "other_metadata").mkdir(exist_ok=True)
         pq.write_table(table, self.out / "other_metadata" / "part-00000.parquet")
+
+    def _pad_media(self, part: int, missing: list[str]) -> None:
+        """Add NULL columns for keys first seen in a later batch to an earlier part."""
+        path = self.out / "media" / f"part-{part:05d}.parquet"
+        tmp = path.with_suffix(".tmp")
+        nulls = ", ".join(f'CAST(NULL AS VARCHAR) AS "{k}"' for k in missing)
+        self.con.execute(
+            f"COPY (SELECT *, {nulls} FROM read_parquet('{_quote(path.as_posix())}')) "
+            f"TO '{_quote(tmp.as_posix())}' (FORMAT parquet)"
+        )
+        tmp.replace(path)
 
 
 def _quote(text: str) -> str:
@@ -129,22 +149,30 @@ def _normalize_json(
     with closing(connect(out)) as con:
         writer = _Writer(con, out)
         chunks = json_chunks(path, work_dir=out, exact=exact)
-        extras: list[str] | None = None
         total = path.stat().st_size
         for group in _groups(chunks, size=1 if exact else _threads(con)):
-            if extras is None:
-                extras = _json_extra_keys(con, group[0])
-            _load_json_chunks(con, group, extras, path)
+            try:
+                extras = _merge(writer.extras, _json_extra_keys(con, group))
+                _load_json_chunks(con, group, extras)
+            except duckdb.Error as exc:
+                if group[0].item_offsets is None:
+                    raise FastPathFailed(str(exc)) from None
+                raise group[0].locate_error(path, exc) from None
             writer.write_batch(extras, partial(_raw_json_items, con, group))
             for chunk in group:
                 chunk.path.unlink()
             if on_progress:
                 on_progress(group[-1].end_offset, total)
-        if extras is None:  # an export with no media items still gets its tables
+        if writer.part == 0:  # an export with no media items still gets its tables
             _load_empty(con)
             writer.write_batch([], list)
         writer.finish()
         return chunks.top_level
+
+
+def _merge(known: list[str], found: list[str]) -> list[str]:
+    """``known`` then the new names of ``found``: earlier batches' columns keep their place."""
+    return known + [k for k in found if k not in known]
 
 
 def _threads(con: duckdb.DuckDBPyConnection) -> int:
@@ -163,33 +191,36 @@ def _groups(chunks: Iterable[Chunk], *, size: int) -> Iterator[list[Chunk]]:
         yield group
 
 
-def _json_extra_keys(con: duckdb.DuckDBPyConnection, chunk: Chunk) -> list[str]:
-    """Unknown top-level keys of the items, detected on a sample of the first chunk."""
-    rows = con.execute(
-        "DESCRIBE SELECT * FROM read_json(?, format = ?, maximum_depth = 1, sample_size = 4096)",
-        [str(chunk.path), chunk.format],
-    ).fetchall()
+def _json_extra_keys(con: duckdb.DuckDBPyConnection, group: list[Chunk]) -> list[str]:
+    """Unknown top-level keys of the items, detected on a sample of each chunk.
+
+    Reading every key exactly would cost a second full parse (about a third more
+    time); a key carried by only a handful of items of a huge export can be missed.
+    """
     known = {*schema.KNOWN_MEDIA_KEYS, "metadata_items"}
-    return [r[0] for r in rows if r[0] not in known]
+    found: list[str] = []
+    for chunk in group:
+        rows = con.execute(
+            "DESCRIBE SELECT * FROM read_json(?, format = ?, maximum_depth = 1, "
+            f"sample_size = {KEY_SAMPLE_ITEMS})",
+            [str(chunk.path), chunk.format],
+        ).fetchall()
+        found = _merge(found, [r[0] for r in rows if r[0] not in known])
+    return found
 
 
 def _load_json_chunks(
-    con: duckdb.DuckDBPyConnection, group: list[Chunk], extras: list[str], path: Path
+    con: duckdb.DuckDBPyConnection, group: list[Chunk], extras: list[str]
 ) -> None:
     columns = {**schema.KNOWN_MEDIA_KEYS, "metadata_items": schema.ITEMS_TYPE}
     columns.update({k: "JSON" for k in extras})
     known = ", ".join(f'"{k}"' for k in schema.KNOWN_MEDIA_KEYS)
     extra = "".join(f', json_extract_string("{k}", \'$\') AS "{k}"' for k in extras)
-    try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE src AS SELECT {known}, metadata_items{extra} "
-            "FROM read_json(?, format = ?, columns = ?)",
-            [[str(c.path) for c in group], group[0].format, columns],
-        )
-    except duckdb.Error as exc:
-        if group[0].item_offsets is None:
-            raise FastPathFailed(str(exc)) from None
-        raise group[0].locate_error(path, exc) from None
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE src AS SELECT {known}, metadata_items{extra} "
+        "FROM read_json(?, format = ?, columns = ?)",
+        [[str(c.path) for c in group], group[0].format, columns],
+    )
 
 
 def _raw_json_items(con: duckdb.DuckDBPyConnection, group: list[Chunk]) -> list[tuple[str, Any]]:
@@ -223,24 +254,43 @@ def normalize_parquet(
             hint="download the export again",
         ) from None
     with closing(pf), closing(connect(out)) as con:
-        arrow_schema = pf.schema_arrow
-        select, extras = _parquet_select(arrow_schema, path)
-        writer = _Writer(con, out)
-        done, total = 0, max(pf.metadata.num_rows, 1)
-        for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS):
-            con.register("raw", pa.Table.from_batches([batch]))
-            con.execute(f"CREATE OR REPLACE TEMP TABLE src AS {select} FROM raw")
-            writer.write_batch(extras, lambda: _raw_parquet_items(con))
-            con.unregister("raw")
-            done += batch.num_rows
-            if on_progress:
-                on_progress(done, total)
-        if writer.part == 0:
-            con.register("raw", arrow_schema.empty_table())
-            con.execute(f"CREATE OR REPLACE TEMP TABLE src AS {select} FROM raw")
-            writer.write_batch(extras, list)
-        writer.finish()
+        try:
+            _parquet_batches(pf, con, path, out, on_progress)
+        except (duckdb.Error, pa.ArrowException, OSError) as exc:
+            message = str(exc).strip().splitlines()[0]
+            what = "metadata_items is not valid JSON" if "JSON" in message else "unreadable data"
+            raise ExportFormatError(
+                f"{path}: {what} ({message})", hint="download the export again"
+            ) from None
         return _parquet_top_level(pf)
+
+
+def _parquet_batches(
+    pf: pq.ParquetFile,
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    out: Path,
+    on_progress: ProgressCallback | None,
+) -> None:
+    arrow_schema = pf.schema_arrow
+    select, extras = _parquet_select(arrow_schema, path)
+    raw_items = partial(_raw_parquet_items, con, _items_text(arrow_schema))
+    writer = _Writer(con, out)
+    done, total = 0, max(pf.metadata.num_rows, 1)
+    batches = pf.iter_batches(batch_size=PARQUET_BATCH_ROWS)
+    for table in (pa.Table.from_batches([b]) for b in batches):
+        con.register("raw", table)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE src AS {select} FROM raw")
+        writer.write_batch(extras, raw_items)
+        con.unregister("raw")
+        done += table.num_rows
+        if on_progress:
+            on_progress(done, total)
+    if writer.part == 0:
+        con.register("raw", arrow_schema.empty_table())
+        con.execute(f"CREATE OR REPLACE TEMP TABLE src AS {select} FROM raw")
+        writer.write_batch(extras, list)
+    writer.finish()
 
 
 def _parquet_select(arrow_schema: pa.Schema, path: Path) -> tuple[str, list[str]]:
@@ -269,21 +319,30 @@ def _parquet_select(arrow_schema: pa.Schema, path: Path) -> tuple[str, list[str]
     return "SELECT " + ", ".join(parts), extras
 
 
-def _items_expr(arrow_schema: pa.Schema) -> str:
-    structure = _quote(schema.ITEMS_STRUCTURE)
+def _items_text(arrow_schema: pa.Schema) -> str | None:
+    """SQL giving ``metadata_items`` as JSON text, whether stored as text or as structs."""
     if "metadata_items" not in arrow_schema.names:
-        return f"CAST([] AS {schema.ITEMS_TYPE})"
+        return None
     kind = arrow_schema.field("metadata_items").type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return f"from_json(metadata_items, '{structure}')"
+        return "metadata_items"
     # A list of structs whose fields are whatever the writer had: through JSON, so
     # missing fields become NULL and types are the canonical ones.
-    return f"from_json(to_json(metadata_items), '{structure}')"
+    return "to_json(metadata_items)"
 
 
-def _raw_parquet_items(con: duckdb.DuckDBPyConnection) -> list[tuple[str, Any]]:
+def _items_expr(arrow_schema: pa.Schema) -> str:
+    text = _items_text(arrow_schema)
+    if text is None:
+        return f"CAST([] AS {schema.ITEMS_TYPE})"
+    return f"from_json({text}, '{_quote(schema.ITEMS_STRUCTURE)}')"
+
+
+def _raw_parquet_items(con: duckdb.DuckDBPyConnection, text: str | None) -> list[tuple[str, Any]]:
+    if text is None:
+        return []
     rows = con.execute(
-        "SELECT CAST(media_id AS VARCHAR), unnest(from_json(to_json(metadata_items), "
+        f"SELECT CAST(media_id AS VARCHAR), unnest(from_json({text}, "
         """'[{"type": "VARCHAR", "properties": "JSON"}]')) FROM raw"""
     ).fetchall()
     return [(r[0], r[1]) for r in rows]

@@ -119,7 +119,7 @@ def _sniff(path: Path) -> str | None:
         return "zip"
     if head == b"PAR1":
         return "parquet"
-    if head.lstrip()[:1] in (b"{", b"") or head.startswith(b"\xef\xbb\xbf"):
+    if head.lstrip()[:1] in (b"{", b"[", b"") or head.startswith(b"\xef\xbb\xbf"):
         return "json"
     return None
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from functools import partial
 from pathlib import Path
@@ -31,7 +32,6 @@ from vlanalyze.errors import ExportFormatError
 ProgressCallback = Callable[[int, int], None]
 
 PARQUET_BATCH_ROWS = 100_000
-KEY_SAMPLE_ITEMS = 2048
 _RAW_ITEMS = {"media_id": "VARCHAR", "metadata_items": "STRUCT(type VARCHAR, properties JSON)[]"}
 
 
@@ -146,19 +146,20 @@ def normalize_json(
 def _normalize_json(
     path: Path, out: Path, *, exact: bool, on_progress: ProgressCallback | None
 ) -> dict[str, Any]:
-    with closing(connect(out)) as con:
+    with closing(connect(out)) as con, ThreadPoolExecutor(1) as pool:
         writer = _Writer(con, out)
         chunks = json_chunks(path, work_dir=out, exact=exact)
+        loader = _JsonLoader(con.cursor(), path, _groups(chunks, size=1 if exact else 2))
         total = path.stat().st_size
-        for group in _groups(chunks, size=1 if exact else _threads(con)):
-            try:
-                extras = _merge(writer.extras, _json_extra_keys(con, group))
-                _load_json_chunks(con, group, extras)
-            except duckdb.Error as exc:
-                if group[0].item_offsets is None:
-                    raise FastPathFailed(str(exc)) from None
-                raise group[0].locate_error(path, exc) from None
+        # Parse the next batch while this one is written: each step alone leaves a
+        # core idle part of the time.
+        pending = pool.submit(loader.load_next)
+        while (loaded := pending.result()) is not None:
+            pending = pool.submit(loader.load_next)
+            table, group, extras = loaded
+            con.execute(f"CREATE OR REPLACE TEMP VIEW src AS SELECT * FROM {table}")
             writer.write_batch(extras, partial(_raw_json_items, con, group))
+            con.execute(f"DROP VIEW src; DROP TABLE {table}")
             for chunk in group:
                 chunk.path.unlink()
             if on_progress:
@@ -170,17 +171,42 @@ def _normalize_json(
         return chunks.top_level
 
 
+class _JsonLoader:
+    """Parses groups of chunk files into tables ``batch_<n>``, on its own connection."""
+
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, path: Path, groups: Iterator[list[Chunk]]
+    ) -> None:
+        self.con = con
+        self.path = path
+        self.groups = groups
+        self.extras: list[str] = []
+        self.count = 0
+
+    def load_next(self) -> tuple[str, list[Chunk], list[str]] | None:
+        group = next(self.groups, None)
+        if group is None:
+            self.con.close()
+            return None
+        table = f"batch_{self.count}"
+        self.count += 1
+        try:
+            self.extras = _merge(self.extras, _json_extra_keys(group))
+            _load_json_chunks(self.con, table, group, self.extras)
+        except duckdb.Error as exc:
+            if group[0].item_offsets is None:
+                raise FastPathFailed(str(exc)) from None
+            raise group[0].locate_error(self.path, exc) from None
+        return table, group, self.extras
+
+
 def _merge(known: list[str], found: list[str]) -> list[str]:
     """``known`` then the new names of ``found``: earlier batches' columns keep their place."""
     return known + [k for k in found if k not in known]
 
 
-def _threads(con: duckdb.DuckDBPyConnection) -> int:
-    return int(con.execute("SELECT current_setting('threads')").fetchall()[0][0])
-
-
 def _groups(chunks: Iterable[Chunk], *, size: int) -> Iterator[list[Chunk]]:
-    """Chunks in groups of ``size``: DuckDB reads one array file per thread."""
+    """Chunks in groups of ``size``: DuckDB reads array files one per thread."""
     group: list[Chunk] = []
     for chunk in chunks:
         group.append(chunk)
@@ -191,33 +217,28 @@ def _groups(chunks: Iterable[Chunk], *, size: int) -> Iterator[list[Chunk]]:
         yield group
 
 
-def _json_extra_keys(con: duckdb.DuckDBPyConnection, group: list[Chunk]) -> list[str]:
-    """Unknown top-level keys of the items, detected on a sample of each chunk.
+def _json_extra_keys(group: list[Chunk]) -> list[str]:
+    """Unknown top-level keys of the items, read from a sample of each chunk.
 
-    Reading every key exactly would cost a second full parse (about a third more
-    time); a key carried by only a handful of items of a huge export can be missed.
+    Reading every key exactly would cost a second full parse (a third more time); a key
+    carried by only a handful of items of a huge export can be missed.
     """
     known = {*schema.KNOWN_MEDIA_KEYS, "metadata_items"}
-    found: list[str] = []
+    found: set[str] = set()
     for chunk in group:
-        rows = con.execute(
-            "DESCRIBE SELECT * FROM read_json(?, format = ?, maximum_depth = 1, "
-            f"sample_size = {KEY_SAMPLE_ITEMS})",
-            [str(chunk.path), chunk.format],
-        ).fetchall()
-        found = _merge(found, [r[0] for r in rows if r[0] not in known])
-    return found
+        found |= chunk.sample_keys()
+    return sorted(found - known)
 
 
 def _load_json_chunks(
-    con: duckdb.DuckDBPyConnection, group: list[Chunk], extras: list[str]
+    con: duckdb.DuckDBPyConnection, table: str, group: list[Chunk], extras: list[str]
 ) -> None:
     columns = {**schema.KNOWN_MEDIA_KEYS, "metadata_items": schema.ITEMS_TYPE}
     columns.update({k: "JSON" for k in extras})
     known = ", ".join(f'"{k}"' for k in schema.KNOWN_MEDIA_KEYS)
     extra = "".join(f', json_extract_string("{k}", \'$\') AS "{k}"' for k in extras)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE src AS SELECT {known}, metadata_items{extra} "
+        f"CREATE TABLE {table} AS SELECT {known}, metadata_items{extra} "
         "FROM read_json(?, format = ?, columns = ?)",
         [[str(c.path) for c in group], group[0].format, columns],
     )

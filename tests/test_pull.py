@@ -41,7 +41,9 @@ def test_full_export_with_images_and_provenance(
     assert task.archive is not None
     assert record["task_id"] == task.id and record["dataset_id"] == stand_in.dataset_id
     assert record["archive_sha256"] == hashlib.sha256(task.archive.read_bytes()).hexdigest()
-    assert record["request"]["include_images"] is True and record["export_time"]
+    assert record["request"]["include_images"] is True and record["task_created_at"]
+    info = json.loads((demo_export / "metadata.json").read_text(encoding="utf-8"))["info"]
+    assert record["export_time"] == info["export_time"]  # the export's own, from metadata
     assert polls[0] == "INIT" and polls[-1] == "COMPLETED"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "served-export"]  # no leftovers
     storage = [r for r in stand_in.requests if r.path.startswith("/storage/")]

@@ -166,7 +166,7 @@ class _FastPlan:
     def make(cls, fh: IO[bytes], path: Path) -> _FastPlan | None:
         """Find the array's ends; None when the file needs the exact path."""
         splitter = MediaItemSplitter(fh, name=str(path), batch_bytes=_HEAD_BYTES)
-        header, rest, start = splitter._read_header()
+        header, rest, start = splitter.read_header()
         key = re.match(rb'\s*\{\s*"((?:[^"\\]|\\.)*)"\s*:', rest)
         if key is None:
             return None  # empty array, or a shape the cut pattern cannot serve

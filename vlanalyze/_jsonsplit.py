@@ -105,7 +105,7 @@ class MediaItemSplitter:
         self.top_level: dict[str, Any] = {}
 
     def __iter__(self) -> Iterator[ItemBatch]:
-        header, buf, offset = self._read_header()
+        header, buf, offset = self.read_header()
         trailer = yield from self._items(buf, offset)
         self.top_level = self._parse_top_level(header, trailer)
 
@@ -115,7 +115,7 @@ class MediaItemSplitter:
             hint="the file is truncated or not a Visual Layer export; download it again",
         )
 
-    def _read_header(self) -> tuple[bytes, bytes, int]:
+    def read_header(self) -> tuple[bytes, bytes, int]:
         """Read up to the ``[`` of ``media_items``; return header, rest of buffer, offset."""
         buf = self._fh.read(self._batch_bytes)
         first = buf.lstrip(_WHITESPACE + b"\xef\xbb\xbf")[:1]

@@ -15,9 +15,8 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
+from vlanalyze._http import detail_of, make_retry, make_session
 from vlanalyze._task import TERMINAL_STATUSES, ExportTask, sign_token
 from vlanalyze.errors import (
     APIConnectionError,
@@ -38,55 +37,6 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL = "https://app.visual-layer.com"
-_RETRY_STATUSES = (429, 500, 502, 503, 504)
-
-
-def _retry(total: int, backoff: float, *, idempotent: bool) -> Retry:
-    if idempotent:
-        return Retry(
-            total=total,
-            backoff_factor=backoff,
-            backoff_jitter=backoff,
-            status_forcelist=_RETRY_STATUSES,
-            allowed_methods=frozenset({"GET", "HEAD"}),
-            respect_retry_after_header=True,
-            raise_on_status=False,
-        )
-    # Calls that create an export task: a request that may have reached the server is
-    # not repeated, because a second export would start beside the first (costly, and
-    # the first one's id would be lost). Only failures where the server provably did
-    # nothing are retried: connection refused, and 429 (explicitly rejected).
-    return Retry(
-        total=total,
-        connect=total,
-        read=0,
-        other=0,
-        status=total,
-        backoff_factor=backoff,
-        backoff_jitter=backoff,
-        status_forcelist=(429,),
-        allowed_methods=None,
-        respect_retry_after_header=True,
-        raise_on_status=False,
-    )
-
-
-def _session(retry: Retry) -> requests.Session:
-    session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
-def _detail(response: requests.Response) -> str:
-    try:
-        detail = response.json().get("detail")
-    except (ValueError, AttributeError):
-        return response.reason or ""
-    if isinstance(detail, list):  # FastAPI validation errors: [{"msg": ...}, ...]
-        return "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
-    return str(detail) if detail is not None else (response.reason or "")
 
 
 class VisualLayerClient:
@@ -134,8 +84,8 @@ class VisualLayerClient:
         self._api_secret = api_secret or None
         self._token = token or None
         self._signed: tuple[str, float] | None = None
-        self.session = _session(_retry(retries, backoff, idempotent=True))
-        self._once_session = _session(_retry(retries, backoff, idempotent=False))
+        self.session = make_session(make_retry(retries, backoff, idempotent=True))
+        self._once_session = make_session(make_retry(retries, backoff, idempotent=False))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> VisualLayerClient:
@@ -250,7 +200,7 @@ class VisualLayerClient:
     def _raise_for_status(
         self, response: requests.Response, dataset_id: str, *, creates_task: bool
     ) -> None:
-        code, detail = response.status_code, _detail(response)
+        code, detail = response.status_code, detail_of(response)
         hint: str | None = None
         if code == 401:
             hint = (

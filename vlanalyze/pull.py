@@ -22,7 +22,8 @@ from vlanalyze._version import __version__
 from vlanalyze.archive import extract_archive
 from vlanalyze.client import ExportTask, VisualLayerClient
 from vlanalyze.download import ProgressCallback, download_file
-from vlanalyze.errors import MaterializeError, SelectionError
+from vlanalyze.errors import MaterializeError, SelectionError, VLAnalyzeError
+from vlanalyze.source import read_export_info
 
 __all__ = ["PROVENANCE_FILE", "archive_path", "pull_export", "read_media_ids"]
 
@@ -164,7 +165,8 @@ def _write_provenance(
         "task_id": task.id,
         "base_url": client.base_url,
         "request": request,
-        "export_time": task.created_at or now,
+        "export_time": _export_time(dest),
+        "task_created_at": task.created_at,
         "fetched_at": now,
         "entities_count": task.entities_count,
         "archive_sha256": sha256,
@@ -176,6 +178,15 @@ def _write_provenance(
         json.dump(record, file, indent=2)
         file.write("\n")
     os.replace(tmp, dest / PROVENANCE_FILE)
+
+
+def _export_time(dest: Path) -> str | None:
+    """The export's own ``info.export_time``; None when the metadata does not say."""
+    try:
+        value = read_export_info(dest).get("export_time")
+    except (VLAnalyzeError, OSError, ValueError):
+        return None
+    return str(value) if value is not None else None
 
 
 def read_media_ids(lines: Iterable[str], *, source: str = "the selection") -> list[str]:

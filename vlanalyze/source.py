@@ -7,6 +7,7 @@ ever copied out (by :func:`copy_member`), never its images. Reads nothing else.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import zipfile
@@ -165,3 +166,28 @@ def cache_location(source: Source, cache_dir: str | os.PathLike[str] | None) -> 
     return cache_mod.default_cache_dir(
         named, folder=source.folder if source.path.is_dir() else None
     )
+
+
+def read_export_info(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``info`` block of the export at ``path``, read cheaply ({} where there is none).
+
+    Reads only the head of a ``metadata.json`` (where Visual Layer writes ``info``) or
+    the key-value metadata of a ``metadata.parquet``; never the media items.
+    """
+    source = find_source(path)
+    if source.member is not None:
+        return {}
+    if source.format == "parquet":
+        import pyarrow.parquet as pq
+
+        raw = (pq.read_schema(source.metadata).metadata or {}).get(b"info")
+        info = json.loads(raw) if raw else {}
+    else:
+        from vlanalyze._jsonsplit import MediaItemSplitter
+
+        with source.metadata.open("rb") as fh:
+            header, _rest, _offset = MediaItemSplitter(
+                fh, name=str(source.metadata), batch_bytes=1 << 20
+            ).read_header()
+        info = json.loads(header + b"null}").get("info", {})
+    return info if isinstance(info, dict) else {}

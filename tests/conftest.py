@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 
 # --- fetch: the export API stand-in and a client of it -----------------------------------
 from vlanalyze.client import VisualLayerClient
@@ -207,3 +208,13 @@ def sample_json_copy(tmp_path: Path, sample_export: Path) -> Path:
 
 
 # --- end of query fixtures ---------------------------------------------------------------
+
+
+def error_line(result: Result) -> str:
+    """The one ``Error:`` line of a CLI run that failed cleanly (exit 1, no traceback)."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from conftest import error_line
 
 import vlanalyze._jsonchunks as jsonchunks
 import vlanalyze._jsonsplit as jsonsplit
@@ -29,13 +30,9 @@ def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _error_line(result: Result) -> str:
-    assert result.exit_code == 1, result.output
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-    assert len(lines) == 1, result.stderr
+    line = error_line(result)
     assert result.stdout == ""
-    return lines[0]
+    return line
 
 
 def _assert_nothing_trusted(root: Path) -> None:

@@ -16,6 +16,7 @@ import click
 import polars as pl
 import pytest
 from click.testing import CliRunner, Result
+from conftest import error_line
 
 from vlanalyze import open_export
 from vlanalyze.cli import main
@@ -65,12 +66,8 @@ def _ok(result: Result) -> Result:
 
 
 def _error_line(result: Result) -> str:
-    assert result.exit_code == 1, result.output
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
+    line = error_line(result)
+    return line
 
 
 # --- info --------------------------------------------------------------------------------

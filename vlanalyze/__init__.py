@@ -31,8 +31,10 @@ from vlanalyze.errors import (
 if TYPE_CHECKING:
     from vlanalyze.archive import extract_archive
     from vlanalyze.client import ExportTask, VisualLayerClient
+    from vlanalyze.convert import convert
     from vlanalyze.export import Export, open_export
     from vlanalyze.pull import pull_export
+    from vlanalyze.summary import summarize
 
 _LAZY = {
     "open_export": "vlanalyze.export",
@@ -41,6 +43,8 @@ _LAZY = {
     "ExportTask": "vlanalyze.client",
     "pull_export": "vlanalyze.pull",
     "extract_archive": "vlanalyze.archive",
+    "convert": "vlanalyze.convert",
+    "summarize": "vlanalyze.summary",
 }
 
 __all__ = [
@@ -63,9 +67,11 @@ __all__ = [
     "VLAnalyzeError",
     "VisualLayerClient",
     "__version__",
+    "convert",
     "extract_archive",
     "open_export",
     "pull_export",
+    "summarize",
 ]
 
 

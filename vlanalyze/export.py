@@ -9,13 +9,15 @@ over the cache. It never writes outside the cache folder.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing, contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 from duckdb import DuckDBPyConnection
 
 from vlanalyze import cache as cache_mod
@@ -213,12 +215,22 @@ class Export:
         """A new DuckDB connection with every table as a view; the caller closes it."""
         con = duckdb.connect()
         con.execute("SET enable_progress_bar = false")
-        for table in schema.TABLES:
-            files = self._parts(table)
-            if table == "media":
-                self._media_view(con, files)
-            else:
-                con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({files!r})")
+        try:
+            for table in schema.TABLES:
+                files = self._parts(table)
+                if table == "media":
+                    self._media_view(con, files)
+                else:
+                    con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({files!r})")
+        except duckdb.Error as exc:
+            con.close()
+            raise CacheError(
+                f"cannot read the cache {self.cache_path}: {_first_line(exc)}",
+                hint="reopen with refresh=True (--refresh) to rebuild it",
+            ) from None
+        except BaseException:
+            con.close()
+            raise
         return con
 
     def _media_view(self, con: DuckDBPyConnection, files: list[str]) -> None:
@@ -242,24 +254,59 @@ class Export:
 
         Raises:
             QueryError: the query is invalid (syntax, unknown table or column, ...).
+            CacheError: a cache file cannot be read.
         """
-        try:
+        with self._errors():
             if self._con is None:
                 self._con = self.duckdb()
             rel = self._con.sql(query, params=dict(params) if params else None)
-            if rel is None:
-                return pl.DataFrame()
-            frame: pl.DataFrame = rel.pl()
+            frame: pl.DataFrame = pl.DataFrame() if rel is None else rel.pl()
             return frame
-        except (duckdb.IOException, duckdb.InvalidInputException) as exc:
-            raise CacheError(
-                f"cannot read the cache {self.cache_path}: {_first_line(exc)}",
-                hint="reopen with refresh=True (--refresh) to rebuild it",
-            ) from None
-        except duckdb.CatalogException as exc:
-            raise QueryError(_first_line(exc), hint=f"tables: {', '.join(schema.TABLES)}") from None
+
+    def sql_batches(
+        self, query: str, params: Mapping[str, Any] | None = None, *, rows: int = 100_000
+    ) -> Iterator[pl.DataFrame]:
+        """Run ``query`` and yield its result in DataFrames of at most ``rows`` rows.
+
+        For results too big to hold at once: memory stays bounded by ``rows``.
+
+        Raises:
+            QueryError: the query is invalid. CacheError: a cache file cannot be read.
+        """
+        with self._errors(), closing(self.duckdb()) as con:
+            rel = con.sql(query, params=dict(params) if params else None)
+            if rel is None:
+                return
+            reader = rel.to_arrow_reader(rows)
+            empty = True
+            for batch in reader:
+                empty = False
+                yield _frame(pa.Table.from_batches([batch]))
+            if empty:  # still say which columns the result has
+                yield _frame(reader.schema.empty_table())
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Translate DuckDB's errors: the cache's into CacheError, the rest QueryError."""
+        try:
+            yield
         except duckdb.Error as exc:
-            raise QueryError(_first_line(exc)) from None
+            message = _first_line(exc)
+            if isinstance(exc, duckdb.IOException) or str(self.cache_path) in message:
+                raise CacheError(
+                    f"cannot read the cache {self.cache_path}: {message}",
+                    hint="reopen with refresh=True (--refresh) to rebuild it",
+                ) from None
+            hint = f"tables: {', '.join(schema.TABLES)}"
+            if isinstance(exc, duckdb.CatalogException):
+                raise QueryError(message, hint=hint) from None
+            raise QueryError(message) from None
+
+
+def _frame(table: pa.Table) -> pl.DataFrame:
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def _first_line(exc: BaseException) -> str:

@@ -7,13 +7,14 @@ the stream.
 
 from __future__ import annotations
 
-import io
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from vlanalyze.errors import MaterializeError
 
@@ -36,24 +37,61 @@ def _flatten(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def render(df: pl.DataFrame, fmt: str, out: BinaryIO) -> None:
-    """Write ``df`` to the binary stream ``out`` in format ``fmt``."""
+def render(batches: Iterable[pl.DataFrame], fmt: str, out: BinaryIO) -> int:
+    """Write ``batches`` (one result, in pieces) to the binary stream ``out``.
+
+    Every format but ``table`` and ``markdown`` (meant for a screen) streams: memory
+    stays bounded by one batch. Returns the number of rows written.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt in ("table", "markdown"):
+        frames = list(batches)
+        df = pl.concat(frames) if frames else pl.DataFrame()
+        out.write(_pretty(df, markdown=fmt == "markdown").encode() + b"\n")
+        return df.height
     if fmt == "parquet":
-        df.write_parquet(out)
-    elif fmt == "csv":
-        _flatten(df).write_csv(out)
-    elif fmt == "tsv":
-        _flatten(df).write_csv(out, separator="\t")
-    elif fmt == "json":
-        out.write(df.write_json().encode())
-        out.write(b"\n")
-    elif fmt == "ndjson":
-        df.write_ndjson(out)
-    else:
-        out.write(_pretty(df, markdown=fmt == "markdown").encode())
-        out.write(b"\n")
+        return _parquet(batches, out)
+    if fmt == "json":
+        return _json(batches, out)
+    rows = 0
+    for i, df in enumerate(batches):
+        if fmt == "ndjson":
+            df.write_ndjson(out)
+        else:
+            sep = "," if fmt == "csv" else "\t"
+            _flatten(df).write_csv(out, separator=sep, include_header=i == 0)
+        rows += df.height
+    return rows
+
+
+def _json(batches: Iterable[pl.DataFrame], out: BinaryIO) -> int:
+    """One JSON array of row objects across all batches."""
+    out.write(b"[")
+    rows = 0
+    for df in batches:
+        body = df.write_json().strip()[1:-1]
+        if body:
+            out.write((b"," if rows else b"") + body.encode())
+        rows += df.height
+    out.write(b"]\n")
+    return rows
+
+
+def _parquet(batches: Iterable[pl.DataFrame], out: BinaryIO) -> int:
+    writer: pq.ParquetWriter | None = None
+    rows = 0
+    try:
+        for df in batches:
+            table = df.to_arrow()
+            if writer is None:
+                writer = pq.ParquetWriter(out, table.schema)
+            writer.write_table(table)
+            rows += df.height
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
 
 
 def _pretty(df: pl.DataFrame, *, markdown: bool) -> str:
@@ -70,9 +108,16 @@ def _pretty(df: pl.DataFrame, *, markdown: bool) -> str:
 
 
 def write_file(
-    df: pl.DataFrame, fmt: str, path: str | os.PathLike[str], *, overwrite: bool = False
-) -> Path:
-    """Write ``df`` to ``path`` atomically; refuse to replace a file unless ``overwrite``.
+    batches: Iterable[pl.DataFrame],
+    fmt: str,
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+) -> int:
+    """Write ``batches`` to ``path`` atomically; refuse to replace a file unless ``overwrite``.
+
+    Returns:
+        The number of rows written.
 
     Raises:
         MaterializeError: ``path`` exists (and ``overwrite`` is false) or cannot be written.
@@ -89,16 +134,9 @@ def write_file(
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
-            render(df, fmt, fh)
+            rows = render(batches, fmt, fh)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return target
-
-
-def render_bytes(df: pl.DataFrame, fmt: str) -> bytes:
-    """``df`` in format ``fmt`` as bytes."""
-    buf = io.BytesIO()
-    render(df, fmt, buf)
-    return buf.getvalue()
+    return rows

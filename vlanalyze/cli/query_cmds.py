@@ -130,14 +130,14 @@ def sql(
     if fmt == "parquet" and output is None and sys.stdout.isatty():
         raise click.UsageError("parquet output is binary: write it to a file with -o FILE")
     with open_for_cli(export, cache_dir, refresh, quiet) as ex:
-        df = ex.sql(query, params=dict(params))
-    if output:
-        write_file(df, fmt, output, overwrite=force)
-        click.echo(f"Wrote {df.height} rows to {output}", err=True)
-    else:
-        sys.stdout.flush()
-        render(df, fmt, sys.stdout.buffer)
-        sys.stdout.buffer.flush()
+        batches = ex.sql_batches(query, params=dict(params))
+        if output:
+            rows = write_file(batches, fmt, output, overwrite=force)
+            click.echo(f"Wrote {rows} rows to {output}", err=True)
+        else:
+            sys.stdout.flush()
+            render(batches, fmt, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
 
 
 def _default_format(output: str | None) -> str:

@@ -341,3 +341,33 @@ def test_library_does_not_load_the_cli(tmp_path: Path) -> None:
     result = _python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_reader_closing_the_pipe_stops_quietly(sample_json_copy: Path, tmp_path: Path) -> None:
+    """`vlanalyze sql ... | head -1`: no traceback when head goes away."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vlanalyze",
+            "sql",
+            str(sample_json_copy),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "SELECT range AS n FROM range(3000000)",
+            "-f",
+            "csv",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline() == b"n\n"
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 141
+    assert "Traceback" not in stderr

@@ -6,7 +6,11 @@ exceptions and callbacks.
 
 from __future__ import annotations
 
+import errno
 import functools
+import io
+import os
+import sys
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -33,5 +37,26 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             raise SystemExit(130) from None
+        except OSError as exc:
+            if not _is_broken_pipe(exc):
+                raise
+            # The reader went away (`vlanalyze sql ... | head`): stop quietly, as
+            # shell tools do, and keep Python from complaining at exit.
+            _silence_stdout()
+            raise SystemExit(141) from None
 
     return wrapper
+
+
+def _is_broken_pipe(exc: OSError) -> bool:
+    return (
+        isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE or ("Broken pipe" in str(exc))
+    )
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # not a real file (a test runner's capture): nothing to silence

@@ -77,3 +77,18 @@ def test_write_file_is_atomic_and_refuses_to_overwrite(export: vla.Export, tmp_p
     assert target.read_text() == "precious\n"  # a half-written result never replaces it
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out")) == []
     assert write_file(export.sql_batches(QUERY), "csv", target, overwrite=True) == 46
+
+
+def test_cli_offers_exactly_the_library_formats() -> None:
+    from vlanalyze.cli.query_cmds import FORMATS as CLI_FORMATS
+    from vlanalyze.output import FORMATS
+
+    assert CLI_FORMATS == FORMATS
+
+
+def test_nested_values_become_json_text_in_csv(export: vla.Export) -> None:
+    batches = export.sql_batches("SELECT [1, 2] AS l, {'a': 'x'} AS s, 3 AS n")
+    out = io.BytesIO()
+    render(batches, "csv", out)
+    row = pl.read_csv(io.BytesIO(out.getvalue())).row(0)
+    assert (json.loads(row[0]), json.loads(row[1]), row[2]) == ([1, 2], {"a": "x"}, 3)

@@ -19,7 +19,6 @@ import pyarrow.parquet as pq
 from vlanalyze.errors import MaterializeError
 
 FORMATS = ("table", "csv", "tsv", "json", "ndjson", "parquet", "markdown")
-BINARY_FORMATS = ("parquet",)
 
 
 def _flatten(df: pl.DataFrame) -> pl.DataFrame:
@@ -31,6 +30,8 @@ def _flatten(df: pl.DataFrame) -> pl.DataFrame:
     ]
     if not nested:
         return df
+    # polars encodes structs only: wrap each value as {"v": value}, then cut the
+    # wrapper's text ('{"v":' and the last '}') away.
     return df.with_columns(
         pl.struct(pl.col(n).alias("v")).struct.json_encode().str.slice(5).str.head(-1).alias(n)
         for n in nested

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# The same as vlanalyze.output.FORMATS (a test checks), kept here so that --help does
+# not import polars.
 FORMATS = ("table", "csv", "tsv", "json", "ndjson", "parquet", "markdown")
 
 

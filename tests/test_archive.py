@@ -526,3 +526,31 @@ def test_dest_filled_during_extraction_is_not_replaced(site: Path) -> None:
         extract_archive(archive, site / "out", on_progress=someone_else_writes)
     assert _snapshot(site / "out") == {"theirs.txt": ("file", b"theirs")}
     assert sorted(p.name for p in site.iterdir()) == ["export.zip", "out", "outside"]
+
+
+def test_unwritable_target_is_one_clear_error(tmp_path: Path) -> None:
+    """A folder the extraction cannot write into (immutable for root, 0o555 otherwise)."""
+    import shutil
+    import subprocess
+
+    from vlanalyze.errors import MaterializeError
+
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("metadata.json", "{}")
+    parent = tmp_path / "locked"
+    parent.mkdir()
+    parent.chmod(0o555)
+    immutable = False
+    try:
+        if os.access(parent, os.W_OK) and shutil.which("chattr"):
+            immutable = subprocess.run(["chattr", "+i", str(parent)], check=False).returncode == 0
+        if os.access(parent, os.W_OK):
+            pytest.skip("cannot make a folder unwritable here")
+        with pytest.raises(MaterializeError, match="cannot extract into"):
+            extract_archive(archive, parent / "out")
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(parent)], check=True)
+        parent.chmod(0o755)
+    assert list(parent.iterdir()) == []

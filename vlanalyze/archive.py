@@ -317,15 +317,28 @@ def extract_archive(
     _dest_is_empty(dest_path, force)
     with _open_zip(archive_path) as zf:
         plan = _plan(zf.infolist(), max_members=max_members, max_total_size=max_total_size)
-        dest_path.parent.mkdir(parents=True, exist_ok=True)
-        # Not tempfile.mkdtemp: this folder becomes dest, so it takes the umask's mode, not 0o700.
-        tmp = _sibling(dest_path, "extracting")
-        tmp.mkdir()
+        try:
+            dest_path.parent.mkdir(parents=True, exist_ok=True)
+            # Not tempfile.mkdtemp: this folder becomes dest, so it takes the umask's mode.
+            tmp = _sibling(dest_path, "extracting")
+            tmp.mkdir()
+        except OSError as exc:
+            raise _write_error(dest_path, exc) from None
         try:
             _apply(zf, plan, tmp, on_progress)
             _move_into_place(tmp, dest_path, force)
-        except BaseException:
+        except BaseException as exc:
             # Ours alone, and incomplete: an interrupted run must never look finished.
             shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise _write_error(dest_path, exc) from None
             raise
     return dest_path
+
+
+def _write_error(dest: pathlib.Path, exc: OSError) -> MaterializeError:
+    """A failed write (disk full, read-only, no permission) as one clear line."""
+    return MaterializeError(
+        f"cannot extract into {dest}: {exc.strerror or exc}",
+        hint="free some disk space, or choose another output folder",
+    )

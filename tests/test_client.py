@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 import jwt
 import pytest
 from conftest import FakeClock
 
 from vlanalyze.client import DEFAULT_BASE_URL, ExportTask, VisualLayerClient
+from vlanalyze.config import settings
 from vlanalyze.errors import (
     APIConnectionError,
     APIError,
@@ -244,3 +246,30 @@ def test_unreachable_server_is_a_connection_error() -> None:
     ):
         client.get_dataset("d")
     assert "VL_BASE_URL" in str(info.value)
+
+
+def test_config_file_fills_what_the_environment_does_not_set(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('api_key = "file-key"\napi_secret = "file-secret"\n', encoding="utf-8")
+    with VisualLayerClient.from_env({"VL_CONFIG": str(config)}) as client:
+        assert "file-secret" not in repr(client)
+        assert client.auth_headers()["Authorization"].startswith("Bearer ")
+    env = {"VL_CONFIG": str(config), "VL_TOKEN": "env-token", "VL_API_KEY": "env-key"}
+    assert settings(env)["api_key"] == "env-key"  # the environment wins
+    assert settings(env)["api_secret"] == "file-secret"
+    xdg = {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    (tmp_path / "xdg" / "vlanalyze").mkdir(parents=True)
+    config.rename(tmp_path / "xdg" / "vlanalyze" / "config.toml")
+    assert settings(xdg)["api_key"] == "file-key"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("api_key = ", "not valid TOML"), ('apikey = "x"', "unknown settings: apikey")],
+)
+def test_bad_config_file_is_a_configuration_error(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=message) as info:
+        VisualLayerClient.from_env({"VL_CONFIG": str(config)})
+    assert str(config) in str(info.value)

@@ -18,6 +18,7 @@ import requests
 
 from vlanalyze._http import detail_of, make_retry, make_session
 from vlanalyze._task import TERMINAL_STATUSES, ExportTask, sign_token
+from vlanalyze.config import config_path, settings
 from vlanalyze.errors import (
     APIConnectionError,
     APIError,
@@ -89,18 +90,21 @@ class VisualLayerClient:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> VisualLayerClient:
-        """Build a client from VL_API_KEY/VL_API_SECRET, VL_TOKEN and VL_BASE_URL.
+        """Build a client from VL_API_KEY/VL_API_SECRET, VL_TOKEN and VL_BASE_URL, or
+        from the config file for those not set (see :mod:`vlanalyze.config`).
 
         Raises:
-            ConfigurationError: No credentials for the cloud, or a key without secret.
+            ConfigurationError: No credentials for the cloud, a key without secret, or
+                an unreadable config file.
         """
-        env = os.environ if environ is None else environ
-        base_url = env.get("VL_BASE_URL") or DEFAULT_BASE_URL
-        key, secret, token = env.get("VL_API_KEY"), env.get("VL_API_SECRET"), env.get("VL_TOKEN")
+        found = settings(environ)
+        base_url = found["base_url"] or DEFAULT_BASE_URL
+        key, secret, token = found["api_key"], found["api_secret"], found["token"]
         if not (key or secret or token) and base_url.rstrip("/") == DEFAULT_BASE_URL:
             raise ConfigurationError(
-                "no Visual Layer credentials in the environment",
-                hint="set VL_API_KEY and VL_API_SECRET, or VL_TOKEN; on-premise set VL_BASE_URL",
+                "no Visual Layer credentials in the environment or the config file",
+                hint="set VL_API_KEY and VL_API_SECRET (or VL_TOKEN), or write api_key and "
+                f"api_secret to {config_path(os.environ if environ is None else environ)}",
             )
         return cls(base_url, api_key=key, api_secret=secret, token=token, **kwargs)
 

@@ -102,8 +102,8 @@ def fetch(
 ) -> None:
     """Export a Visual Layer dataset and extract it into a folder.
 
-    Credentials come from VL_API_KEY and VL_API_SECRET (or a ready VL_TOKEN); set
-    VL_BASE_URL for an on-premise install.
+    Credentials come from VL_API_KEY and VL_API_SECRET (or a ready VL_TOKEN), or
+    from ~/.config/vlanalyze/config.toml; set VL_BASE_URL for an on-premise install.
 
     \b
     Examples:

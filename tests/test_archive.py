@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
+from conftest import read_only
 
 from vlanalyze.archive import _ensure_inside, _plan, extract_archive, safe_member_path
 from vlanalyze.errors import ArchiveError, MaterializeError, UnsafeArchiveError
@@ -530,27 +531,11 @@ def test_dest_filled_during_extraction_is_not_replaced(site: Path) -> None:
 
 def test_unwritable_target_is_one_clear_error(tmp_path: Path) -> None:
     """A folder the extraction cannot write into (immutable for root, 0o555 otherwise)."""
-    import shutil
-    import subprocess
-
-    from vlanalyze.errors import MaterializeError
-
     archive = tmp_path / "a.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("metadata.json", "{}")
     parent = tmp_path / "locked"
     parent.mkdir()
-    parent.chmod(0o555)
-    immutable = False
-    try:
-        if os.access(parent, os.W_OK) and shutil.which("chattr"):
-            immutable = subprocess.run(["chattr", "+i", str(parent)], check=False).returncode == 0
-        if os.access(parent, os.W_OK):
-            pytest.skip("cannot make a folder unwritable here")
-        with pytest.raises(MaterializeError, match="cannot extract into"):
-            extract_archive(archive, parent / "out")
-    finally:
-        if immutable:
-            subprocess.run(["chattr", "-i", str(parent)], check=True)
-        parent.chmod(0o755)
+    with read_only(parent), pytest.raises(MaterializeError, match="cannot extract into"):
+        extract_archive(archive, parent / "out")
     assert list(parent.iterdir()) == []

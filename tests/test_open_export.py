@@ -5,11 +5,8 @@ cache always goes to tmp_path)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import subprocess
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +14,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from conftest import read_only
 from polars.testing import assert_frame_equal
 
 import vlanalyze
@@ -357,31 +355,13 @@ def test_cache_dir_from_environment(
     assert sorted(p.name for p in hand_json.parent.iterdir()) == ["metadata.json"]
 
 
-@contextlib.contextmanager
-def _read_only(folder: Path) -> Iterator[None]:
-    """Make ``folder`` unwritable: chmod, or for root (whom chmod does not stop) the
-    immutable attribute; skip where neither works."""
-    folder.chmod(0o555)
-    immutable = False
-    try:
-        if os.access(folder, os.W_OK) and shutil.which("chattr"):
-            immutable = subprocess.run(["chattr", "+i", str(folder)], check=False).returncode == 0
-        if os.access(folder, os.W_OK):
-            pytest.skip("cannot make a folder read-only here (root, and no chattr)")
-        yield
-    finally:
-        if immutable:
-            subprocess.run(["chattr", "-i", str(folder)], check=True)
-        folder.chmod(0o755)
-
-
 def test_read_only_export_folder_caches_in_user_cache_dir(
     hand_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = hand_json.parent
     monkeypatch.delenv("VLANALYZE_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    with _read_only(folder):
+    with read_only(folder):
         with open_export(folder) as ex:
             assert ex.cache_path.is_relative_to(tmp_path / "xdg" / "vlanalyze")
             assert ex.counts["media"] == 5

@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from vlanalyze.client import VisualLayerClient
-from vlanalyze.download import download_file
+from vlanalyze.fetch._client import VisualLayerClient
+from vlanalyze.fetch._download import download_file
 from vlanalyze.testing import StandIn, write_demo_export
 
 

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from vlanalyze.archive import extract_archive  # noqa: E402
+from vlanalyze.fetch._archive import extract_archive  # noqa: E402
 
 TARGET_RATIO = 1.10
 

@@ -14,7 +14,7 @@ import pytest
 from click.testing import Result
 
 # --- fetch: the export API stand-in and a client of it -----------------------------------
-from vlanalyze.client import VisualLayerClient
+from vlanalyze.fetch._client import VisualLayerClient
 from vlanalyze.testing import StandIn, write_demo_export
 
 

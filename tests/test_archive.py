@@ -1,4 +1,4 @@
-"""Tests of vlanalyze.archive on real ZIPs built in tmp_path, hostile ones crafted byte by byte."""
+"""Tests of safe extraction on real ZIPs built in tmp_path, hostile ones crafted byte by byte."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from conftest import read_only
 
-from vlanalyze.archive import _ensure_inside, _plan, extract_archive, safe_member_path
 from vlanalyze.errors import ArchiveError, MaterializeError, UnsafeArchiveError
+from vlanalyze.fetch._archive import _ensure_inside, _plan, extract_archive, safe_member_path
 
 MB = 1024**2
 Member = tuple[str | zipfile.ZipInfo, bytes]

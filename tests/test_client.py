@@ -10,8 +10,6 @@ import jwt
 import pytest
 from conftest import FakeClock
 
-from vlanalyze.client import DEFAULT_BASE_URL, ExportTask, VisualLayerClient
-from vlanalyze.config import settings
 from vlanalyze.errors import (
     APIConnectionError,
     APIError,
@@ -20,6 +18,8 @@ from vlanalyze.errors import (
     ExportFailedError,
     ExportTimeoutError,
 )
+from vlanalyze.fetch._client import DEFAULT_BASE_URL, ExportTask, VisualLayerClient
+from vlanalyze.fetch._config import settings
 from vlanalyze.testing import StandIn
 
 

@@ -11,9 +11,9 @@ import pytest
 import requests
 from conftest import FakeClock
 
-from vlanalyze.client import VisualLayerClient
-from vlanalyze.download import download_file
 from vlanalyze.errors import ArchiveError, DownloadError
+from vlanalyze.fetch._client import VisualLayerClient
+from vlanalyze.fetch._download import download_file
 from vlanalyze.testing import StandIn
 
 CHUNK = 64 * 1024

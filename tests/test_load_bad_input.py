@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import error_line
 
-import vlanalyze._jsonchunks as jsonchunks
-import vlanalyze._jsonsplit as jsonsplit
+import vlanalyze.query._jsonchunks as jsonchunks
+import vlanalyze.query._jsonsplit as jsonsplit
 from vlanalyze import ArchiveError, CacheError, ExportFormatError, VLAnalyzeError, open_export
 from vlanalyze.cli import main
 

@@ -18,12 +18,12 @@ from conftest import read_only
 from polars.testing import assert_frame_equal
 
 import vlanalyze
-import vlanalyze._jsonchunks as jsonchunks
-import vlanalyze._jsonsplit as jsonsplit
-import vlanalyze.export as export_mod
-import vlanalyze.normalize as normalize_mod
+import vlanalyze.query._export as export_mod
+import vlanalyze.query._jsonchunks as jsonchunks
+import vlanalyze.query._jsonsplit as jsonsplit
+import vlanalyze.query._normalize as normalize_mod
 from vlanalyze import CacheError, ExportFormatError, QueryError, open_export
-from vlanalyze.schema import TABLES
+from vlanalyze.query._schema import TABLES
 
 # Counts stated in sample_data/README.md.
 SAMPLE_COUNTS = {

@@ -14,7 +14,7 @@ from polars.testing import assert_frame_equal
 
 import vlanalyze as vla
 from vlanalyze.errors import MaterializeError
-from vlanalyze.output import render, write_file
+from vlanalyze.materialize._output import render, write_file
 
 QUERY = "SELECT media_id, file_path, uniqueness_score FROM media ORDER BY media_id"
 
@@ -81,7 +81,7 @@ def test_write_file_is_atomic_and_refuses_to_overwrite(export: vla.Export, tmp_p
 
 def test_cli_offers_exactly_the_library_formats() -> None:
     from vlanalyze.cli.query_cmds import FORMATS as CLI_FORMATS
-    from vlanalyze.output import FORMATS
+    from vlanalyze.materialize._output import FORMATS
 
     assert CLI_FORMATS == FORMATS
 

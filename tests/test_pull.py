@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from vlanalyze.client import VisualLayerClient
 from vlanalyze.errors import ExportFailedError, MaterializeError, SelectionError
-from vlanalyze.pull import PROVENANCE_FILE, archive_path, pull_export, read_media_ids
+from vlanalyze.fetch._client import VisualLayerClient
+from vlanalyze.fetch._pull import PROVENANCE_FILE, archive_path, pull_export, read_media_ids
 from vlanalyze.testing import StandIn
 
 

@@ -20,7 +20,7 @@ from conftest import error_line
 
 from vlanalyze import open_export
 from vlanalyze.cli import main
-from vlanalyze.schema import TABLES
+from vlanalyze.query._schema import TABLES
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_COUNTS = {

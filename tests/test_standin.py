@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from vlanalyze.client import sign_token
+from vlanalyze.fetch._client import sign_token
 from vlanalyze.testing import StandIn
 
 # The automation script of Visual Layer's official export page (the seed), with only the

@@ -18,8 +18,8 @@ import pytest
 
 CHILD = """
 import json, resource, sys
-import vlanalyze, vlanalyze._jsonchunks as jc, vlanalyze._jsonsplit as js
-import vlanalyze.normalize as nz
+import vlanalyze, vlanalyze.query._jsonchunks as jc, vlanalyze.query._jsonsplit as js
+import vlanalyze.query._normalize as nz
 path, cache, mode = sys.argv[1:4]
 jc.CHUNK_BYTES = 4 << 20
 js.MediaItemSplitter.__init__.__kwdefaults__["batch_bytes"] = 4 << 20
@@ -27,7 +27,7 @@ if mode == "exact":
     nz.normalize_json = lambda p, out, on_progress=None: nz._normalize_json(
         p, out, exact=True, on_progress=on_progress
     )
-    import vlanalyze.export as ex_mod
+    import vlanalyze.query._export as ex_mod
     ex_mod.normalize_json = nz.normalize_json
 with vlanalyze.open_export(path, cache_dir=cache) as ex:
     counts = ex.counts

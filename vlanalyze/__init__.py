@@ -29,22 +29,22 @@ from vlanalyze.errors import (
 )
 
 if TYPE_CHECKING:
-    from vlanalyze.archive import extract_archive
-    from vlanalyze.client import ExportTask, VisualLayerClient
-    from vlanalyze.convert import convert
-    from vlanalyze.export import Export, open_export
-    from vlanalyze.pull import pull_export
-    from vlanalyze.summary import summarize
+    from vlanalyze.fetch._archive import extract_archive
+    from vlanalyze.fetch._client import ExportTask, VisualLayerClient
+    from vlanalyze.fetch._pull import pull_export
+    from vlanalyze.materialize._convert import convert
+    from vlanalyze.query._export import Export, open_export
+    from vlanalyze.query._summary import summarize
 
 _LAZY = {
-    "open_export": "vlanalyze.export",
-    "Export": "vlanalyze.export",
-    "VisualLayerClient": "vlanalyze.client",
-    "ExportTask": "vlanalyze.client",
-    "pull_export": "vlanalyze.pull",
-    "extract_archive": "vlanalyze.archive",
-    "convert": "vlanalyze.convert",
-    "summarize": "vlanalyze.summary",
+    "open_export": "vlanalyze.query._export",
+    "Export": "vlanalyze.query._export",
+    "VisualLayerClient": "vlanalyze.fetch._client",
+    "ExportTask": "vlanalyze.fetch._client",
+    "pull_export": "vlanalyze.fetch._pull",
+    "extract_archive": "vlanalyze.fetch._archive",
+    "convert": "vlanalyze.materialize._convert",
+    "summarize": "vlanalyze.query._summary",
 }
 
 __all__ = [

@@ -26,7 +26,7 @@ def _fmt(value: Any) -> str:
 
 
 def render_summary(data: dict[str, Any]) -> str:
-    """The summary from :func:`vlanalyze.summary.summarize` as aligned text."""
+    """The summary from :func:`vlanalyze.query._summary.summarize` as aligned text."""
     ex = data["export"]
     images = data["images"]
     lines = [

@@ -1,6 +1,6 @@
 """CLI commands of the fetch job: ``fetch`` (pull an export) and ``stand-in`` (serve one).
 
-Thin shells: ``fetch`` calls :func:`vlanalyze.pull.pull_export` and renders its
+Thin shells: ``fetch`` calls :func:`vlanalyze.fetch._pull.pull_export` and renders its
 callbacks as progress bars on stderr; ``stand-in`` runs :class:`vlanalyze.testing.StandIn`
 until Ctrl-C. Library imports happen inside the commands, to keep ``--help`` fast.
 """
@@ -18,7 +18,7 @@ from vlanalyze.cli._progress import Reporter
 from vlanalyze.errors import ExportFormatError
 
 if TYPE_CHECKING:
-    from vlanalyze.client import ExportTask
+    from vlanalyze.fetch._client import ExportTask
 
 
 class _Reporter(Reporter):
@@ -112,8 +112,8 @@ def fetch(
       vlanalyze fetch DATASET_ID -o cl/ --cluster CLUSTER_ID --exclude-media-id ID
       vlanalyze fetch DATASET_ID -o exported_dataset/ --task-id TASK_ID
     """
-    from vlanalyze.client import VisualLayerClient
-    from vlanalyze.pull import pull_export, read_media_ids
+    from vlanalyze.fetch._client import VisualLayerClient
+    from vlanalyze.fetch._pull import pull_export, read_media_ids
 
     if exclude and not cluster_id:
         raise click.UsageError("--exclude-media-id needs --cluster")

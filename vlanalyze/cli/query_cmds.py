@@ -17,11 +17,11 @@ import click
 from vlanalyze.cli._common import handle_errors
 
 if TYPE_CHECKING:
-    from vlanalyze.export import Export
+    from vlanalyze.query._export import Export
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# The same as vlanalyze.output.FORMATS (a test checks), kept here so that --help does
+# The same as vlanalyze.materialize._output.FORMATS (a test checks), kept here so that --help does
 # not import polars.
 FORMATS = ("table", "csv", "tsv", "json", "ndjson", "parquet", "markdown")
 
@@ -43,7 +43,7 @@ def export_options(func: F) -> F:
 def open_for_cli(path: str, cache_dir: str | None, refresh: bool, quiet: bool) -> Export:
     """Open an export, with a progress bar on stderr while its cache is built."""
     from vlanalyze.cli._progress import Reporter
-    from vlanalyze.export import open_export
+    from vlanalyze.query._export import open_export
 
     with Reporter(quiet or not sys.stderr.isatty()) as reporter:
         return open_export(
@@ -73,7 +73,7 @@ def info(
       vlanalyze info exported_dataset/ --json | jq .counts
     """
     from vlanalyze.cli._render import render_summary
-    from vlanalyze.summary import summarize
+    from vlanalyze.query._summary import summarize
 
     with open_for_cli(export, cache_dir, refresh, quiet) as ex:
         data = summarize(ex, top=top)
@@ -126,7 +126,7 @@ def sql(
       vlanalyze sql exported_dataset/ "SELECT * FROM issues WHERE issue_type = \\$t" -p t blur
       vlanalyze sql exported_dataset/ "SELECT * FROM labels" -o labels.parquet
     """
-    from vlanalyze.output import render, write_file
+    from vlanalyze.materialize._output import render, write_file
 
     fmt = fmt or _default_format(output)
     if fmt == "parquet" and output is None and sys.stdout.isatty():
@@ -179,7 +179,7 @@ def convert(
       vlanalyze convert sample_data/export/metadata.json -o tables/
       duckdb -c "SELECT count(*) FROM 'tables/labels.parquet'"
     """
-    from vlanalyze.convert import convert as convert_export
+    from vlanalyze.materialize._convert import convert as convert_export
 
     with open_for_cli(export, cache_dir, refresh, quiet) as ex:
         paths = convert_export(ex, output, overwrite=force)

@@ -16,9 +16,6 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from vlanalyze._http import detail_of, make_retry, make_session
-from vlanalyze._task import TERMINAL_STATUSES, ExportTask, sign_token
-from vlanalyze.config import config_path, settings
 from vlanalyze.errors import (
     APIConnectionError,
     APIError,
@@ -28,6 +25,9 @@ from vlanalyze.errors import (
     ExportTimeoutError,
     redact_url,
 )
+from vlanalyze.fetch._config import config_path, settings
+from vlanalyze.fetch._http import detail_of, make_retry, make_session
+from vlanalyze.fetch._task import TERMINAL_STATUSES, ExportTask, sign_token
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -91,7 +91,7 @@ class VisualLayerClient:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> VisualLayerClient:
         """Build a client from VL_API_KEY/VL_API_SECRET, VL_TOKEN and VL_BASE_URL, or
-        from the config file for those not set (see :mod:`vlanalyze.config`).
+        from the config file for those not set (see :mod:`vlanalyze.fetch._config`).
 
         Raises:
             ConfigurationError: No credentials for the cloud, a key without secret, or

@@ -28,8 +28,8 @@ from typing import Any
 
 import jwt
 
-from vlanalyze._standin_http import RecordedRequest, StandInServer
-from vlanalyze.client import sign_token
+from vlanalyze.fetch._client import sign_token
+from vlanalyze.testing._http import RecordedRequest, StandInServer
 
 __all__ = ["DEMO_DATASET_ID", "RecordedRequest", "StandIn", "write_demo_export"]
 

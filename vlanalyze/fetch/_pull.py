@@ -1,7 +1,7 @@
 """Get an export onto disk: start (or resume) a task, wait, download, extract, record.
 
-This module composes :mod:`vlanalyze.client`, :mod:`vlanalyze.download` and
-:mod:`vlanalyze.archive`; it adds the provenance file and the parsing of media-id
+This module composes :mod:`vlanalyze.fetch._client`, :mod:`vlanalyze.fetch._download` and
+:mod:`vlanalyze.fetch._archive`; it adds the provenance file and the parsing of media-id
 lists. It never prints: progress goes through the callbacks.
 """
 
@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from vlanalyze._version import __version__
-from vlanalyze.archive import extract_archive
-from vlanalyze.client import ExportTask, VisualLayerClient
-from vlanalyze.download import ProgressCallback, download_file
 from vlanalyze.errors import MaterializeError, SelectionError, VLAnalyzeError
-from vlanalyze.source import read_export_info
+from vlanalyze.fetch._archive import extract_archive
+from vlanalyze.fetch._client import ExportTask, VisualLayerClient
+from vlanalyze.fetch._download import ProgressCallback, download_file
+from vlanalyze.query._source import read_export_info
 
 __all__ = ["PROVENANCE_FILE", "archive_path", "pull_export", "read_media_ids"]
 

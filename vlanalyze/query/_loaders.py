@@ -1,9 +1,9 @@
 """Loaders of the normalizer: each turns its source into DuckDB tables of canonical
 batches (``batch_<n>``: the known media columns, unknown keys, and ``metadata_items``
-typed as :data:`vlanalyze.schema.ITEMS_TYPE`).
+typed as :data:`vlanalyze.query._schema.ITEMS_TYPE`).
 
 A loader runs on its own DuckDB connection, in a worker thread, while the writer
-(:mod:`vlanalyze.normalize`) turns the previous batch into Parquet. It writes no file
+(:mod:`vlanalyze.query._normalize`) turns the previous batch into Parquet. It writes no file
 but the JSON chunk files it is handed.
 """
 
@@ -19,9 +19,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vlanalyze import schema
-from vlanalyze._jsonchunks import Chunk, FastPathFailed
 from vlanalyze.errors import ExportFormatError
+from vlanalyze.query import _schema as schema
+from vlanalyze.query._jsonchunks import Chunk, FastPathFailed
 
 RawItems = list[tuple[str, Any]]
 _RAW_STRUCTURE = """'[{"type": "VARCHAR", "properties": "JSON"}]'"""
@@ -46,7 +46,7 @@ def _empty_items_select(extras: list[str]) -> str:
 
 
 class JsonLoader:
-    """Parses groups of JSON chunk files (see :mod:`vlanalyze._jsonchunks`)."""
+    """Parses groups of JSON chunk files (see :mod:`vlanalyze.query._jsonchunks`)."""
 
     def __init__(
         self, con: duckdb.DuckDBPyConnection, path: Path, chunks: Iterable[Chunk], *, group: int

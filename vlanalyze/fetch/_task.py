@@ -1,7 +1,7 @@
 """Value types of the export API: :class:`ExportTask`, and the JWT the service expects.
 
 Shared by the client and the stand-in; no HTTP here. Import them from
-:mod:`vlanalyze.client`.
+:mod:`vlanalyze.fetch._client`.
 """
 
 from __future__ import annotations

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vlanalyze import schema
 from vlanalyze._version import __version__
 from vlanalyze.errors import CacheError
+from vlanalyze.query import _schema as schema
 
 CACHE_VERSION = 1
 MANIFEST = "manifest.json"

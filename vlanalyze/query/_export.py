@@ -1,7 +1,7 @@
 """Open a Visual Layer export as tidy tables: :func:`open_export` and :class:`Export`.
 
-``open_export`` finds the metadata (:mod:`vlanalyze.source`), builds or reuses the
-Parquet cache of the tidy tables (:mod:`vlanalyze.cache`, :mod:`vlanalyze.normalize`),
+``open_export`` finds the metadata (:mod:`vlanalyze.query._source`), builds or reuses the
+Parquet cache of the tidy tables (:mod:`vlanalyze.query._cache`, :mod:`vlanalyze.query._normalize`),
 and returns an :class:`Export`: tables as polars LazyFrames, SQL through DuckDB views
 over the cache. It never writes outside the cache folder.
 """
@@ -20,14 +20,14 @@ import polars as pl
 import pyarrow as pa
 from duckdb import DuckDBPyConnection
 
-from vlanalyze import cache as cache_mod
-from vlanalyze import schema
-from vlanalyze.cache import Manifest
 from vlanalyze.errors import CacheError, QueryError
-from vlanalyze.images import ImageMatch, list_folder_images, list_zip_images, match_images
-from vlanalyze.infotable import write_info_table
-from vlanalyze.normalize import normalize_json, normalize_parquet
-from vlanalyze.source import Source, cache_location, copy_member, find_source, zip_names
+from vlanalyze.query import _cache as cache_mod
+from vlanalyze.query import _schema as schema
+from vlanalyze.query._cache import Manifest
+from vlanalyze.query._images import ImageMatch, list_folder_images, list_zip_images, match_images
+from vlanalyze.query._infotable import write_info_table
+from vlanalyze.query._normalize import normalize_json, normalize_parquet
+from vlanalyze.query._source import Source, cache_location, copy_member, find_source, zip_names
 
 ProgressCallback = Callable[[int, int], None]
 

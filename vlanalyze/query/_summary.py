@@ -3,14 +3,14 @@
 Counts per table, issue types (image- and object-level, with distinct media, since a
 ``duplicates`` row per threshold level counts levels, not images), duplicate levels,
 top labels, uniqueness quantiles and how many images were found. Pure queries over an
-:class:`~vlanalyze.export.Export`; it prints nothing.
+:class:`~vlanalyze.query._export.Export`; it prints nothing.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from vlanalyze.export import Export
+from vlanalyze.query._export import Export
 
 _QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
 

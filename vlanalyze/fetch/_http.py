@@ -1,6 +1,6 @@
 """HTTP plumbing of the client: retry policies, sessions, error details.
 
-No knowledge of the export API's calls here; see :mod:`vlanalyze.client`.
+No knowledge of the export API's calls here; see :mod:`vlanalyze.fetch._client`.
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from vlanalyze import schema
 from vlanalyze.errors import MaterializeError
-from vlanalyze.export import Export
+from vlanalyze.query import _schema as schema
+from vlanalyze.query._export import Export
 
 
 def convert(

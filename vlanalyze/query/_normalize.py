@@ -1,11 +1,11 @@
 """Turn an export's metadata file into the tidy tables, as Parquet part files.
 
-The work is done by DuckDB: a loader (:mod:`vlanalyze._loaders`) turns each batch of
-media items into a table with canonical columns (see :mod:`vlanalyze.schema`), and the
+The work is done by DuckDB: a loader (:mod:`vlanalyze.query._loaders`) turns each batch of
+media items into a table with canonical columns (see :mod:`vlanalyze.query._schema`), and the
 writer here turns it, as the relation ``src``, into one Parquet part per tidy table
 (``<out>/<table>/part-NNNNN.parquet``), while the loader parses the next batch. Memory
 is bounded by the batch size, never by the file: a JSON export is cut into batches at
-item boundaries (:mod:`vlanalyze._jsonchunks`), a Parquet export is read in batches of
+item boundaries (:mod:`vlanalyze.query._jsonchunks`), a Parquet export is read in batches of
 rows.
 
 This module writes only inside the folder it is given; making that folder appear
@@ -27,10 +27,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vlanalyze import schema
-from vlanalyze._jsonchunks import FastPathFailed, json_chunks
-from vlanalyze._loaders import Batch, JsonLoader, ParquetLoader, parquet_top_level
 from vlanalyze.errors import ExportFormatError
+from vlanalyze.query import _schema as schema
+from vlanalyze.query._jsonchunks import FastPathFailed, json_chunks
+from vlanalyze.query._loaders import Batch, JsonLoader, ParquetLoader, parquet_top_level
 
 ProgressCallback = Callable[[int, int], None]
 

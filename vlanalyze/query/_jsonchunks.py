@@ -8,7 +8,7 @@ copied out in chunks, each a small JSON array file of whole items:
   look at the tail) and cuts it where one item ends and the next begins
   (``}, {"media_id":``), copying bytes in the kernel. It trusts nothing: a cut in the
   wrong place makes that chunk fail to parse, and the caller then falls back to
-* the exact path, a structural scan of every byte (:mod:`vlanalyze._jsonsplit`),
+* the exact path, a structural scan of every byte (:mod:`vlanalyze.query._jsonsplit`),
   which is slower but exact, and which locates a real error by its byte offset.
 
 It never parses an item itself, and writes only chunk files in the work folder it is
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from vlanalyze._jsonsplit import MediaItemSplitter
 from vlanalyze.errors import ExportFormatError
+from vlanalyze.query._jsonsplit import MediaItemSplitter
 
 # Measured on 2 cores: 32 MiB chunks (two parsed while two are written) beat both
 # smaller ones (per-statement overhead) and larger ones (less overlap).

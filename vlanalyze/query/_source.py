@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vlanalyze import cache as cache_mod
 from vlanalyze.errors import ArchiveError, ExportFormatError
+from vlanalyze.query import _cache as cache_mod
 
 METADATA_NAMES = ("metadata.json", "metadata.parquet")
 
@@ -183,7 +183,7 @@ def read_export_info(path: str | os.PathLike[str]) -> dict[str, Any]:
         raw = (pq.read_schema(source.metadata).metadata or {}).get(b"info")
         info = json.loads(raw) if raw else {}
     else:
-        from vlanalyze._jsonsplit import MediaItemSplitter
+        from vlanalyze.query._jsonsplit import MediaItemSplitter
 
         with source.metadata.open("rb") as fh:
             header, _rest, _offset = MediaItemSplitter(

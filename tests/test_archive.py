@@ -204,7 +204,7 @@ def test_hostile_archive_is_rejected_and_nothing_written(
 
 
 @pytest.mark.parametrize(("build", "kwargs", "error", "shown"), HOSTILE)
-def test_hostile_archive_leaves_forced_dest_untouched(
+def test_hostile_archive_leaves_overwritten_dest_untouched(
     site: Path, build: Builder, kwargs: dict[str, Any], error: type[Exception], shown: str
 ) -> None:
     archive = site / "hostile.zip"
@@ -213,7 +213,7 @@ def test_hostile_archive_leaves_forced_dest_untouched(
     (site / "out" / "old.txt").write_bytes(b"old")
     before = _snapshot(site)
     with pytest.raises(error):
-        extract_archive(archive, site / "out", force=True, **kwargs)
+        extract_archive(archive, site / "out", overwrite=True, **kwargs)
     assert _snapshot(site) == before
 
 
@@ -357,7 +357,7 @@ def test_empty_existing_dest_is_fine(site: Path) -> None:
     assert (site / "out" / "a.txt").read_bytes() == b"a"
 
 
-def test_non_empty_dest_is_refused_without_force(site: Path) -> None:
+def test_non_empty_dest_is_refused_without_overwrite(site: Path) -> None:
     archive = _write_zip(site / "export.zip", [("a.txt", b"a")])
     (site / "out").mkdir()
     (site / "out" / "mine.txt").write_bytes(b"mine")
@@ -365,27 +365,27 @@ def test_non_empty_dest_is_refused_without_force(site: Path) -> None:
     with pytest.raises(MaterializeError) as excinfo:
         extract_archive(archive, site / "out")
     assert str(site / "out") in str(excinfo.value)
-    assert excinfo.value.hint is not None and "--force" in excinfo.value.hint
+    assert excinfo.value.hint is not None and "overwrite=True" in excinfo.value.hint
     assert _snapshot(site) == before
 
 
-def test_force_replaces_dest(site: Path) -> None:
+def test_overwrite_replaces_dest(site: Path) -> None:
     archive = _write_zip(site / "export.zip", [("a.txt", b"new")])
     (site / "out" / "old").mkdir(parents=True)
     (site / "out" / "old" / "x.txt").write_bytes(b"old")
     (site / "out" / "a.txt").write_bytes(b"old")
-    extract_archive(archive, site / "out", force=True)
+    extract_archive(archive, site / "out", overwrite=True)
     assert _snapshot(site / "out") == {"a.txt": ("file", b"new")}
     assert sorted(p.name for p in site.iterdir()) == ["export.zip", "out", "outside"]
 
 
-@pytest.mark.parametrize("force", [False, True])
-def test_dest_that_is_a_file_is_refused(site: Path, force: bool) -> None:
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_dest_that_is_a_file_is_refused(site: Path, overwrite: bool) -> None:
     archive = _write_zip(site / "export.zip", [("a.txt", b"a")])
     (site / "out").write_bytes(b"a file")
     before = _snapshot(site)
     with pytest.raises(MaterializeError, match="not a folder"):
-        extract_archive(archive, site / "out", force=force)
+        extract_archive(archive, site / "out", overwrite=overwrite)
     assert _snapshot(site) == before
 
 
@@ -394,7 +394,7 @@ def test_dest_that_is_a_symlink_is_refused(site: Path) -> None:
     (site / "out").symlink_to(site / "outside")
     before = _snapshot(site)
     with pytest.raises(MaterializeError, match="not a folder"):
-        extract_archive(archive, site / "out", force=True)
+        extract_archive(archive, site / "out", overwrite=True)
     assert _snapshot(site) == before
 
 
@@ -433,8 +433,8 @@ def test_missing_archive(site: Path) -> None:
 
 
 @pytest.mark.parametrize("deflate", [False, True], ids=["stored", "deflated"])
-@pytest.mark.parametrize("force", [False, True], ids=["new-dest", "forced-dest"])
-def test_crc_corrupted_member(site: Path, deflate: bool, force: bool) -> None:
+@pytest.mark.parametrize("overwrite", [False, True], ids=["new-dest", "overwritten-dest"])
+def test_crc_corrupted_member(site: Path, deflate: bool, overwrite: bool) -> None:
     text = b"".join(b"line %d of a metadata file\n" % i for i in range(5000))
     archive = _write_zip(
         site / "export.zip", [("good.txt", b"fine"), (_info("bad.json", deflate=deflate), text)]
@@ -443,12 +443,12 @@ def test_crc_corrupted_member(site: Path, deflate: bool, force: bool) -> None:
     raw = bytearray(archive.read_bytes())
     raw[start + length // 2] ^= 0xFF
     archive.write_bytes(bytes(raw))
-    if force:
+    if overwrite:
         (site / "out").mkdir()
         (site / "out" / "old.txt").write_bytes(b"old")
     before = _snapshot(site)
     with pytest.raises(ArchiveError, match=r"'bad\.json'"):
-        extract_archive(archive, site / "out", force=force)
+        extract_archive(archive, site / "out", overwrite=overwrite)
     assert _snapshot(site) == before
 
 
@@ -467,12 +467,12 @@ def test_progress_reaches_the_total(site: Path) -> None:
 
 
 @pytest.mark.parametrize("interrupt", [KeyboardInterrupt, RuntimeError])
-@pytest.mark.parametrize("force", [False, True], ids=["new-dest", "forced-dest"])
+@pytest.mark.parametrize("overwrite", [False, True], ids=["new-dest", "overwritten-dest"])
 def test_interrupted_extraction_leaves_nothing(
-    site: Path, interrupt: type[BaseException], force: bool
+    site: Path, interrupt: type[BaseException], overwrite: bool
 ) -> None:
     archive = _write_zip(site / "export.zip", _export_members())
-    if force:
+    if overwrite:
         (site / "out").mkdir()
         (site / "out" / "old.txt").write_bytes(b"old")
     before = _snapshot(site)
@@ -485,7 +485,7 @@ def test_interrupted_extraction_leaves_nothing(
             raise interrupt("stop")
 
     with pytest.raises(interrupt):
-        extract_archive(archive, site / "out", force=force, on_progress=on_progress)
+        extract_archive(archive, site / "out", overwrite=overwrite, on_progress=on_progress)
     assert _snapshot(site) == before
 
 

@@ -104,13 +104,13 @@ def test_timeout_says_how_to_resume(stand_in: StandIn, tmp_path: Path) -> None:
     assert f"--task-id {task_id}" in line
 
 
-def test_non_empty_output_needs_force(stand_in: StandIn, tmp_path: Path) -> None:
+@pytest.mark.parametrize("flag", ["--overwrite", "--force"])  # --force: the hidden alias
+def test_non_empty_output_needs_overwrite(stand_in: StandIn, tmp_path: Path, flag: str) -> None:
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "x").write_text("x", encoding="utf-8")
-    assert "--force" in _one_error_line(
-        _run(stand_in, stand_in.dataset_id, "-o", str(tmp_path / "o"))
-    )
-    result = _run(stand_in, stand_in.dataset_id, "-o", str(tmp_path / "o"), "--force", "-q")
+    line = _one_error_line(_run(stand_in, stand_in.dataset_id, "-o", str(tmp_path / "o")))
+    assert "pass --overwrite to replace it" in line and "overwrite=True" not in line
+    result = _run(stand_in, stand_in.dataset_id, "-o", str(tmp_path / "o"), flag, "-q")
     assert result.exit_code == 0 and not (tmp_path / "o" / "x").exists()
 
 

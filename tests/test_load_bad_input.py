@@ -37,7 +37,7 @@ def _error_line(result: Result) -> str:
 
 def _assert_nothing_trusted(root: Path) -> None:
     assert not list(root.rglob("manifest.json")), "a cache was left behind"
-    assert not list(root.rglob("*.building-*")), "a build folder was left behind"
+    assert not list(root.rglob("*.vla-tmp-*")), "a build folder was left behind"
 
 
 def _good_json(kit: Any, n: int = 50) -> str:

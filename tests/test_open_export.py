@@ -289,7 +289,7 @@ def test_default_cache_locations(
         assert ex.cache_path == folder / ".metadata.json.vlanalyze-cache"
     assert (folder / ".vlanalyze-cache" / "manifest.json").is_file()
     assert (folder / ".metadata.json.vlanalyze-cache" / "manifest.json").is_file()
-    assert not list(tmp_path.rglob("*.building-*"))
+    assert not list(tmp_path.rglob("*.vla-tmp-*"))
 
 
 def test_cache_is_reused(hand_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -332,7 +332,7 @@ def test_refresh_rebuilds(hand_json: Path, tmp_path: Path) -> None:
         assert ex.counts["media"] == 5
     assert cache.stat().st_ino != inode
     assert calls and calls[-1][0] <= calls[-1][1]
-    assert not list(tmp_path.rglob("*.building-*")) and not list(tmp_path.rglob("*.stale-*"))
+    assert not list(tmp_path.rglob("*.vla-tmp-*")) and not list(tmp_path.rglob("*.stale-*"))
 
 
 def test_cache_dir_argument(hand_json: Path, tmp_path: Path) -> None:
@@ -406,7 +406,7 @@ def test_failed_build_leaves_no_trusted_cache(
     with pytest.raises(RuntimeError):
         open_export(hand_json, cache_dir=tmp_path / "cache")
     assert not _manifests(tmp_path)
-    assert not list(tmp_path.rglob("*.building-*"))
+    assert not list(tmp_path.rglob("*.vla-tmp-*"))
 
 
 # --- the Export object -------------------------------------------------------------------

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
 
 from vlanalyze.errors import ExportFailedError, MaterializeError, SelectionError
 from vlanalyze.fetch._client import VisualLayerClient
-from vlanalyze.fetch._pull import PROVENANCE_FILE, archive_path, pull_export, read_media_ids
+from vlanalyze.fetch._pull import PROVENANCE_FILE, archive_path, pull_export
+from vlanalyze.materialize._selection import read_media_ids
 from vlanalyze.testing import StandIn
 
 
@@ -74,17 +77,58 @@ def test_selective_exports(
     assert _media_ids(cl) == [ids[2]]
 
 
+def test_progress_covers_download_then_extraction(
+    client: VisualLayerClient, stand_in: StandIn, demo_export: Path, tmp_path: Path
+) -> None:
+    events: list[tuple[str, int, int | None]] = []
+    step = [""]
+
+    def on_step(name: str) -> None:
+        step[0] = name
+        events.append((name, -1, None))
+
+    pull_export(
+        client,
+        stand_in.dataset_id,
+        tmp_path / "out",
+        include_images=True,
+        on_step=on_step,
+        on_progress=lambda done, total: events.append((step[0], done, total)),
+    )
+    assert [e[0] for e in events if e[1] == -1] == ["download", "extract"]
+    (task,) = stand_in.tasks.values()
+    assert task.archive is not None
+    download = [e for e in events if e[0] == "download" and e[1] >= 0]
+    assert download[-1][1] == task.archive.stat().st_size
+    extract = [e for e in events if e[0] == "extract" and e[1] >= 0]
+    unpacked = sum(p.stat().st_size for p in demo_export.rglob("*") if p.is_file())
+    assert extract[0][1] == 0 and extract[-1][1] == extract[-1][2] == unpacked
+
+
+def test_new_files_follow_the_umask(
+    client: VisualLayerClient, stand_in: StandIn, tmp_path: Path
+) -> None:
+    old = os.umask(0o022)
+    try:
+        dest = pull_export(client, stand_in.dataset_id, tmp_path / "out")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((dest / PROVENANCE_FILE).stat().st_mode) == 0o644
+    assert stat.S_IMODE((dest / "metadata.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o755
+
+
 def test_refuses_a_non_empty_folder_before_starting(
     client: VisualLayerClient, stand_in: StandIn, tmp_path: Path
 ) -> None:
     dest = tmp_path / "out"
     dest.mkdir()
     (dest / "mine.txt").write_text("keep me", encoding="utf-8")
-    with pytest.raises(MaterializeError, match="--force"):
+    with pytest.raises(MaterializeError, match="overwrite=True"):
         pull_export(client, stand_in.dataset_id, dest)
     assert stand_in.requests == []
     assert (dest / "mine.txt").read_text(encoding="utf-8") == "keep me"
-    pull_export(client, stand_in.dataset_id, dest, force=True)
+    pull_export(client, stand_in.dataset_id, dest, overwrite=True)
     assert _files(dest) == {"metadata.json", PROVENANCE_FILE}
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -189,17 +191,32 @@ def test_sql_params(sample: tuple[str, str]) -> None:
     assert list(csv.DictReader(io.StringIO(out))) == [{"v": "x'; DROP TABLE media; --"}]
 
 
-def test_sql_output_refuses_to_overwrite(sample: tuple[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("flag", ["--overwrite", "--force"])  # --force: the hidden alias
+def test_sql_output_refuses_to_overwrite(
+    sample: tuple[str, str], tmp_path: Path, flag: str
+) -> None:
     target = tmp_path / "out.csv"
     target.write_text("precious\n")
     before = target.stat().st_mtime_ns
     line = _error_line(_run(sample, "sql", TOP5, "-o", str(target)))
-    assert str(target) in line and "--force" in line
+    assert str(target) in line and "pass --overwrite to replace it" in line
     assert target.read_text() == "precious\n"
     assert target.stat().st_mtime_ns == before
-    _ok(_run(sample, "sql", TOP5, "-o", str(target), "--force"))
+    _ok(_run(sample, "sql", TOP5, "-o", str(target), flag))
     assert target.read_text().startswith("media_id,")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+
+
+def test_sql_output_follows_the_umask(sample: tuple[str, str], tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        _ok(_run(sample, "sql", TOP5, "-o", str(tmp_path / "out.csv")))
+        _ok(_run(sample, "convert", "-o", str(tmp_path / "tables")))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "out.csv").stat().st_mode) == 0o644
+    for path in (tmp_path / "tables").iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path.name
 
 
 def test_sql_bad_query(sample: tuple[str, str]) -> None:
@@ -252,10 +269,10 @@ def test_convert_refuses_existing_files(sample: tuple[str, str], tmp_path: Path)
     out.mkdir()
     (out / "labels.parquet").write_text("precious")
     line = _error_line(_run(sample, "convert", "-o", str(out)))
-    assert "labels.parquet" in line and "--force" in line
+    assert "labels.parquet" in line and "pass --overwrite" in line
     assert sorted(p.name for p in out.iterdir()) == ["labels.parquet"]
     assert (out / "labels.parquet").read_text() == "precious"
-    _ok(_run(sample, "convert", "-o", str(out), "--force"))
+    _ok(_run(sample, "convert", "-o", str(out), "--overwrite"))
     assert pl.read_parquet(out / "labels.parquet").height == 286
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 

@@ -24,9 +24,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from vlanalyze.errors import MaterializeError
+from vlanalyze.errors import Fix, MaterializeError
 
 __all__ = [
+    "OVERWRITE",
     "TEMP_PREFIX",
     "ProgressCallback",
     "atomic_file",
@@ -43,6 +44,9 @@ __all__ = [
 ProgressCallback = Callable[[int, "int | None"], None]
 """``on_progress(done, total)``: units done so far, and the total (None when unknown)."""
 
+OVERWRITE = Fix("overwrite", "to replace it")
+"""The hint of every "already exists" error: the CLI spells it ``--overwrite``."""
+
 TEMP_PREFIX = ".vla-tmp-"
 """Every temporary file or folder written here starts with ``.<target name>`` then this."""
 
@@ -55,7 +59,7 @@ def temp_sibling(target: Path, tag: str = "part") -> Path:
 def ensure_absent(target: Path, *, overwrite: bool) -> None:
     """Raise unless ``target`` is absent, or may be replaced (``overwrite``)."""
     if os.path.lexists(target) and not overwrite:
-        raise MaterializeError(f"{target} already exists", hint="pass overwrite=True to replace it")
+        raise MaterializeError(f"{target} already exists", fix=OVERWRITE)
     if target.is_dir() and not target.is_symlink():
         raise MaterializeError(f"{target} is a folder", hint="name a file, not a folder")
 
@@ -80,9 +84,7 @@ def atomic_path(target: str | os.PathLike[str], *, overwrite: bool = False) -> I
         yield tmp
         if not overwrite and os.path.lexists(dest):
             # Someone else created it meanwhile: theirs stays, ours goes.
-            raise MaterializeError(
-                f"{dest} already exists", hint="pass overwrite=True to replace it"
-            )
+            raise MaterializeError(f"{dest} already exists", fix=OVERWRITE)
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -122,7 +124,7 @@ def ensure_empty_folder(dest: Path, *, overwrite: bool) -> bool:
         if next(entries, None) is None:
             return True
     if not overwrite:
-        raise MaterializeError(f"{dest} is not empty", hint="pass overwrite=True to replace it")
+        raise MaterializeError(f"{dest} is not empty", fix=OVERWRITE)
     return False
 
 

@@ -27,21 +27,50 @@ obvious, a ``hint``. Secrets never appear in a message: redact URLs with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 
-class VLAnalyzeError(Exception):
-    """Base class of every error vlanalyze raises on bad input or a failing service."""
+@dataclass(frozen=True)
+class Fix:
+    """A hint that is a caller's argument: "pass overwrite=True to replace it".
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    Kept as data, not text, so that a front end names its own spelling of the argument
+    (the CLI says ``--overwrite``) without rewriting messages.
+    """
+
+    argument: str  # the Python keyword argument, e.g. "overwrite"
+    purpose: str  # what passing it does, e.g. "to replace it"
+    value: object = True
+
+    def spell(self, spelling: str | None = None) -> str:
+        """The hint, naming the argument as ``spelling`` (default: ``argument=value``)."""
+        return f"pass {spelling or f'{self.argument}={self.value!r}'} {self.purpose}"
+
+
+class VLAnalyzeError(Exception):
+    """Base class of every error vlanalyze raises on bad input or a failing service.
+
+    ``hint`` says what to do next; when the next step is passing an argument, ``fix``
+    says which (and ``hint`` is spelled from it for Python callers).
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, fix: Fix | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.fix = fix
+        self.hint = fix.spell() if fix is not None and hint is None else hint
 
     def __str__(self) -> str:
-        if self.hint:
-            return f"{self.message} ({self.hint})"
-        return self.message
+        return self.describe()
+
+    def describe(self, spellings: Mapping[str, str] | None = None) -> str:
+        """The message and hint, naming ``fix``'s argument as ``spellings`` says (CLI flags)."""
+        hint = self.hint
+        if self.fix is not None and spellings and self.fix.argument in spellings:
+            hint = self.fix.spell(spellings[self.fix.argument])
+        return f"{self.message} ({hint})" if hint else self.message
 
 
 class ConfigurationError(VLAnalyzeError):
@@ -58,8 +87,9 @@ class APIError(VLAnalyzeError):
         status_code: int | None = None,
         detail: str | None = None,
         hint: str | None = None,
+        fix: Fix | None = None,
     ) -> None:
-        super().__init__(message, hint=hint)
+        super().__init__(message, hint=hint, fix=fix)
         self.status_code = status_code
         self.detail = detail
 

@@ -12,7 +12,7 @@ import io
 import os
 import sys
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import click
 
@@ -20,10 +20,40 @@ from vlanalyze.errors import VLAnalyzeError
 
 P = ParamSpec("P")
 R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: How the CLI spells the library arguments an error's hint may name (``Fix.argument``).
+FLAGS = {
+    "overwrite": "--overwrite",
+    "cache_dir": "--cache-dir FOLDER",
+    "refresh": "--refresh",
+}
+
+
+def _or_overwrite(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    ctx.params["overwrite"] = bool(ctx.params.get("overwrite")) or value
+
+
+def overwrite_option(help: str) -> Callable[[F], F]:
+    """``--overwrite`` (passed as ``overwrite``), with ``--force`` as a hidden alias."""
+
+    def decorate(func: F) -> F:
+        # Both only set ctx.params["overwrite"]: click processes them in any order.
+        func = click.option(
+            "--force", is_flag=True, hidden=True, expose_value=False, callback=_or_overwrite
+        )(func)
+        return click.option(
+            "--overwrite", is_flag=True, help=help, expose_value=False, callback=_or_overwrite
+        )(func)
+
+    return decorate
 
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Turn a :class:`VLAnalyzeError` into one ``Error: ...`` line on stderr and exit 1.
+
+    A hint that names a library argument (``pass overwrite=True``) names the CLI's flag
+    instead (``pass --overwrite``), from :data:`FLAGS`.
 
     Ctrl-C exits 130 with a short line instead of a traceback.
     """
@@ -33,7 +63,7 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except VLAnalyzeError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(exc.describe(FLAGS)) from exc
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             raise SystemExit(130) from None

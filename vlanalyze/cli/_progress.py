@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
+
+from vlanalyze._fs import ProgressCallback
 
 
 class Reporter:
@@ -47,10 +48,10 @@ class Reporter:
             self._bars[name] = self._progress.add_task(name, total=total, detail=detail)
         self._progress.update(self._bars[name], completed=completed, total=total, detail=detail)
 
-    def callback(self, name: str) -> Callable[[int, int], None]:
+    def callback(self, name: str) -> ProgressCallback:
         """An ``on_progress(done, total)`` callback drawing the bar ``name``."""
 
-        def on_progress(done: int, total: int) -> None:
+        def on_progress(done: int, total: int | None) -> None:
             self.update(name, done, total, "")
 
         return on_progress

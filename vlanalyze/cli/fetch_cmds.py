@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from vlanalyze.cli._common import handle_errors
+from vlanalyze.cli._common import handle_errors, overwrite_option
 from vlanalyze.cli._progress import Reporter
 from vlanalyze.errors import ExportFormatError
 
@@ -22,11 +22,12 @@ if TYPE_CHECKING:
 
 
 class _Reporter(Reporter):
-    """Renders polls and download progress as rich progress lines on stderr."""
+    """Renders polls, download and extraction progress as rich progress lines on stderr."""
 
     def __init__(self, quiet: bool) -> None:
         super().__init__(quiet)
         self.task_id: str | None = None
+        self._step = "download"
 
     def poll(self, task: ExportTask) -> None:
         """Show the server's progress of the export task."""
@@ -34,10 +35,14 @@ class _Reporter(Reporter):
         fraction = task.fraction or 0.0
         self.update("export", 100 * fraction, 100, f"{task.status} (task {task.id})")
 
-    def download(self, done: int, total: int | None) -> None:
-        """Show the download's progress in bytes."""
+    def step(self, name: str) -> None:
+        """A new step (``download``, ``extract``) starts: the next progress is its own."""
+        self._step = name
+
+    def progress(self, done: int, total: int | None) -> None:
+        """Show the current step's progress in bytes."""
         size = f"{done / 1e6:.1f}" + (f" / {total / 1e6:.1f} MB" if total else " MB")
-        self.update("download", done, total, size)
+        self.update(self._step, done, total, size)
 
 
 @click.command()
@@ -69,7 +74,7 @@ class _Reporter(Reporter):
     "--exclude-media-id", "exclude", multiple=True, help="With --cluster: leave out this media."
 )
 @click.option("--task-id", help="Resume an export task already started (after a timeout, Ctrl-C).")
-@click.option("--force", is_flag=True, help="Replace a non-empty output folder.")
+@overwrite_option("Replace a non-empty output folder (once the new export is complete).")
 @click.option(
     "--poll-interval",
     type=click.FloatRange(min=0.1),
@@ -95,7 +100,7 @@ def fetch(
     cluster_id: str | None,
     exclude: tuple[str, ...],
     task_id: str | None,
-    force: bool,
+    overwrite: bool,
     poll_interval: float,
     timeout: float,
     quiet: bool,
@@ -113,7 +118,8 @@ def fetch(
       vlanalyze fetch DATASET_ID -o exported_dataset/ --task-id TASK_ID
     """
     from vlanalyze.fetch._client import VisualLayerClient
-    from vlanalyze.fetch._pull import pull_export, read_media_ids
+    from vlanalyze.fetch._pull import pull_export
+    from vlanalyze.materialize._selection import read_media_ids
 
     if exclude and not cluster_id:
         raise click.UsageError("--exclude-media-id needs --cluster")
@@ -132,11 +138,12 @@ def fetch(
                 cluster_id=cluster_id,
                 exclude_media_ids=exclude,
                 task_id=task_id,
-                force=force,
+                overwrite=overwrite,
                 poll_interval=poll_interval,
                 timeout=timeout,
                 on_poll=reporter.poll,
-                on_progress=reporter.download,
+                on_progress=reporter.progress,
+                on_step=reporter.step,
             )
         except KeyboardInterrupt:
             if reporter.task_id:

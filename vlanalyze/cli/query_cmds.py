@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from vlanalyze.cli._common import handle_errors
+from vlanalyze.cli._common import handle_errors, overwrite_option
 
 if TYPE_CHECKING:
     from vlanalyze.query._export import Export
@@ -103,7 +103,7 @@ def info(
     help="Output format (default: table on a terminal, csv when piped).",
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
-@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@overwrite_option("Replace FILE if it exists.")
 @handle_errors
 def sql(
     export: str,
@@ -114,7 +114,7 @@ def sql(
     params: tuple[tuple[str, str], ...],
     fmt: str | None,
     output: str | None,
-    force: bool,
+    overwrite: bool,
 ) -> None:
     """Run SQL over an export's tables: media, labels, objects, issues, tags,
     captions, other_metadata, info.
@@ -134,7 +134,7 @@ def sql(
     with open_for_cli(export, cache_dir, refresh, quiet) as ex:
         batches = ex.sql_batches(query, params=dict(params))
         if output:
-            rows = write_file(batches, fmt, output, overwrite=force)
+            rows = write_file(batches, fmt, output, overwrite=overwrite)
             click.echo(f"Wrote {rows} rows to {output}", err=True)
         else:
             sys.stdout.flush()
@@ -167,10 +167,10 @@ def _default_format(output: str | None) -> str:
     type=click.Path(file_okay=False),
     help="Folder to write <table>.parquet files into.",
 )
-@click.option("--force", is_flag=True, help="Replace table files that already exist.")
+@overwrite_option("Replace table files that already exist.")
 @handle_errors
 def convert(
-    export: str, cache_dir: str | None, refresh: bool, quiet: bool, output: str, force: bool
+    export: str, cache_dir: str | None, refresh: bool, quiet: bool, output: str, overwrite: bool
 ) -> None:
     """Write the tidy tables as plain Parquet files (one per table), for any engine.
 
@@ -182,6 +182,6 @@ def convert(
     from vlanalyze.materialize._convert import convert as convert_export
 
     with open_for_cli(export, cache_dir, refresh, quiet) as ex:
-        paths = convert_export(ex, output, overwrite=force)
+        paths = convert_export(ex, output, overwrite=overwrite)
     for path in paths:
         click.echo(str(path))

@@ -18,15 +18,15 @@ from __future__ import annotations
 import os
 import pathlib
 import re
-import secrets
 import shutil
 import stat
 import unicodedata
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from vlanalyze._fs import ProgressCallback, ensure_empty_folder, make_temp_folder, replace_folder
 from vlanalyze.errors import ArchiveError, MaterializeError, UnsafeArchiveError
 
 __all__ = [
@@ -47,8 +47,6 @@ _RATIO_FLOOR = 1024**2
 _CHUNK = 1024**2
 _DRIVE = re.compile(r"[A-Za-z]:")
 _RE_DOWNLOAD = "re-download the export"
-
-ProgressCallback = Callable[[int, int], None]
 
 
 def safe_member_path(name: str) -> pathlib.PurePosixPath:
@@ -243,51 +241,11 @@ def _open_zip(archive: pathlib.Path) -> zipfile.ZipFile:
         raise ArchiveError(f"cannot open archive {archive}: {exc.strerror or exc}") from exc
 
 
-def _dest_is_empty(dest: pathlib.Path, force: bool) -> bool:
-    """True when ``dest`` is missing or an empty folder; refuse anything but a folder."""
-    if not os.path.lexists(dest):
-        return True
-    if dest.is_symlink() or not dest.is_dir():
-        raise MaterializeError(f"{dest} exists and is not a folder", hint="choose another dest")
-    with os.scandir(dest) as entries:
-        if next(entries, None) is None:
-            return True
-    if not force:
-        raise MaterializeError(f"{dest} is not empty", hint="pass --force to replace it")
-    return False
-
-
-def _sibling(dest: pathlib.Path, tag: str) -> pathlib.Path:
-    return dest.parent / f".{dest.name}.{tag}-{secrets.token_hex(8)}"
-
-
-def _move_into_place(tmp: pathlib.Path, dest: pathlib.Path, force: bool) -> None:
-    """Rename the complete ``tmp`` to ``dest``; an old ``dest`` goes only afterwards."""
-    if _dest_is_empty(dest, force):  # again: dest may have changed while we extracted
-        if os.path.lexists(dest):
-            dest.rmdir()
-        os.rename(tmp, dest)
-        return
-    old = _sibling(dest, "replaced")
-    os.rename(dest, old)
-    try:
-        os.rename(tmp, dest)
-    except BaseException:
-        os.rename(old, dest)
-        raise
-    try:
-        shutil.rmtree(old)
-    except OSError as exc:
-        raise MaterializeError(
-            f"extracted into {dest}, but could not remove its old content at {old}: {exc}"
-        ) from exc
-
-
 def extract_archive(
     archive: str | os.PathLike[str],
     dest: str | os.PathLike[str],
     *,
-    force: bool = False,
+    overwrite: bool = False,
     max_members: int = DEFAULT_MAX_MEMBERS,
     max_total_size: int = DEFAULT_MAX_TOTAL_SIZE,
     on_progress: ProgressCallback | None = None,
@@ -296,9 +254,9 @@ def extract_archive(
 
     Args:
         archive: The ZIP file.
-        dest: The folder to create. May exist if empty; with ``force``, a non-empty
+        dest: The folder to create. May exist if empty; with ``overwrite``, a non-empty
             one is replaced once the new content is complete.
-        force: Replace a non-empty ``dest``.
+        overwrite: Replace a non-empty ``dest``.
         max_members: Refuse archives with more members than this.
         max_total_size: Refuse archives declaring more uncompressed bytes than this.
         on_progress: Called as ``on_progress(done_bytes, total_bytes)`` after each member.
@@ -310,23 +268,20 @@ def extract_archive(
         ArchiveError: the archive is missing, corrupt, truncated or encrypted.
         UnsafeArchiveError: a member is hostile (see :func:`safe_member_path`), a link,
             a duplicate, or the archive is a zip bomb. Nothing is written.
-        MaterializeError: ``dest`` is not empty and ``force`` is false, or not a folder.
+        MaterializeError: ``dest`` is not empty and ``overwrite`` is false, or not a folder.
     """
     archive_path = pathlib.Path(archive)
     dest_path = pathlib.Path(os.path.abspath(dest))
-    _dest_is_empty(dest_path, force)
+    ensure_empty_folder(dest_path, overwrite=overwrite)
     with _open_zip(archive_path) as zf:
         plan = _plan(zf.infolist(), max_members=max_members, max_total_size=max_total_size)
         try:
-            dest_path.parent.mkdir(parents=True, exist_ok=True)
-            # Not tempfile.mkdtemp: this folder becomes dest, so it takes the umask's mode.
-            tmp = _sibling(dest_path, "extracting")
-            tmp.mkdir()
+            tmp = make_temp_folder(dest_path, "extracting")
         except OSError as exc:
             raise _write_error(dest_path, exc) from None
         try:
             _apply(zf, plan, tmp, on_progress)
-            _move_into_place(tmp, dest_path, force)
+            replace_folder(tmp, dest_path, overwrite=overwrite)
         except BaseException as exc:
             # Ours alone, and incomplete: an interrupted run must never look finished.
             shutil.rmtree(tmp, ignore_errors=True)

@@ -2,6 +2,8 @@
 
 The bytes go to ``<dest>.part``; a broken connection is resumed with ``Range`` and
 ``If-Range``; only a complete (and, if asked, ZIP-readable) file is renamed to ``dest``.
+(The ``.part`` name is stable, not one of :mod:`vlanalyze._fs`'s random temporary names,
+so that a run after an interruption finds it and resumes.)
 This module knows nothing of exports or the API's endpoints and never prints.
 """
 
@@ -19,13 +21,13 @@ from typing import BinaryIO, Protocol
 import requests
 import urllib3.exceptions
 
+from vlanalyze._fs import ProgressCallback
 from vlanalyze.errors import ArchiveError, DownloadError, redact_url
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "ProgressCallback", "download_file"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "download_file"]
 
 #: Large reads keep Python's per-chunk overhead negligible next to the socket.
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
-ProgressCallback = Callable[[int, "int | None"], None]
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, ConnectionError)
 

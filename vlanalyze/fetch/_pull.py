@@ -1,31 +1,30 @@
 """Get an export onto disk: start (or resume) a task, wait, download, extract, record.
 
 This module composes :mod:`vlanalyze.fetch._client`, :mod:`vlanalyze.fetch._download` and
-:mod:`vlanalyze.fetch._archive`; it adds the provenance file and the parsing of media-id
-lists. It never prints: progress goes through the callbacks.
+:mod:`vlanalyze.fetch._archive`; it adds the provenance file. It never prints: progress
+goes through the callbacks. Reading a selection file is the materialize layer's job
+(:func:`vlanalyze.materialize._selection.read_media_ids`): this takes a list of ids.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import io
 import json
 import os
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from vlanalyze._fs import ProgressCallback, ensure_empty_folder, write_text_atomic
+from vlanalyze._metadata import read_export_info
 from vlanalyze._version import __version__
-from vlanalyze.errors import MaterializeError, SelectionError, VLAnalyzeError
+from vlanalyze.errors import VLAnalyzeError
 from vlanalyze.fetch._archive import extract_archive
 from vlanalyze.fetch._client import ExportTask, VisualLayerClient
-from vlanalyze.fetch._download import ProgressCallback, download_file
-from vlanalyze.query._source import read_export_info
+from vlanalyze.fetch._download import download_file
 
-__all__ = ["PROVENANCE_FILE", "archive_path", "pull_export", "read_media_ids"]
+__all__ = ["PROVENANCE_FILE", "archive_path", "pull_export"]
 
 PROVENANCE_FILE = "vlanalyze-provenance.json"
 
@@ -51,45 +50,45 @@ def pull_export(
     cluster_id: str | None = None,
     exclude_media_ids: Sequence[str] = (),
     task_id: str | None = None,
-    force: bool = False,
+    overwrite: bool = False,
     poll_interval: float = 2.0,
     timeout: float = 3600.0,
     on_poll: Callable[[ExportTask], None] | None = None,
     on_progress: ProgressCallback | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> Path:
     """Export a dataset and extract it into ``dest``: start, wait, download, extract.
 
     Args:
         client: The API client.
         dataset_id: The dataset to export.
-        dest: The folder to create (must be absent or empty unless ``force``).
+        dest: The folder to create (must be absent or empty unless ``overwrite``).
         export_format: ``"json"`` or ``"parquet"``.
         include_images: Also export the images (into ``dest/images``).
         media_ids: Export only these media (a selective export).
         cluster_id: Export only this cluster (a selective export).
         exclude_media_ids: With ``cluster_id``: media to leave out.
         task_id: Resume an export task that was already started, instead of a new one.
-        force: Replace a non-empty ``dest``.
+        overwrite: Replace a non-empty ``dest`` (only once the new export is complete).
         poll_interval: First wait between status polls, in seconds (it backs off).
         timeout: Give up polling after this many seconds.
         on_poll: Called with each polled :class:`ExportTask`.
-        on_progress: Called with ``(bytes_done, total)`` while downloading.
+        on_progress: Called with ``(bytes_done, total)`` while downloading, then again
+            from 0 while extracting (``total`` is then the uncompressed size).
+        on_step: Called with ``"download"``, then ``"extract"``, as each step starts.
 
     Returns:
         The absolute path of ``dest``.
 
     Raises:
-        MaterializeError: ``dest`` is not empty and ``force`` is false.
+        MaterializeError: ``dest`` is not empty and ``overwrite`` is false.
         APIError: The server refused, the task failed, or polling timed out.
         DownloadError: The download could not be completed.
         ArchiveError: The archive is corrupt or hostile.
     """
     dest = Path(os.path.abspath(dest))
     # Checked before starting: an export can take long, so fail before, not after.
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())) and not force:
-        raise MaterializeError(
-            f"output folder {dest} exists and is not empty", hint="use --force to replace it"
-        )
+    ensure_empty_folder(dest, overwrite=overwrite)
     request = {
         "export_format": export_format,
         "include_images": include_images,
@@ -105,8 +104,12 @@ def pull_export(
     task = client.wait_for_export(
         dataset_id, task_id, interval=poll_interval, timeout=timeout, on_poll=on_poll
     )
+    if on_step is not None:
+        on_step("download")
     zip_path = _download(client, task, dest, on_progress)
-    extract_archive(zip_path, dest, force=force)
+    if on_step is not None:
+        on_step("extract")
+    extract_archive(zip_path, dest, overwrite=overwrite, on_progress=on_progress)
     _write_provenance(dest, client, task, request, _sha256(zip_path))
     zip_path.unlink()
     return dest
@@ -172,12 +175,8 @@ def _write_provenance(
         "archive_sha256": sha256,
         "vlanalyze_version": __version__,
     }
-    # Written to a temporary file and renamed, so a reader never sees half a record.
-    fd, tmp = tempfile.mkstemp(dir=dest, prefix=".provenance-", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        json.dump(record, file, indent=2)
-        file.write("\n")
-    os.replace(tmp, dest / PROVENANCE_FILE)
+    # An archive that holds a file of this name is the export's, and ours describes it.
+    write_text_atomic(dest / PROVENANCE_FILE, json.dumps(record, indent=2) + "\n", overwrite=True)
 
 
 def _export_time(dest: Path) -> str | None:
@@ -187,28 +186,3 @@ def _export_time(dest: Path) -> str | None:
     except (VLAnalyzeError, OSError, ValueError):
         return None
     return str(value) if value is not None else None
-
-
-def read_media_ids(lines: Iterable[str], *, source: str = "the selection") -> list[str]:
-    """Read media ids: a CSV with a ``media_id`` column, or one id per line.
-
-    Blank lines and ``#`` comments are skipped; duplicates are dropped, order is kept.
-
-    Raises:
-        SelectionError: A CSV without a ``media_id`` column, or no ids at all.
-    """
-    text = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    if text and ("," in text[0] or text[0].strip().lower() == "media_id"):
-        reader = csv.DictReader(io.StringIO("\n".join(t.rstrip("\r\n") for t in text)))
-        if "media_id" not in (reader.fieldnames or []):
-            raise SelectionError(
-                f"{source} has no media_id column (columns: {', '.join(reader.fieldnames or [])})",
-                hint="give a CSV with a media_id column, or one id per line",
-            )
-        ids = [(row.get("media_id") or "").strip() for row in reader]
-    else:
-        ids = [line.strip() for line in text]
-    unique = list(dict.fromkeys(i for i in ids if i))
-    if not unique:
-        raise SelectionError(f"{source} holds no media ids", hint="one id per line, or a CSV")
-    return unique

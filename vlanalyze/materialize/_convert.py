@@ -11,7 +11,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from vlanalyze.errors import MaterializeError
+from vlanalyze._fs import atomic_path
+from vlanalyze.errors import Fix, MaterializeError
 from vlanalyze.query import _schema as schema
 from vlanalyze.query._export import Export
 
@@ -43,7 +44,7 @@ def convert(
     if existing and not overwrite:
         raise MaterializeError(
             f"{out} already holds {', '.join(existing)}",
-            hint="pass --force to replace them, or choose another folder",
+            fix=Fix("overwrite", "to replace them, or choose another folder"),
         )
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -51,13 +52,11 @@ def convert(
         raise MaterializeError(f"cannot create {out}: {exc.strerror}") from None
     with export.duckdb() as con:
         for table, target in targets.items():
-            tmp = target.with_name(f".{target.name}.part")
             try:
-                con.execute(f"COPY (SELECT * FROM {table}) TO ? (FORMAT parquet)", [str(tmp)])
-                os.replace(tmp, target)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+                with atomic_path(target, overwrite=overwrite) as tmp:
+                    con.execute(f"COPY (SELECT * FROM {table}) TO ? (FORMAT parquet)", [str(tmp)])
+            except OSError as exc:
+                raise MaterializeError(f"cannot write {target}: {exc.strerror or exc}") from None
             if on_table:
                 on_table(table, target)
     return list(targets.values())

@@ -8,7 +8,6 @@ the stream.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
@@ -16,6 +15,7 @@ from typing import BinaryIO
 import polars as pl
 import pyarrow.parquet as pq
 
+from vlanalyze._fs import atomic_file
 from vlanalyze.errors import MaterializeError
 
 FORMATS = ("table", "csv", "tsv", "json", "ndjson", "parquet", "markdown")
@@ -124,20 +124,8 @@ def write_file(
         MaterializeError: ``path`` exists (and ``overwrite`` is false) or cannot be written.
     """
     target = Path(path)
-    if target.exists() and not overwrite:
-        raise MaterializeError(f"{target} already exists", hint="pass --force to replace it")
     try:
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".part", dir=target.parent or "."
-        )
+        with atomic_file(target, overwrite=overwrite) as fh:
+            return render(batches, fmt, fh)
     except OSError as exc:
-        raise MaterializeError(f"cannot write {target}: {exc.strerror}") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            rows = render(batches, fmt, fh)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return rows
+        raise MaterializeError(f"cannot write {target}: {exc.strerror or exc}") from None

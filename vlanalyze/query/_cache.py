@@ -17,16 +17,18 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from vlanalyze._fs import make_temp_folder, replace_folder, write_text_atomic
 from vlanalyze._version import __version__
 from vlanalyze.errors import CacheError
 from vlanalyze.query import _schema as schema
+
+if TYPE_CHECKING:
+    from vlanalyze.query._source import Source
 
 CACHE_VERSION = 1
 MANIFEST = "manifest.json"
@@ -55,6 +57,14 @@ class Manifest:
             indent=2,
             default=str,
         )
+
+
+def cache_location(source: Source, cache_dir: str | os.PathLike[str] | None) -> Path:
+    """The cache folder of ``source``: ``cache_dir`` if given, else :func:`default_cache_dir`."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser().absolute()
+    named = source.path if source.path.is_dir() else source.metadata
+    return default_cache_dir(named, folder=source.folder if source.path.is_dir() else None)
 
 
 def default_cache_dir(source: Path, *, folder: Path | None) -> Path:
@@ -118,8 +128,7 @@ def load_manifest(cache: Path, fingerprint: dict[str, Any]) -> Manifest | None:
 def build(cache: Path, fingerprint: dict[str, Any], fill: Callable[[Path], Manifest]) -> Manifest:
     """Build a cache with ``fill(temp_folder)`` and move it into place atomically."""
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{cache.name}.building-", dir=cache.parent))
+        tmp = make_temp_folder(cache)
     except OSError as exc:
         raise CacheError(
             f"cannot create the cache folder {cache}: {exc.strerror}",
@@ -127,34 +136,13 @@ def build(cache: Path, fingerprint: dict[str, Any], fill: Callable[[Path], Manif
         ) from None
     try:
         manifest = fill(tmp)
-        _write_atomic(tmp / MANIFEST, manifest.to_json())
-        _replace(tmp, cache)
+        write_text_atomic(tmp / MANIFEST, manifest.to_json(), overwrite=False)
+        # A stale cache there is ours (load_manifest refused anything else): replace it.
+        replace_folder(tmp, cache, overwrite=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    part = path.with_name(path.name + ".part")
-    part.write_text(text, encoding="utf-8")
-    os.replace(part, path)
-
-
-def _replace(new: Path, cache: Path) -> None:
-    """Put ``new`` where ``cache`` is; a stale cache (ours) is moved aside, then removed."""
-    old = None
-    if cache.exists():
-        old = cache.with_name(f".{cache.name}.stale-{time.monotonic_ns()}")
-        os.replace(cache, old)
-    try:
-        os.replace(new, cache)
-    except OSError:
-        if old is not None and not cache.exists():
-            os.replace(old, cache)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def parts(cache: Path, table: str) -> list[str]:

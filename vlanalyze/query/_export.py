@@ -9,7 +9,7 @@ over the cache. It never writes outside the cache folder.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -20,6 +20,7 @@ import polars as pl
 import pyarrow as pa
 from duckdb import DuckDBPyConnection
 
+from vlanalyze._fs import ProgressCallback
 from vlanalyze.errors import CacheError, QueryError
 from vlanalyze.query import _cache as cache_mod
 from vlanalyze.query import _schema as schema
@@ -27,9 +28,7 @@ from vlanalyze.query._cache import Manifest
 from vlanalyze.query._images import ImageMatch, list_folder_images, list_zip_images, match_images
 from vlanalyze.query._infotable import write_info_table
 from vlanalyze.query._normalize import normalize_json, normalize_parquet
-from vlanalyze.query._source import Source, cache_location, copy_member, find_source, zip_names
-
-ProgressCallback = Callable[[int, int], None]
+from vlanalyze.query._source import Source, copy_member, find_source, zip_names
 
 
 def open_export(
@@ -57,7 +56,7 @@ def open_export(
         CacheError: the cache folder cannot be read or written.
     """
     source = find_source(path)
-    cache = cache_location(source, cache_dir)
+    cache = cache_mod.cache_location(source, cache_dir)
     fingerprint = source.fingerprint()
     manifest = None if refresh else cache_mod.load_manifest(cache, fingerprint)
     if manifest is None:

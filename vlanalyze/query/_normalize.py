@@ -27,12 +27,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vlanalyze._fs import ProgressCallback, atomic_path
 from vlanalyze.errors import ExportFormatError
 from vlanalyze.query import _schema as schema
 from vlanalyze.query._jsonchunks import FastPathFailed, json_chunks
 from vlanalyze.query._loaders import Batch, JsonLoader, ParquetLoader, parquet_top_level
-
-ProgressCallback = Callable[[int, int], None]
 
 # Rows per Parquet batch: memory grows with it (about 1 GB peak at 20,000 rows of
 # synthetic items, 2 GB at 100,000) while speed hardly changes.
@@ -103,13 +102,12 @@ class _Writer:
     def _pad_media(self, part: int, missing: list[str]) -> None:
         """Add NULL columns for keys first seen in a later batch to an earlier part."""
         path = self.out / "media" / f"part-{part:05d}.parquet"
-        tmp = path.with_suffix(".tmp")
         nulls = ", ".join(f'CAST(NULL AS VARCHAR) AS "{k}"' for k in missing)
-        self.con.execute(
-            f"COPY (SELECT *, {nulls} FROM read_parquet('{_quote(path.as_posix())}')) "
-            f"TO '{_quote(tmp.as_posix())}' (FORMAT parquet)"
-        )
-        tmp.replace(path)
+        with atomic_path(path, overwrite=True) as tmp:
+            self.con.execute(
+                f"COPY (SELECT *, {nulls} FROM read_parquet('{_quote(path.as_posix())}')) "
+                f"TO '{_quote(tmp.as_posix())}' (FORMAT parquet)"
+            )
 
 
 def _quote(text: str) -> str:

@@ -1,13 +1,13 @@
 """Find an export's metadata: in a folder, in the downloaded ZIP, or a bare file.
 
-Says which file (or ZIP member) holds the metadata, in which form, where the images
-are, and where the cache goes. A ZIP is read in place: only its metadata member is
-ever copied out (by :func:`copy_member`), never its images. Reads nothing else.
+Says which file (or ZIP member) holds the metadata, in which form, and where the images
+are; where the cache goes is :mod:`vlanalyze.query._cache`'s business. A ZIP is read in
+place: only its metadata member is ever copied out (by :func:`copy_member`), never its
+images. Reads nothing else.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import zipfile
@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vlanalyze._metadata import METADATA_NAMES, sniff_format
 from vlanalyze.errors import ArchiveError, ExportFormatError
-from vlanalyze.query import _cache as cache_mod
-
-METADATA_NAMES = ("metadata.json", "metadata.parquet")
 
 
 @dataclass(frozen=True)
@@ -64,7 +62,7 @@ def find_source(path: str | os.PathLike[str]) -> Source:
         raise ExportFormatError(f"{p}: no such file or folder")
     if p.is_dir():
         return _source_in_folder(p)
-    if p.suffix.lower() == ".zip" or _sniff(p) == "zip":
+    if p.suffix.lower() == ".zip" or sniff_format(p) == "zip":
         return _source_in_zip(p)
     fmt = _format_of(p)
     return Source(path=p, format=fmt, metadata=p)
@@ -110,23 +108,8 @@ def _source_in_zip(archive: Path) -> Source:
     return Source(path=archive, format=fmt, metadata=archive, member=member)
 
 
-def _sniff(path: Path) -> str | None:
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(4)
-    except OSError as exc:
-        raise ExportFormatError(f"{path}: cannot read ({exc.strerror})") from None
-    if head == b"PK\x03\x04" or head == b"PK\x05\x06":
-        return "zip"
-    if head == b"PAR1":
-        return "parquet"
-    if head.lstrip()[:1] in (b"{", b"[", b"") or head.startswith(b"\xef\xbb\xbf"):
-        return "json"
-    return None
-
-
 def _format_of(path: Path) -> str:
-    sniffed = _sniff(path)
+    sniffed = sniff_format(path)
     if sniffed in ("json", "parquet"):
         return sniffed
     raise ExportFormatError(
@@ -157,37 +140,3 @@ def copy_member(source: Source, work: Path) -> Path:
 def zip_names(source: Source) -> list[str]:
     with zipfile.ZipFile(source.metadata) as zf:
         return zf.namelist()
-
-
-def cache_location(source: Source, cache_dir: str | os.PathLike[str] | None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser().absolute()
-    named = source.path if source.path.is_dir() else source.metadata
-    return cache_mod.default_cache_dir(
-        named, folder=source.folder if source.path.is_dir() else None
-    )
-
-
-def read_export_info(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``info`` block of the export at ``path``, read cheaply ({} where there is none).
-
-    Reads only the head of a ``metadata.json`` (where Visual Layer writes ``info``) or
-    the key-value metadata of a ``metadata.parquet``; never the media items.
-    """
-    source = find_source(path)
-    if source.member is not None:
-        return {}
-    if source.format == "parquet":
-        import pyarrow.parquet as pq
-
-        raw = (pq.read_schema(source.metadata).metadata or {}).get(b"info")
-        info = json.loads(raw) if raw else {}
-    else:
-        from vlanalyze.query._jsonsplit import MediaItemSplitter
-
-        with source.metadata.open("rb") as fh:
-            header, _rest, _offset = MediaItemSplitter(
-                fh, name=str(source.metadata), batch_bytes=1 << 20
-            ).read_header()
-        info = json.loads(header + b"null}").get("info", {})
-    return info if isinstance(info, dict) else {}

@@ -1,6 +1,7 @@
 """The HTTP side of the stand-in (:mod:`vlanalyze.testing`): routing, wire formats, files.
 
-Task state and knobs live in :class:`vlanalyze.testing.StandIn`; this module only
+Task state and knobs live in :class:`vlanalyze.testing.StandIn`, which imports this
+module (never the other way: :class:`State` says what the server needs of it); this only
 translates requests into calls on it and answers as the real service would (JSON
 ``{"detail": ...}`` errors from the API, XML errors from the storage host). Files are
 sent with ``socket.sendfile`` so the server is never the bottleneck of a benchmark.
@@ -15,14 +16,12 @@ import json
 import re
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import SplitResult, parse_qs, urlsplit
-
-if TYPE_CHECKING:
-    from vlanalyze.testing import StandIn
 
 _API = re.compile(r"/api/v1/dataset/([^/]+)(/[a-z_]+)?")
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)")
@@ -50,13 +49,36 @@ class RecordedRequest:
         return "authorization" in self.headers
 
 
+class State(Protocol):
+    """What the HTTP side needs of the stand-in's state (:class:`vlanalyze.testing.StandIn`)."""
+
+    dataset_id: str
+    dataset_status: str
+    export_dir: Path
+    start_response: str
+    ignore_range: bool
+    bad_content_range: bool
+    clock: Callable[[], float]
+    requests: list[RecordedRequest]
+    errors: list[BaseException | None]
+    tasks: dict[str, Any]
+
+    def take_failure(self, path: str) -> Any: ...
+    def take_truncation(self) -> bool: ...
+    def auth_error(self, authorization: str | None) -> str | None: ...
+    def new_task(self, query: dict[str, str], selection: list[dict[str, Any]] | None) -> Any: ...
+    def poll(self, task: Any) -> None: ...
+    def task_json(self, task: Any, api_host: str) -> dict[str, Any]: ...
+    def sign(self, path: str, expires: int) -> str: ...
+
+
 class StandInServer(ThreadingHTTPServer):
     """A threading HTTP server that can close its open keep-alive connections."""
 
     daemon_threads = False  # joined in server_close, once their sockets are shut down
     block_on_close = True
 
-    def __init__(self, address: tuple[str, int], stand_in: StandIn) -> None:
+    def __init__(self, address: tuple[str, int], stand_in: State) -> None:
         self.stand_in = stand_in
         self._open: set[socket.socket] = set()
         super().__init__(address, _Handler)

@@ -9,6 +9,7 @@ import json
 import shutil
 import zipfile
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -76,9 +77,9 @@ def test_real_export_exact_counts(real_export: Path, tmp_path: Path) -> None:
         assert media["file_size"].dtype == pl.Int64
         assert media.filter(pl.col("file_name") == "output_000001.jpg")["file_size"].min() > 0
         assert media["video_name"].null_count() == 0  # all video frames, real video_info keys
-        assert ex.info["dataset"] == "Extreme"
-        assert ex.info["total_media_items"] == 56
-        assert ex.info["images"] == {"files": 0, "found": 0, "missing": 56, "ambiguous": 0}
+        assert ex.info.dataset == "Extreme"
+        assert ex.info.total_media_items == 56
+        assert asdict(ex.info.images) == {"files": 0, "found": 0, "missing": 56, "ambiguous": 0}
 
 
 def test_real_export_first_item_values(real_export: Path, tmp_path: Path) -> None:
@@ -107,7 +108,7 @@ def sample_tables(
         with open_export(sample / f"metadata.{fmt}", cache_dir=cache) as ex:
             assert ex.format == fmt
             out[fmt] = _tables(ex)
-            out[fmt]["_images"] = pl.DataFrame([ex.info["images"]])
+            out[fmt]["_images"] = pl.DataFrame([asdict(ex.info.images)])
     return out
 
 
@@ -207,7 +208,7 @@ def test_open_folder_zip_and_bare_file_agree(
         with open_export(path, cache_dir=tmp_path / f"cache-{name}") as ex:
             assert ex.counts == SAMPLE_COUNTS
             results[name] = ex.media.select("media_id", "image_path").collect().sort("media_id")
-            assert ex.info["images"]["found"] == 46, name
+            assert ex.info.images.found == 46, name
     assert_frame_equal(results["folder"], results["zip"])
     assert_frame_equal(results["folder"], results["file"])
     assert results["zip"]["image_path"].str.starts_with("images/").all()
@@ -220,7 +221,7 @@ def test_zip_is_read_in_place(sample_json_copy: Path, tmp_path: Path, export_kit
     with open_export(archive) as ex:
         assert ex.root == archive
         assert ex.cache_path == workdir / ".export.zip.vlanalyze-cache"
-        assert ex.info["images"] == {"files": 46, "found": 46, "missing": 0, "ambiguous": 0}
+        assert asdict(ex.info.images) == {"files": 46, "found": 46, "missing": 0, "ambiguous": 0}
         with zipfile.ZipFile(archive) as zf:
             names = set(zf.namelist())
         paths = ex.media.collect()["image_path"]
@@ -237,7 +238,7 @@ def test_zip_with_a_top_folder(sample_json_copy: Path, tmp_path: Path, export_ki
     archive = export_kit.zip_folder(sample_json_copy, tmp_path / "x.zip", prefix="export/")
     with open_export(archive, cache_dir=tmp_path / "cache") as ex:
         assert ex.counts["media"] == 46
-        assert ex.info["images"]["found"] == 46
+        assert ex.info.images.found == 46
 
 
 def test_folder_with_both_metadata_files_errors_with_hint(
@@ -266,7 +267,7 @@ def test_export_folder_one_level_down(sample_json_copy: Path, tmp_path: Path) ->
     parent = sample_json_copy.parent
     with open_export(parent, cache_dir=tmp_path / "cache") as ex:
         assert ex.counts["media"] == 46
-        assert ex.info["images"]["found"] == 46
+        assert ex.info.images.found == 46
 
 
 # --- the cache ---------------------------------------------------------------------------
@@ -699,7 +700,7 @@ def test_image_resolution(tmp_path: Path, export_kit: Any) -> None:
         (folder / "images" / rel).parent.mkdir(parents=True, exist_ok=True)
         (folder / "images" / rel).write_bytes(b"\xff\xd8")
     with open_export(folder, cache_dir=tmp_path / "cache") as ex:
-        assert ex.info["images"] == {"files": 5, "found": 3, "missing": 3, "ambiguous": 2}
+        assert asdict(ex.info.images) == {"files": 5, "found": 3, "missing": 3, "ambiguous": 2}
         paths = dict(ex.media.select("media_id", "image_path").collect().iter_rows())
         via_sql = dict(ex.sql("SELECT media_id, image_path FROM media").iter_rows())
     expected = {
@@ -727,12 +728,12 @@ def test_file_path_wins_over_name(tmp_path: Path, export_kit: Any) -> None:
         (folder / "images" / rel).write_bytes(b"x")
     with open_export(folder, cache_dir=tmp_path / "cache") as ex:
         assert ex.media.collect()["image_path"].to_list() == ["images/v.mp4/output_000001.jpg"]
-        assert ex.info["images"]["ambiguous"] == 0
+        assert ex.info.images.ambiguous == 0
 
 
 def test_no_images_folder(hand_json: Path, tmp_path: Path) -> None:
     with open_export(hand_json.parent, cache_dir=tmp_path / "cache") as ex:
-        assert ex.info["images"] == {"files": 0, "found": 0, "missing": 5, "ambiguous": 0}
+        assert asdict(ex.info.images) == {"files": 0, "found": 0, "missing": 5, "ambiguous": 0}
         assert ex.media.collect()["image_path"].null_count() == 5
         assert ex.sql("SELECT count(image_path) AS n FROM media")["n"].item() == 0
 
@@ -831,8 +832,8 @@ def test_splitter_layouts_and_chunk_sizes(
     expected_text = {i["media_id"]: i["metadata_items"][0]["properties"]["text"] for i in items}
     assert dict(captions.select("media_id", "text").iter_rows()) == expected_text
     assert labels["original_id"].sort().to_list() == list(range(40))
-    assert info["dataset"] == "hand-made"
-    assert info["total_media_items"] == 3
+    assert info.dataset == "hand-made"
+    assert info.total_media_items == 3
 
 
 def test_fast_path_cuts_really_happen(
@@ -922,7 +923,7 @@ def test_empty_media_items_in_every_layout(tmp_path: Path, export_kit: Any) -> N
         path = export_kit.write_json(tmp_path / f"e{i}" / "metadata.json", [], **layout)
         with open_export(path, cache_dir=tmp_path / f"cache{i}") as ex:
             assert ex.counts["media"] == 0
-            assert ex.info["dataset"] == "hand-made"
+            assert ex.info.dataset == "hand-made"
 
 
 def test_unknown_top_level_keys_go_to_info(tmp_path: Path, export_kit: Any) -> None:

@@ -99,6 +99,16 @@ def test_info_json(sample: tuple[str, str]) -> None:
     assert len(data["top_labels"]) == 3
     q = data["uniqueness_quantiles"]
     assert 0 <= q["p0"] <= q["p50"] <= q["p100"] <= 1
+    assert list(data) == [
+        "export",
+        "counts",
+        "images",
+        "issue_types",
+        "duplicate_levels",
+        "top_labels",
+        "uniqueness_quantiles",
+    ]
+    assert list(data["export"])[-2:] == ["format", "source"]  # after the block's own keys
 
 
 # --- sql ---------------------------------------------------------------------------------

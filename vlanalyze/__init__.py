@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from vlanalyze.fetch._pull import pull_export
     from vlanalyze.materialize._convert import convert
     from vlanalyze.query._export import Export, open_export
+    from vlanalyze.query._results import ExportInfo, Summary
     from vlanalyze.query._summary import summarize
 
 _LAZY = {
@@ -45,6 +46,8 @@ _LAZY = {
     "extract_archive": "vlanalyze.fetch._archive",
     "convert": "vlanalyze.materialize._convert",
     "summarize": "vlanalyze.query._summary",
+    "ExportInfo": "vlanalyze.query._results",
+    "Summary": "vlanalyze.query._results",
 }
 
 __all__ = [
@@ -58,11 +61,13 @@ __all__ = [
     "Export",
     "ExportFailedError",
     "ExportFormatError",
+    "ExportInfo",
     "ExportTask",
     "ExportTimeoutError",
     "MaterializeError",
     "QueryError",
     "SelectionError",
+    "Summary",
     "UnsafeArchiveError",
     "VLAnalyzeError",
     "VisualLayerClient",

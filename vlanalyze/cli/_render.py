@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vlanalyze.query._results import Summary
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
@@ -25,8 +28,9 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def render_summary(data: dict[str, Any]) -> str:
+def render_summary(summary: Summary) -> str:
     """The summary from :func:`vlanalyze.query._summary.summarize` as aligned text."""
+    data = summary.to_dict()
     ex = data["export"]
     images = data["images"]
     lines = [

@@ -76,11 +76,11 @@ def info(
     from vlanalyze.query._summary import summarize
 
     with open_for_cli(export, cache_dir, refresh, quiet) as ex:
-        data = summarize(ex, top=top)
+        summary = summarize(ex, top=top)
     if as_json:
-        click.echo(json.dumps(data, indent=2, default=str))
+        click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
     else:
-        click.echo(render_summary(data))
+        click.echo(render_summary(summary))
 
 
 @click.command()

@@ -28,6 +28,7 @@ from vlanalyze.query._cache import Manifest
 from vlanalyze.query._images import ImageMatch, list_folder_images, list_zip_images, match_images
 from vlanalyze.query._infotable import write_info_table
 from vlanalyze.query._normalize import normalize_json, normalize_parquet
+from vlanalyze.query._results import ExportInfo, ImageCounts
 from vlanalyze.query._source import Source, copy_member, find_source, zip_names
 
 
@@ -124,21 +125,17 @@ class Export:
         return self.source.root
 
     @property
-    def info(self) -> dict[str, Any]:
+    def info(self) -> ExportInfo:
         """The export's ``info`` block, with format, source, counts and image matching."""
         images = self.images
-        return {
-            **self._manifest.top_level.get("info", {}),
-            "format": self.format,
-            "source": str(self.source.path),
-            "counts": self.counts,
-            "images": {
-                "files": images.files,
-                "found": images.found,
-                "missing": images.missing,
-                "ambiguous": images.ambiguous,
-            },
-        }
+        block = self._manifest.top_level.get("info", {})
+        return ExportInfo(
+            format=self.format,
+            source=str(self.source.path),
+            counts=self.counts,
+            images=ImageCounts(images.files, images.found, images.missing, images.ambiguous),
+            block=dict(block) if isinstance(block, dict) else {},
+        )
 
     @cached_property
     def images(self) -> ImageMatch:
@@ -209,6 +206,20 @@ class Export:
     def captions(self) -> pl.LazyFrame:
         """One row per caption."""
         return self.table("captions")
+
+    @property
+    def other_metadata(self) -> pl.LazyFrame:
+        """One row per metadata item of a type vlanalyze does not know (properties as JSON)."""
+        return self.table("other_metadata")
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """The names of every table: each is :meth:`table` ``(name)`` and a SQL view.
+
+        ``info`` (one row of the export's top-level fields) has no attribute of its own,
+        as :attr:`info` is the typed block: use ``table("info")``.
+        """
+        return schema.TABLES
 
     def duckdb(self) -> DuckDBPyConnection:
         """A new DuckDB connection with every table as a view; the caller closes it."""

@@ -1,4 +1,5 @@
-"""A summary of an export, as plain data: what ``vlanalyze info`` shows.
+"""A summary of an export, as a typed :class:`~vlanalyze.query._results.Summary`: what
+``vlanalyze info`` shows.
 
 Counts per table, issue types (image- and object-level, with distinct media, since a
 ``duplicates`` row per threshold level counts levels, not images), duplicate levels,
@@ -8,55 +9,60 @@ top labels, uniqueness quantiles and how many images were found. Pure queries ov
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from vlanalyze.query._export import Export
+from vlanalyze.query._results import DuplicateLevel, IssueType, LabelCount, Summary
 
 _QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
 
+_ISSUE_TYPES = """
+    SELECT issue_type,
+           count(*) FILTER (WHERE object_id IS NULL) AS image_rows,
+           count(*) FILTER (WHERE object_id IS NOT NULL) AS object_rows,
+           count(DISTINCT media_id) AS media
+    FROM issues GROUP BY issue_type ORDER BY media DESC, issue_type
+"""
+_DUPLICATE_LEVELS = """
+    SELECT duplicate_threshold AS threshold,
+           count(DISTINCT duplicate_group_id) AS groups,
+           count(DISTINCT media_id) AS media
+    FROM issues WHERE issue_type = 'duplicates' AND object_id IS NULL
+    GROUP BY duplicate_threshold ORDER BY duplicate_threshold
+"""
+_TOP_LABELS = """
+    SELECT category_name, count(DISTINCT media_id) AS media, count(*) AS labels
+    FROM labels GROUP BY category_name
+    ORDER BY media DESC, category_name LIMIT $top
+"""
 
-def summarize(export: Export, *, top: int = 10) -> dict[str, Any]:
-    """Summarize ``export``: a JSON-serialisable dict."""
-    info = export.info
-    return {
-        "export": {k: v for k, v in info.items() if k not in ("counts", "images")},
-        "counts": info["counts"],
-        "images": info["images"],
-        "issue_types": _rows(
-            export,
-            """
-            SELECT issue_type,
-                   count(*) FILTER (WHERE object_id IS NULL) AS image_rows,
-                   count(*) FILTER (WHERE object_id IS NOT NULL) AS object_rows,
-                   count(DISTINCT media_id) AS media
-            FROM issues GROUP BY issue_type ORDER BY media DESC, issue_type
-            """,
-        ),
-        "duplicate_levels": _rows(
-            export,
-            """
-            SELECT duplicate_threshold AS threshold,
-                   count(DISTINCT duplicate_group_id) AS groups,
-                   count(DISTINCT media_id) AS media
-            FROM issues WHERE issue_type = 'duplicates' AND object_id IS NULL
-            GROUP BY duplicate_threshold ORDER BY duplicate_threshold
-            """,
-        ),
-        "top_labels": _rows(
-            export,
-            """
-            SELECT category_name, count(DISTINCT media_id) AS media, count(*) AS labels
-            FROM labels GROUP BY category_name
-            ORDER BY media DESC, category_name LIMIT $top
-            """,
-            {"top": top},
-        ),
-        "uniqueness_quantiles": _quantiles(export),
-    }
+R = TypeVar("R")
 
 
-def _rows(export: Export, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    return export.sql(query, params).to_dicts()
+def summarize(export: Export, *, top: int = 10) -> Summary:
+    """Summarize ``export``: counts, issue types, duplicate levels, top labels, quantiles.
+
+    Args:
+        export: The opened export.
+        top: How many labels ``top_labels`` lists.
+
+    Returns:
+        The :class:`Summary` (``to_dict()`` gives its JSON form).
+    """
+    return Summary(
+        export=export.info,
+        issue_types=_rows(export, IssueType, _ISSUE_TYPES),
+        duplicate_levels=_rows(export, DuplicateLevel, _DUPLICATE_LEVELS),
+        top_labels=_rows(export, LabelCount, _TOP_LABELS, {"top": top}),
+        uniqueness_quantiles=_quantiles(export),
+    )
+
+
+def _rows(
+    export: Export, row: Callable[..., R], query: str, params: dict[str, Any] | None = None
+) -> list[R]:
+    return [row(**values) for values in export.sql(query, params).to_dicts()]
 
 
 def _quantiles(export: Export) -> dict[str, float | None]:

@@ -121,12 +121,6 @@ def test_usage_mistakes_exit_2(stand_in: StandIn, tmp_path: Path) -> None:
     assert _run(stand_in, stand_in.dataset_id, "-o", out, "--format", "xml").exit_code == 2
 
 
-@pytest.mark.parametrize("command", ["fetch", "stand-in"])
-def test_help_has_an_example(command: str) -> None:
-    result = CliRunner().invoke(main, [command, "--help"])
-    assert result.exit_code == 0 and "Example" in result.output
-
-
 def test_stand_in_command_serves_until_ctrl_c(demo_export: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     with subprocess.Popen(

@@ -428,14 +428,6 @@ def test_export_api(hand_json: Path, tmp_path: Path) -> None:
             assert set(TABLES) <= names
 
 
-def test_public_names_resolve() -> None:
-    for name in vlanalyze.__all__:
-        assert getattr(vlanalyze, name) is not None, name
-    assert issubclass(CacheError, vlanalyze.VLAnalyzeError)
-    with pytest.raises(AttributeError):
-        vlanalyze.no_such_name  # noqa: B018
-
-
 # --- media columns, from hand-made exports in every form ---------------------------------
 
 

@@ -16,8 +16,6 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import error_line
 
-import vlanalyze.query._jsonchunks as jsonchunks
-import vlanalyze.query._jsonsplit as jsonsplit
 from vlanalyze import ArchiveError, CacheError, ExportFormatError, VLAnalyzeError, open_export
 from vlanalyze.cli import main
 
@@ -230,20 +228,16 @@ def test_malformed_item_reports_its_byte_offset(
     sizes: tuple[int, int, int] | None,
     tmp_path: Path,
     export_kit: Any,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path = tmp_path / "metadata.json"
     at = _malformed(export_kit, path, n, bad_item)
+    tuning = {}
     if sizes is not None:
-        chunk, head, batch = sizes
-        monkeypatch.setattr(jsonchunks, "CHUNK_BYTES", chunk)
-        monkeypatch.setattr(jsonchunks, "_HEAD_BYTES", head)
-        monkeypatch.setitem(
-            jsonsplit.MediaItemSplitter.__init__.__kwdefaults__, "batch_bytes", batch
-        )
-    result = CliRunner().invoke(main, ["info", str(path)])
-    line = _error_line(result)
-    assert str(path) in line
+        tuning = dict(zip(("chunk_bytes", "head_bytes", "batch_bytes"), sizes, strict=True))
+    with pytest.raises(ExportFormatError) as err:
+        open_export(path, **tuning)
+    line = str(err.value)
+    assert str(path) in line and "\n" not in line
     offset = int(re.search(r"at byte (\d+)", line).group(1))  # type: ignore[union-attr]
     assert abs(offset - at) < 200, (offset, at)
     _assert_nothing_trusted(tmp_path)

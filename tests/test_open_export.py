@@ -5,6 +5,7 @@ cache always goes to tmp_path)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import zipfile
@@ -19,10 +20,6 @@ from conftest import read_only
 from polars.testing import assert_frame_equal
 
 import vlanalyze
-import vlanalyze.query._export as export_mod
-import vlanalyze.query._jsonchunks as jsonchunks
-import vlanalyze.query._jsonsplit as jsonsplit
-import vlanalyze.query._normalize as normalize_mod
 from vlanalyze import CacheError, ExportFormatError, QueryError, open_export
 from vlanalyze.query._schema import TABLES
 
@@ -293,17 +290,16 @@ def test_default_cache_locations(
     assert not list(tmp_path.rglob("*.vla-tmp-*"))
 
 
-def test_cache_is_reused(hand_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_is_reused(hand_json: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     with open_export(hand_json, cache_dir=cache) as ex:
         assert ex.counts["media"] == 5
     before = (cache.stat().st_ino, (cache / "manifest.json").stat().st_mtime_ns)
 
-    def no_rebuild(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the cache was rebuilt")
+    def no_rebuild(done: int, total: int | None) -> None:
+        raise AssertionError("the cache was rebuilt")  # a build always reports progress
 
-    monkeypatch.setattr(export_mod, "_fill", no_rebuild)
-    with open_export(hand_json, cache_dir=cache) as ex:
+    with open_export(hand_json, cache_dir=cache, on_progress=no_rebuild) as ex:
         assert ex.counts["media"] == 5
         assert ex.sql("SELECT count(*) AS n FROM media")["n"].item() == 5
     assert (cache.stat().st_ino, (cache / "manifest.json").stat().st_mtime_ns) == before
@@ -397,15 +393,15 @@ def test_damaged_manifest_is_rebuilt(hand_json: Path, tmp_path: Path) -> None:
     json.loads((cache / "manifest.json").read_text())
 
 
+@pytest.mark.parametrize("interrupt", [RuntimeError, KeyboardInterrupt])
 def test_failed_build_leaves_no_trusted_cache(
-    hand_json: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hand_json: Path, tmp_path: Path, interrupt: type[BaseException]
 ) -> None:
-    def boom(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("interrupted")
+    def boom(done: int, total: int | None) -> None:
+        raise interrupt("interrupted")  # mid-build, after a batch was written
 
-    monkeypatch.setattr(normalize_mod, "_normalize_json", boom)
-    with pytest.raises(RuntimeError):
-        open_export(hand_json, cache_dir=tmp_path / "cache")
+    with pytest.raises(interrupt):
+        open_export(hand_json, cache_dir=tmp_path / "cache", on_progress=boom)
     assert not _manifests(tmp_path)
     assert not list(tmp_path.rglob("*.vla-tmp-*"))
 
@@ -776,30 +772,16 @@ SIZES = {
 }
 
 
-def _set_sizes(monkeypatch: pytest.MonkeyPatch, sizes: tuple[int, int, int] | None) -> None:
+def _sizes(sizes: tuple[int, int, int] | None) -> dict[str, int]:
+    """open_export's tuning arguments for (chunk, head, batch) bytes; {} for the defaults."""
     if sizes is None:
-        return
-    chunk, head, batch = sizes
-    monkeypatch.setattr(jsonchunks, "CHUNK_BYTES", chunk)
-    monkeypatch.setattr(jsonchunks, "_HEAD_BYTES", head)
-    monkeypatch.setattr(jsonsplit, "DEFAULT_BATCH_BYTES", batch)
-    # DEFAULT_BATCH_BYTES is bound as the splitter's default argument at import time:
-    # patch the default itself so the exact path really uses small batches.
-    monkeypatch.setitem(jsonsplit.MediaItemSplitter.__init__.__kwdefaults__, "batch_bytes", batch)
+        return {}
+    return dict(zip(("chunk_bytes", "head_bytes", "batch_bytes"), sizes, strict=True))
 
 
-@pytest.fixture
-def paths_taken(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Records each pass of the JSON normalizer: False = fast path, True = exact path."""
-    taken: list[bool] = []
-    real = normalize_mod._normalize_json
-
-    def spy(*args: Any, exact: bool, **kwargs: Any) -> Any:
-        taken.append(exact)
-        return real(*args, exact=exact, **kwargs)
-
-    monkeypatch.setattr(normalize_mod, "_normalize_json", spy)
-    return taken
+def _passes(progress: list[int]) -> int:
+    """How many passes over the file the progress shows: a restart goes back to the start."""
+    return 1 + sum(later < earlier for earlier, later in itertools.pairwise(progress))
 
 
 @pytest.mark.parametrize("sizes", list(SIZES.values()), ids=list(SIZES))
@@ -809,12 +791,10 @@ def test_splitter_layouts_and_chunk_sizes(
     sizes: tuple[int, int, int] | None,
     tmp_path: Path,
     export_kit: Any,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     items = _splitter_items(export_kit)
     path = export_kit.write_json(tmp_path / "metadata.json", items, **layout)
-    _set_sizes(monkeypatch, sizes)
-    with open_export(path, cache_dir=tmp_path / "cache") as ex:
+    with open_export(path, cache_dir=tmp_path / "cache", **_sizes(sizes)) as ex:
         media = ex.media.collect()
         captions = ex.captions.collect()
         labels = ex.labels.collect()
@@ -828,23 +808,17 @@ def test_splitter_layouts_and_chunk_sizes(
     assert info.total_media_items == 3
 
 
-def test_fast_path_cuts_really_happen(
-    tmp_path: Path, export_kit: Any, monkeypatch: pytest.MonkeyPatch, paths_taken: list[bool]
-) -> None:
+def test_fast_path_cuts_really_happen(tmp_path: Path, export_kit: Any) -> None:
     path = export_kit.write_json(tmp_path / "metadata.json", _splitter_items(export_kit))
-    chunks_seen: list[int] = []
-    real = jsonchunks._copy_range
-
-    def counting(fh: Any, target: Path, start: int, end: int) -> None:
-        chunks_seen.append(end - start)
-        real(fh, target, start, end)
-
-    monkeypatch.setattr(jsonchunks, "_copy_range", counting)
-    _set_sizes(monkeypatch, (200, 64, 200))
-    with open_export(path, cache_dir=tmp_path / "cache") as ex:
+    progress: list[int] = []
+    # The exact path's batches are made too big to show more than one step.
+    sizes = {"chunk_bytes": 200, "head_bytes": 64, "batch_bytes": 1 << 30}
+    with open_export(
+        path, cache_dir=tmp_path / "cache", on_progress=lambda d, t: progress.append(d), **sizes
+    ) as ex:
         assert ex.counts["media"] == 40
-    assert paths_taken == [False]  # strings with '}, {"media_id":' never fool the cut
-    assert len(chunks_seen) > 10
+    assert _passes(progress) == 1  # strings with '}, {"media_id":' never fool the cut
+    assert len(progress) > 5  # one step per two chunks: the file was really cut
 
 
 def _nested_items(kit: Any, first_nested: int) -> list[dict[str, Any]]:
@@ -858,25 +832,29 @@ def _nested_items(kit: Any, first_nested: int) -> list[dict[str, Any]]:
 
 
 def test_false_cut_in_a_later_chunk_recovers_on_the_exact_path(
-    tmp_path: Path, export_kit: Any, monkeypatch: pytest.MonkeyPatch, paths_taken: list[bool]
+    tmp_path: Path, export_kit: Any
 ) -> None:
     items = _nested_items(export_kit, first_nested=20)
     path = export_kit.write_json(tmp_path / "metadata.json", items, separators=(",", ":"))
-    _set_sizes(monkeypatch, (100, 64, 100_000))  # the cut target lands before "related"
-    with open_export(path, cache_dir=tmp_path / "cache") as ex:
+    progress: list[int] = []
+    # The cut target lands before "related"; small exact batches make the restart show.
+    sizes = {"chunk_bytes": 100, "head_bytes": 64, "batch_bytes": 100}
+    with open_export(
+        path, cache_dir=tmp_path / "cache", on_progress=lambda d, t: progress.append(d), **sizes
+    ) as ex:
         media = ex.media.collect()
-    assert paths_taken == [False, True]
+    assert _passes(progress) == 2  # the fast path, then the exact path from the start
     assert media["media_id"].to_list() == [i["media_id"] for i in items]
     assert json.loads(media["related"][25]) == [{"media_id": "r1"}, {"media_id": "r2"}]
 
 
 def test_false_cut_in_the_first_chunk_recovers_on_the_exact_path(
-    tmp_path: Path, export_kit: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, export_kit: Any
 ) -> None:
     items = _nested_items(export_kit, first_nested=0)
     path = export_kit.write_json(tmp_path / "metadata.json", items, separators=(",", ":"))
-    _set_sizes(monkeypatch, (100, 64, 100_000))
-    with open_export(path, cache_dir=tmp_path / "cache") as ex:
+    sizes = _sizes((100, 64, 100_000))
+    with open_export(path, cache_dir=tmp_path / "cache", **sizes) as ex:
         assert ex.media.collect()["media_id"].to_list() == [i["media_id"] for i in items]
 
 
@@ -894,7 +872,6 @@ def test_unknown_key_first_seen_late_is_kept(
     sizes: tuple[int, int, int] | None,
     tmp_path: Path,
     export_kit: Any,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     items = [
         export_kit.item(f"m{i:03d}", capture_device="cam")
@@ -903,8 +880,7 @@ def test_unknown_key_first_seen_late_is_kept(
         for i in range(30)
     ]
     path = export_kit.write_json(tmp_path / "metadata.json", items, separators=(",", ":"))
-    _set_sizes(monkeypatch, sizes)
-    with open_export(path, cache_dir=tmp_path / "cache") as ex:
+    with open_export(path, cache_dir=tmp_path / "cache", **_sizes(sizes)) as ex:
         media = ex.media.collect()
     assert "capture_device" in media.columns
     assert media["capture_device"].drop_nulls().to_list() == ["cam"] * 5
@@ -927,14 +903,12 @@ def test_unknown_top_level_keys_go_to_info(tmp_path: Path, export_kit: Any) -> N
     assert json.loads(info["extra"]) == {"k": 1}
 
 
-def test_sample_survives_small_chunks(
-    sample_export: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_sample_survives_small_chunks(sample_export: Path, tmp_path: Path) -> None:
     with open_export(sample_export / "metadata.json", cache_dir=tmp_path / "big") as ex:
         reference = _tables(ex)
     shutil.copy2(sample_export / "metadata.json", tmp_path / "metadata.json")
-    _set_sizes(monkeypatch, (4096, 1024, 4096))
-    with open_export(tmp_path / "metadata.json", cache_dir=tmp_path / "small") as ex:
+    sizes = _sizes((4096, 1024, 4096))
+    with open_export(tmp_path / "metadata.json", cache_dir=tmp_path / "small", **sizes) as ex:
         small = _tables(ex)
     for table in TABLES:
         a, b = reference[table], small[table]

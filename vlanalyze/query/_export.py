@@ -27,6 +27,7 @@ from vlanalyze.query import _schema as schema
 from vlanalyze.query._cache import Manifest
 from vlanalyze.query._images import ImageMatch, list_folder_images, list_zip_images, match_images
 from vlanalyze.query._infotable import write_info_table
+from vlanalyze.query._jsonchunks import ChunkSizes
 from vlanalyze.query._normalize import normalize_json, normalize_parquet
 from vlanalyze.query._results import ExportInfo, ImageCounts
 from vlanalyze.query._source import Source, copy_member, find_source, zip_names
@@ -38,6 +39,9 @@ def open_export(
     cache_dir: str | os.PathLike[str] | None = None,
     refresh: bool = False,
     on_progress: ProgressCallback | None = None,
+    chunk_bytes: int | None = None,
+    batch_bytes: int | None = None,
+    head_bytes: int | None = None,
 ) -> Export:
     """Open the export at ``path`` (a folder, the downloaded ZIP, or a metadata file).
 
@@ -47,6 +51,11 @@ def open_export(
             user cache folder where that is read-only; ``$VLANALYZE_CACHE_DIR`` too).
         refresh: rebuild the cache even if it is up to date.
         on_progress: called as ``(done, total)`` while the cache is built.
+        chunk_bytes: tuning, JSON only: bytes of media items per chunk (default 32 MiB).
+        batch_bytes: tuning, JSON only: bytes per batch where a file is read item by
+            item (default 48 MiB).
+        head_bytes: tuning, JSON only: read size while finding the items (default 4 MiB).
+            Memory grows, and per-batch overhead shrinks, with each.
 
     Returns:
         The opened :class:`Export`.
@@ -59,20 +68,26 @@ def open_export(
     source = find_source(path)
     cache = cache_mod.cache_location(source, cache_dir)
     fingerprint = source.fingerprint()
+    tuning = {"chunk_bytes": chunk_bytes, "batch_bytes": batch_bytes, "head_bytes": head_bytes}
+    sizes = ChunkSizes(**{k: v for k, v in tuning.items() if v is not None})
     manifest = None if refresh else cache_mod.load_manifest(cache, fingerprint)
     if manifest is None:
         manifest = cache_mod.build(
-            cache, fingerprint, lambda tmp: _fill(source, tmp, fingerprint, on_progress)
+            cache, fingerprint, lambda tmp: _fill(source, tmp, fingerprint, on_progress, sizes)
         )
     return Export(source, cache, manifest)
 
 
 def _fill(
-    source: Source, tmp: Path, fingerprint: dict[str, Any], on_progress: ProgressCallback | None
+    source: Source,
+    tmp: Path,
+    fingerprint: dict[str, Any],
+    on_progress: ProgressCallback | None,
+    sizes: ChunkSizes,
 ) -> Manifest:
     metadata = copy_member(source, tmp) if source.member else source.metadata
     normalize = normalize_json if source.format == "json" else normalize_parquet
-    top_level = normalize(metadata, tmp, on_progress=on_progress)
+    top_level = normalize(metadata, tmp, on_progress=on_progress, sizes=sizes)
     if metadata != source.metadata:
         metadata.unlink()
     write_info_table(tmp, top_level, fmt=source.format, source=str(source.path))

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from vlanalyze.errors import ExportFormatError
-from vlanalyze.query._jsonsplit import MediaItemSplitter
+from vlanalyze.query._jsonsplit import DEFAULT_BATCH_BYTES, MediaItemSplitter
 
 # Measured on 2 cores: 32 MiB chunks (two parsed while two are written) beat both
 # smaller ones (per-statement overhead) and larger ones (less overlap).
@@ -35,6 +35,23 @@ _HEAD_BYTES = 4 << 20
 _TAIL_BYTES = 1 << 20
 _WINDOW = 4 << 20
 SAMPLE_BYTES = 256 << 10
+
+
+@dataclass(frozen=True)
+class ChunkSizes:
+    """How a JSON export is cut: the defaults are measured; tests shrink them."""
+
+    chunk_bytes: int = CHUNK_BYTES  # fast path: bytes of items per chunk file
+    head_bytes: int = _HEAD_BYTES  # fast path: read size while scanning the head
+    batch_bytes: int = DEFAULT_BATCH_BYTES  # exact path: bytes of items per batch
+
+    def __post_init__(self) -> None:
+        for name in ("chunk_bytes", "head_bytes", "batch_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+
+
+DEFAULT_SIZES = ChunkSizes()
 
 
 @dataclass
@@ -118,10 +135,13 @@ class FastPathFailed(Exception):
 class JsonChunks:
     """Iterate the chunk files of one JSON export; then read :attr:`top_level`."""
 
-    def __init__(self, path: Path, work_dir: Path, *, exact: bool = False) -> None:
+    def __init__(
+        self, path: Path, work_dir: Path, *, exact: bool = False, sizes: ChunkSizes = DEFAULT_SIZES
+    ) -> None:
         self.path = path
         self.work_dir = work_dir
         self.exact = exact
+        self.sizes = sizes
         self.top_level: dict[str, Any] = {}
 
     def __iter__(self) -> Iterator[Chunk]:
@@ -129,19 +149,19 @@ class JsonChunks:
             if self.exact:
                 yield from self._exact(fh)
                 return
-            plan = _FastPlan.make(fh, self.path)
+            plan = _FastPlan.make(fh, self.path, self.sizes.head_bytes)
             if plan is None:
                 fh.seek(0)
                 yield from self._exact(fh)
                 return
             self.top_level = plan.top_level
-            for i, (start, end) in enumerate(plan.cuts(fh)):
+            for i, (start, end) in enumerate(plan.cuts(fh, self.sizes.chunk_bytes)):
                 target = self.work_dir / f"chunk-{i:05d}.json"
                 _copy_range(fh, target, start, end)
                 yield Chunk(target, "array", start, end, boundary=plan.pattern)
 
     def _exact(self, fh: IO[bytes]) -> Iterator[Chunk]:
-        splitter = MediaItemSplitter(fh, name=str(self.path))
+        splitter = MediaItemSplitter(fh, name=str(self.path), batch_bytes=self.sizes.batch_bytes)
         for i, batch in enumerate(splitter):
             target = self.work_dir / f"chunk-{i:05d}.ndjson"
             target.write_bytes(batch.ndjson)
@@ -150,9 +170,11 @@ class JsonChunks:
         self.top_level = splitter.top_level
 
 
-def json_chunks(path: Path, *, work_dir: Path, exact: bool = False) -> JsonChunks:
+def json_chunks(
+    path: Path, *, work_dir: Path, exact: bool = False, sizes: ChunkSizes = DEFAULT_SIZES
+) -> JsonChunks:
     """The chunk files of ``path``'s media items (see :class:`JsonChunks`)."""
-    return JsonChunks(path, work_dir, exact=exact)
+    return JsonChunks(path, work_dir, exact=exact, sizes=sizes)
 
 
 @dataclass
@@ -163,9 +185,9 @@ class _FastPlan:
     top_level: dict[str, Any]
 
     @classmethod
-    def make(cls, fh: IO[bytes], path: Path) -> _FastPlan | None:
+    def make(cls, fh: IO[bytes], path: Path, head_bytes: int) -> _FastPlan | None:
         """Find the array's ends; None when the file needs the exact path."""
-        splitter = MediaItemSplitter(fh, name=str(path), batch_bytes=_HEAD_BYTES)
+        splitter = MediaItemSplitter(fh, name=str(path), batch_bytes=head_bytes)
         header, rest, start = splitter.read_header()
         key = re.match(rb'\s*\{\s*"((?:[^"\\]|\\.)*)"\s*:', rest)
         if key is None:
@@ -182,11 +204,11 @@ class _FastPlan:
         """Matches between two items: ``}`` + the comma (group 1) + the next item's key."""
         return re.compile(rb'\}(\s*,\s*)\{\s*"' + re.escape(self.first_key) + rb'"\s*:')
 
-    def cuts(self, fh: IO[bytes]) -> Iterator[tuple[int, int]]:
-        """Byte ranges of whole items, each about CHUNK_BYTES long."""
+    def cuts(self, fh: IO[bytes], chunk_bytes: int) -> Iterator[tuple[int, int]]:
+        """Byte ranges of whole items, each about ``chunk_bytes`` long."""
         pattern = self.pattern
         start = self.array_start
-        target = start + CHUNK_BYTES
+        target = start + chunk_bytes
         while target < self.array_end:
             fh.seek(target)
             window = fh.read(min(_WINDOW, self.array_end - target))
@@ -196,7 +218,7 @@ class _FastPlan:
                 continue
             yield start, target + m.start() + 1
             start = target + m.end(1)
-            target = start + CHUNK_BYTES
+            target = start + chunk_bytes
         yield start, self.array_end
 
 

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from vlanalyze._fs import ProgressCallback, atomic_path
 from vlanalyze.errors import ExportFormatError
 from vlanalyze.query import _schema as schema
-from vlanalyze.query._jsonchunks import FastPathFailed, json_chunks
+from vlanalyze.query._jsonchunks import DEFAULT_SIZES, ChunkSizes, FastPathFailed, json_chunks
 from vlanalyze.query._loaders import Batch, JsonLoader, ParquetLoader, parquet_top_level
 
 # Rows per Parquet batch: memory grows with it (about 1 GB peak at 20,000 rows of
@@ -165,24 +165,28 @@ def _write(con: duckdb.DuckDBPyConnection, writer: _Writer, batch: Batch) -> Non
 
 
 def normalize_json(
-    path: Path, out: Path, *, on_progress: ProgressCallback | None = None
+    path: Path,
+    out: Path,
+    *,
+    on_progress: ProgressCallback | None = None,
+    sizes: ChunkSizes = DEFAULT_SIZES,
 ) -> dict[str, Any]:
     """Write the tidy tables of a ``metadata.json`` into ``out``; return its top level."""
     try:
-        return _normalize_json(path, out, exact=False, on_progress=on_progress)
+        return _normalize_json(path, out, exact=False, on_progress=on_progress, sizes=sizes)
     except FastPathFailed:
         for child in out.iterdir():  # our own build folder: start it again
             if child.is_dir():
                 shutil.rmtree(child)
             else:
                 child.unlink()
-        return _normalize_json(path, out, exact=True, on_progress=on_progress)
+        return _normalize_json(path, out, exact=True, on_progress=on_progress, sizes=sizes)
 
 
 def _normalize_json(
-    path: Path, out: Path, *, exact: bool, on_progress: ProgressCallback | None
+    path: Path, out: Path, *, exact: bool, on_progress: ProgressCallback | None, sizes: ChunkSizes
 ) -> dict[str, Any]:
-    chunks = json_chunks(path, work_dir=out, exact=exact)
+    chunks = json_chunks(path, work_dir=out, exact=exact, sizes=sizes)
     with closing(connect(out)) as con, closing(con.cursor()) as load_con:
         # Fast-path chunks are array files, which DuckDB parses one per thread; two
         # per statement keep the pipeline's cores busy.
@@ -192,9 +196,16 @@ def _normalize_json(
 
 
 def normalize_parquet(
-    path: Path, out: Path, *, on_progress: ProgressCallback | None = None
+    path: Path,
+    out: Path,
+    *,
+    on_progress: ProgressCallback | None = None,
+    sizes: ChunkSizes = DEFAULT_SIZES,
 ) -> dict[str, Any]:
-    """Write the tidy tables of a ``metadata.parquet`` into ``out``; return its top level."""
+    """Write the tidy tables of a ``metadata.parquet`` into ``out``; return its top level.
+
+    ``sizes`` is for JSON only (accepted so that both forms are called alike).
+    """
     try:
         pf = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:

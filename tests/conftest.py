@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import Result
@@ -209,6 +210,36 @@ def sample_json_copy(tmp_path: Path, sample_export: Path) -> Path:
     shutil.copytree(sample_export / "images", target / "images")
     shutil.copy2(sample_export / "metadata.json", target / "metadata.json")
     return target
+
+
+# Counts stated in sample_data/README.md.
+SAMPLE_COUNTS = {
+    "media": 46,
+    "labels": 286,
+    "objects": 113,
+    "issues": 133 + 335,
+    "tags": 8,
+    "captions": 32,
+    "other_metadata": 2,
+    "info": 1,
+}
+
+
+def all_tables(ex: Any) -> dict[str, Any]:
+    """Every table of the export ``ex``, collected (name -> polars DataFrame)."""
+    return {t: ex.table(t).collect() for t in ex.tables}
+
+
+def sorted_frame(df: Any) -> Any:
+    """``df`` sorted by every column: for comparing tables whose row order is no contract."""
+    return df.sort(df.columns, nulls_last=True)
+
+
+@pytest.fixture
+def hand_json(tmp_path: Path, export_kit: Any) -> Path:
+    """A hand-made metadata.json of five items, in tmp_path/export/."""
+    items = [export_kit.item(f"m{i}") for i in range(5)]
+    return export_kit.write_json(tmp_path / "export" / "metadata.json", items)
 
 
 # --- end of query fixtures ---------------------------------------------------------------

@@ -11,6 +11,8 @@ import polars as pl
 import pytest
 
 import vlanalyze as vla
+from vlanalyze import QueryError, open_export
+from vlanalyze.query._schema import TABLES
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +69,18 @@ def test_every_table_is_a_lazyframe(export: vla.Export) -> None:
             attribute = getattr(export, name)
             assert isinstance(attribute, pl.LazyFrame), name
             assert attribute.collect().height == export.counts[name], name
+
+
+def test_export_api(hand_json: Path, tmp_path: Path) -> None:
+    with open_export(hand_json, cache_dir=tmp_path / "cache") as ex:
+        assert "5 media" in repr(ex)
+        df = ex.sql("SELECT media_id FROM media WHERE media_id = $m", params={"m": "m3"})
+        assert df["media_id"].to_list() == ["m3"]
+        with pytest.raises(QueryError, match="tables: media"):
+            ex.table("nosuch")
+        with pytest.raises(QueryError):
+            ex.sql("SELEC 1")
+        with ex.duckdb() as con:
+            assert con.execute("SELECT count(*) FROM media").fetchall() == [(5,)]
+            names = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+            assert set(TABLES) <= names

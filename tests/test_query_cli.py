@@ -18,23 +18,13 @@ import click
 import polars as pl
 import pytest
 from click.testing import CliRunner, Result
-from conftest import error_line
+from conftest import SAMPLE_COUNTS, error_line
 
 from vlanalyze import open_export
 from vlanalyze.cli import main
 from vlanalyze.query._schema import TABLES
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE_COUNTS = {
-    "media": 46,
-    "labels": 286,
-    "objects": 113,
-    "issues": 468,
-    "tags": 8,
-    "captions": 32,
-    "other_metadata": 2,
-    "info": 1,
-}
 TOP5 = (
     "SELECT media_id, file_size, uniqueness_score FROM media "
     "ORDER BY uniqueness_score DESC, media_id LIMIT 5"

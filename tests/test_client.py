@@ -174,7 +174,7 @@ def test_unknown_status_is_not_terminal_and_timeout_says_how_to_resume(
 ) -> None:
     stand_in.final_status = "SOMETHING_NEW"
     task = client.start_export(stand_in.dataset_id)
-    with pytest.raises(ExportTimeoutError, match=f"--task-id {task.id}") as info:
+    with pytest.raises(ExportTimeoutError, match=f"pass task_id='{task.id}' to resume") as info:
         client.wait_for_export(stand_in.dataset_id, task.id, interval=10, timeout=100)
     assert info.value.task_id == task.id
     assert sum(clock.slept) <= 100

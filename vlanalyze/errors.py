@@ -42,11 +42,20 @@ class Fix:
 
     argument: str  # the Python keyword argument, e.g. "overwrite"
     purpose: str  # what passing it does, e.g. "to replace it"
-    value: object = True
+    value: object = True  # the value to pass; None: one of the caller's choosing
+    prefix: str = ""  # what comes before "pass ...", e.g. "reopen and "
 
-    def spell(self, spelling: str | None = None) -> str:
-        """The hint, naming the argument as ``spelling`` (default: ``argument=value``)."""
-        return f"pass {spelling or f'{self.argument}={self.value!r}'} {self.purpose}"
+    def spell(self, flag: str | None = None) -> str:
+        """The hint, naming the argument in Python, or as the command-line ``flag``."""
+        if flag is None:
+            shown = "..." if self.value is None else repr(self.value)
+            spelled = f"{self.argument}={shown}"
+        elif self.value is True:
+            spelled = flag
+        else:
+            shown = self.argument.upper() if self.value is None else str(self.value)
+            spelled = f"{flag} {shown}"
+        return f"{self.prefix}pass {spelled} {self.purpose}"
 
 
 class VLAnalyzeError(Exception):
@@ -109,8 +118,10 @@ class ExportFailedError(APIError):
 class ExportTimeoutError(APIError):
     """Polling an export task ran out of time."""
 
-    def __init__(self, message: str, *, task_id: str, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
+    def __init__(
+        self, message: str, *, task_id: str, hint: str | None = None, fix: Fix | None = None
+    ) -> None:
+        super().__init__(message, hint=hint, fix=fix)
         self.task_id = task_id
 
 

@@ -25,8 +25,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: How the CLI spells the library arguments an error's hint may name (``Fix.argument``).
 FLAGS = {
     "overwrite": "--overwrite",
-    "cache_dir": "--cache-dir FOLDER",
+    "cache_dir": "--cache-dir",
     "refresh": "--refresh",
+    "task_id": "--task-id",
 }
 
 

@@ -23,6 +23,7 @@ from vlanalyze.errors import (
     ConfigurationError,
     ExportFailedError,
     ExportTimeoutError,
+    Fix,
     redact_url,
 )
 from vlanalyze.fetch._config import config_path, settings
@@ -369,7 +370,7 @@ class VisualLayerClient:
                 raise ExportTimeoutError(
                     f"export task {task_id} still {task.status} after {waited:.0f}s",
                     task_id=task_id,
-                    hint=f"resume later with --task-id {task_id}",
+                    fix=Fix("task_id", "to resume waiting later", task_id),
                 )
             self.sleep(delay)
             delay = min(delay * 1.5, max_interval)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from vlanalyze._fs import make_temp_folder, replace_folder, write_text_atomic
 from vlanalyze._version import __version__
-from vlanalyze.errors import CacheError
+from vlanalyze.errors import CacheError, Fix
 from vlanalyze.query import _schema as schema
 
 if TYPE_CHECKING:
@@ -101,13 +101,13 @@ def load_manifest(cache: Path, fingerprint: dict[str, Any]) -> Manifest | None:
     if not cache.is_dir():
         raise CacheError(
             f"the cache path {cache} is a file, not a folder",
-            hint="choose another cache folder with --cache-dir",
+            fix=Fix("cache_dir", "to choose another cache folder", None),
         )
     if not path.exists():
         if any(cache.iterdir()):
             raise CacheError(
                 f"{cache} exists but is not a vlanalyze cache",
-                hint="move it away, or choose another cache folder with --cache-dir",
+                fix=Fix("cache_dir", "to choose another one", None, prefix="move it away, or "),
             )
         return None
     try:
@@ -132,7 +132,7 @@ def build(cache: Path, fingerprint: dict[str, Any], fill: Callable[[Path], Manif
     except OSError as exc:
         raise CacheError(
             f"cannot create the cache folder {cache}: {exc.strerror}",
-            hint=f"set {ENV_CACHE_DIR} or pass --cache-dir to put it elsewhere",
+            fix=Fix("cache_dir", "to put it elsewhere", None, prefix=f"set {ENV_CACHE_DIR}, or "),
         ) from None
     try:
         manifest = fill(tmp)

@@ -21,7 +21,7 @@ import pyarrow as pa
 from duckdb import DuckDBPyConnection
 
 from vlanalyze._fs import ProgressCallback
-from vlanalyze.errors import CacheError, QueryError
+from vlanalyze.errors import CacheError, Fix, QueryError
 from vlanalyze.query import _cache as cache_mod
 from vlanalyze.query import _schema as schema
 from vlanalyze.query._cache import Manifest
@@ -31,6 +31,8 @@ from vlanalyze.query._jsonchunks import ChunkSizes
 from vlanalyze.query._normalize import normalize_json, normalize_parquet
 from vlanalyze.query._results import ExportInfo, ImageCounts
 from vlanalyze.query._source import Source, copy_member, find_source, zip_names
+
+REBUILD = Fix("refresh", "to rebuild it", prefix="reopen and ")
 
 
 def open_export(
@@ -178,7 +180,7 @@ class Export:
         if not files:
             raise CacheError(
                 f"the cache {self.cache_path} has no {table} table",
-                hint="reopen with refresh=True (--refresh) to rebuild it",
+                fix=REBUILD,
             )
         return files
 
@@ -251,7 +253,7 @@ class Export:
             con.close()
             raise CacheError(
                 f"cannot read the cache {self.cache_path}: {_first_line(exc)}",
-                hint="reopen with refresh=True (--refresh) to rebuild it",
+                fix=REBUILD,
             ) from None
         except BaseException:
             con.close()
@@ -320,7 +322,7 @@ class Export:
             if isinstance(exc, duckdb.IOException) or str(self.cache_path) in message:
                 raise CacheError(
                     f"cannot read the cache {self.cache_path}: {message}",
-                    hint="reopen with refresh=True (--refresh) to rebuild it",
+                    fix=REBUILD,
                 ) from None
             hint = f"tables: {', '.join(schema.TABLES)}"
             if isinstance(exc, duckdb.CatalogException):

@@ -3,8 +3,10 @@
 Every error a user can cause (bad input, bad credentials, a server that says no) is a
 :class:`VLAnalyzeError`. Caller bugs stay ``TypeError``/``ValueError``. Messages carry
 the concrete values (path, column, task id, member name) and, where the next step is
-obvious, a ``hint``. Secrets never appear in a message: redact URLs with
-:func:`redact_url` before putting them in one.
+obvious, a ``hint``; a hint that is "pass this argument" is a :class:`Fix`, which names
+the Python argument (``overwrite=True``) and lets the CLI name its flag instead. Secrets
+never appear in a message: redact URLs with :func:`redact_url` before putting them in
+one.
 
 ::
 

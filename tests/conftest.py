@@ -271,3 +271,25 @@ def read_only(folder: Path) -> Iterator[None]:
         if immutable:
             subprocess.run(["chattr", "-i", str(folder)], check=True)
         folder.chmod(0o755)
+
+
+@contextlib.contextmanager
+def tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A small filesystem at ``mount`` (tmpfs of ``size``, e.g. "1m"), to fill up in tests;
+    skips where it cannot be made (it needs root on Linux)."""
+    import sys
+
+    mount.mkdir(parents=True)
+    if sys.platform != "linux" or os.geteuid() != 0:
+        pytest.skip("a small filesystem needs root on Linux (mount -t tmpfs)")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

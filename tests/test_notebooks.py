@@ -24,7 +24,7 @@ def test_notebook_runs(notebook: Path, tmp_path: Path, monkeypatch: pytest.Monke
     for cell in cells:
         if cell["cell_type"] == "code":
             exec(compile("".join(cell["source"]), f"{notebook.name}", "exec"), namespace)
-    assert os.path.isdir(tmp_path / "sample_data" / "export" / ".metadata.json.vlanalyze-cache")
+    assert os.path.isdir(tmp_path / "sample_data" / "export" / ".vlanalyze-cache")
     top = namespace["top"]
     assert top.height == 20  # type: ignore[attr-defined]
     assert top["image_path"].null_count() == 0  # type: ignore[attr-defined]

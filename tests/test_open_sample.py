@@ -83,7 +83,9 @@ def test_sample_counts(sample_tables: dict[str, dict[str, pl.DataFrame]], fmt: s
     media, labels, objects, issues = t["media"], t["labels"], t["objects"], t["issues"]
     assert dict(media["media_type"].value_counts().iter_rows()) == {"image": 26, "video_frame": 20}
     assert media.filter(pl.col("video_name").is_not_null()).height == 20
-    assert media.filter(pl.col("frame_number").is_not_null()).height == 10  # documented keys
+    # 10 frames carry frame_number (documented keys), the other 10 take it from their
+    # file name (output_000032.jpg is frame 32), as Visual Layer's own notebook does
+    assert media.filter(pl.col("frame_number").is_not_null()).height == 20
     assert media.filter(pl.col("frame_timestamp").is_not_null()).height == 20
     assert media["cluster_id"].n_unique() == 10
     assert media["capture_device"].drop_nulls().len() == 7

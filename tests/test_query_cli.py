@@ -284,11 +284,12 @@ def test_refresh_and_quiet(sample: tuple[str, str], tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     base = ["sql", sample[0], "SELECT count(*) AS n FROM media", "--cache-dir", str(cache)]
     _ok(CliRunner().invoke(main, base))
-    inode = cache.stat().st_ino
+    builds = sorted(cache.rglob("manifest.json"))
     _ok(CliRunner().invoke(main, base))
-    assert cache.stat().st_ino == inode
+    assert sorted(cache.rglob("manifest.json")) == builds
     result = _ok(CliRunner().invoke(main, [*base, "--refresh", "--quiet"]))
-    assert cache.stat().st_ino != inode
+    rebuilt = sorted(cache.rglob("manifest.json"))
+    assert len(rebuilt) == 1 and rebuilt != builds
     assert result.stdout.splitlines() == ["n", "46"]
     assert result.stderr == ""
 

@@ -16,9 +16,11 @@ prints.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +34,7 @@ __all__ = [
     "ProgressCallback",
     "atomic_file",
     "atomic_path",
+    "clean_stale_temps",
     "ensure_absent",
     "ensure_empty_folder",
     "make_temp_folder",
@@ -46,6 +49,9 @@ ProgressCallback = Callable[[int, "int | None"], None]
 
 OVERWRITE = Fix("overwrite", "to replace it")
 """The hint of every "already exists" error: the CLI spells it ``--overwrite``."""
+
+STALE_SECONDS = 15 * 60
+"""A temporary file unlocked and untouched for this long was left by a killed run."""
 
 TEMP_PREFIX = ".vla-tmp-"
 """Every temporary file or folder written here starts with ``.<target name>`` then this."""
@@ -78,9 +84,11 @@ def atomic_path(target: str | os.PathLike[str], *, overwrite: bool = False) -> I
     """
     dest = Path(target)
     ensure_absent(dest, overwrite=overwrite)
+    clean_stale_temps(dest)
     tmp = temp_sibling(dest)
-    os.close(_create_exclusive(tmp))
+    fd = _create_exclusive(tmp)
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # "in use": see clean_stale_temps
         yield tmp
         if not overwrite and os.path.lexists(dest):
             # Someone else created it meanwhile: theirs stays, ours goes.
@@ -89,6 +97,43 @@ def atomic_path(target: str | os.PathLike[str], *, overwrite: bool = False) -> I
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        os.close(fd)
+
+
+def clean_stale_temps(target: Path, *, older_than: float = STALE_SECONDS) -> list[Path]:
+    """Remove temporary files of ``target`` left by killed runs; return what was removed.
+
+    A temporary file is stale when it is older than ``older_than`` seconds and no process
+    holds its lock (:func:`atomic_path` holds one while it writes): another process's
+    file being written is never touched.
+    """
+    removed: list[Path] = []
+    prefix = f".{target.name}{TEMP_PREFIX}"
+    try:
+        entries = [e for e in os.scandir(target.parent or ".") if e.name.startswith(prefix)]
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        path = Path(entry.path)
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if now - entry.stat(follow_symlinks=False).st_mtime < older_than:
+                continue
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            path.unlink()
+            removed.append(path)
+        except OSError:
+            pass  # in use by a live process, or already gone
+        finally:
+            os.close(fd)
+    return removed
 
 
 @contextmanager

@@ -77,7 +77,7 @@ class VisualLayerClient:
                 f"{missing} is missing: an API key needs its secret",
                 hint="set both VL_API_KEY and VL_API_SECRET, or VL_TOKEN",
             )
-        self.base_url = base_url.rstrip("/")
+        self.base_url = _without_userinfo(base_url).rstrip("/")
         self.timeout = timeout
         self.token_lifetime = token_lifetime
         self.sleep = sleep
@@ -325,13 +325,28 @@ class VisualLayerClient:
         return task
 
     def export_status(self, dataset_id: str, task_id: str) -> ExportTask:
-        """Return the current state of an export task."""
-        data = self._request(
-            "GET",
-            f"/dataset/{dataset_id}/export_status",
-            dataset_id=dataset_id,
-            params={"export_task_id": task_id},
-        )
+        """Return the current state of an export task.
+
+        Raises:
+            APIError: 404 when the server no longer knows the task (e.g. it restarted).
+        """
+        try:
+            data = self._request(
+                "GET",
+                f"/dataset/{dataset_id}/export_status",
+                dataset_id=dataset_id,
+                params={"export_task_id": task_id},
+            )
+        except APIError as exc:
+            if exc.status_code != 404 or isinstance(exc, AuthenticationError):
+                raise
+            raise APIError(
+                f"export task {task_id} of dataset {dataset_id} not found (404): the server "
+                f"no longer knows it ({exc.detail})",
+                status_code=404,
+                detail=exc.detail,
+                hint="the server may have restarted; start a new export (without --task-id)",
+            ) from None
         mapping = data if isinstance(data, Mapping) else {}
         return ExportTask.from_response({"id": task_id, **mapping}, dataset_id)
 
@@ -374,3 +389,16 @@ class VisualLayerClient:
                 )
             self.sleep(delay)
             delay = min(delay * 1.5, max_interval)
+
+
+def _without_userinfo(base_url: str) -> str:
+    """Refuse a base URL holding ``user:password@``: it would be sent as Basic auth in
+    place of the bearer token, and written wherever the URL is recorded."""
+    parts = urlsplit(base_url)
+    if "@" not in parts.netloc:
+        return base_url
+    raise ConfigurationError(
+        f"the base URL {redact_url(base_url)} holds a user name or password",
+        hint="remove 'user:password@' from VL_BASE_URL; authenticate with VL_API_KEY and "
+        "VL_API_SECRET, or VL_TOKEN",
+    )

@@ -9,6 +9,7 @@ This module knows nothing of exports or the API's endpoints and never prints.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import time
@@ -105,6 +106,13 @@ def download_file(
         try:
             if _attempt(source, state, part, chunk_size, timeout, on_progress, refresh_url):
                 break
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise DownloadError(
+                f"no space left on device while downloading to {part}",
+                hint=f"free disk space, then run the same command again to resume from {part}",
+            ) from None
         except _Retryable as exc:
             state.failures += 1
             if state.failures >= max_attempts:

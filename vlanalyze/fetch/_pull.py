@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from vlanalyze._fs import ProgressCallback, ensure_empty_folder, write_text_atomic
 from vlanalyze._metadata import read_export_info
 from vlanalyze._version import __version__
-from vlanalyze.errors import VLAnalyzeError
+from vlanalyze.errors import DownloadError, VLAnalyzeError
 from vlanalyze.fetch._archive import extract_archive
 from vlanalyze.fetch._client import ExportTask, VisualLayerClient
 from vlanalyze.fetch._download import download_file
@@ -96,6 +97,7 @@ def pull_export(
         "cluster_id": cluster_id,
         "exclude_media_ids": list(exclude_media_ids),
     }
+    resumed = task_id is not None
     if task_id is None:
         started = _start(client, dataset_id, request)
         task_id = started.id
@@ -107,6 +109,8 @@ def pull_export(
     if on_step is not None:
         on_step("download")
     zip_path = _download(client, task, dest, on_progress)
+    if resumed:  # today's flags say nothing of a task started earlier: read its archive
+        request = _request_of_archive(zip_path)
     if on_step is not None:
         on_step("extract")
     extract_archive(zip_path, dest, overwrite=overwrite, on_progress=on_progress)
@@ -139,15 +143,36 @@ def _download(
         uri = client.export_status(task.dataset_id, task.id).download_uri
         return client.resolve_url(uri or "")
 
-    return download_file(
-        client,
-        client.resolve_url(task.download_uri or ""),
-        archive_path(dest, task.id),
-        on_progress=on_progress,
-        refresh_url=fresh_url,
-        verify_zip=True,
-        sleep=client.sleep,
-    )
+    try:
+        return download_file(
+            client,
+            client.resolve_url(task.download_uri or ""),
+            archive_path(dest, task.id),
+            on_progress=on_progress,
+            refresh_url=fresh_url,
+            verify_zip=True,
+            sleep=client.sleep,
+        )
+    except DownloadError as exc:
+        resume = f"to resume this export, pass task_id={task.id!r} (--task-id {task.id})"
+        hint = f"{exc.hint}; {resume}" if exc.hint else resume
+        raise DownloadError(exc.message, hint=hint) from None
+
+
+def _request_of_archive(zip_path: Path) -> dict[str, Any]:
+    """What a resumed task was asked for, as far as its archive shows (the server does
+    not say): its format and whether it holds images; the selection is unknown."""
+    with zipfile.ZipFile(zip_path) as zf:
+        names = zf.namelist()
+    base = [n.rsplit("/", 1)[-1] for n in names]
+    return {
+        "export_format": "parquet" if "metadata.parquet" in base else "json",
+        "include_images": any(n.startswith("images/") or "/images/" in n for n in names),
+        "media_ids": None,
+        "cluster_id": None,
+        "exclude_media_ids": None,
+        "resumed_task": True,
+    }
 
 
 def _sha256(path: Path) -> str:

@@ -15,6 +15,7 @@ from vlanalyze._fs import atomic_path
 from vlanalyze.errors import Fix, MaterializeError
 from vlanalyze.query import _schema as schema
 from vlanalyze.query._export import Export
+from vlanalyze.query._sql import Doing, map_exceptions
 
 
 def convert(
@@ -50,7 +51,10 @@ def convert(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise MaterializeError(f"cannot create {out}: {exc.strerror}") from None
-    with export.duckdb() as con:
+    doing = Doing(
+        f"writing {out}", error=MaterializeError, space_hint="free disk space, or write elsewhere"
+    )
+    with map_exceptions(doing), export.duckdb() as con:
         for table, target in targets.items():
             try:
                 with atomic_path(target, overwrite=overwrite) as tmp:

@@ -17,6 +17,9 @@ import pyarrow.parquet as pq
 
 from vlanalyze._fs import atomic_file
 from vlanalyze.errors import MaterializeError
+from vlanalyze.query._sql import Doing, map_exceptions
+
+_SPACE_HINT = "free disk space, or write to another disk"
 
 FORMATS = ("table", "csv", "tsv", "json", "ndjson", "parquet", "markdown")
 
@@ -124,8 +127,9 @@ def write_file(
         MaterializeError: ``path`` exists (and ``overwrite`` is false) or cannot be written.
     """
     target = Path(path)
+    doing = Doing(f"writing {target}", error=MaterializeError, space_hint=_SPACE_HINT)
     try:
-        with atomic_file(target, overwrite=overwrite) as fh:
+        with map_exceptions(doing), atomic_file(target, overwrite=overwrite) as fh:
             return render(batches, fmt, fh)
     except OSError as exc:
         raise MaterializeError(f"cannot write {target}: {exc.strerror or exc}") from None

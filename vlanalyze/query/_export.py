@@ -8,31 +8,39 @@ over the cache. It never writes outside the cache folder.
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, closing, suppress
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import polars as pl
 import pyarrow as pa
 from duckdb import DuckDBPyConnection
 
-from vlanalyze._fs import ProgressCallback
-from vlanalyze.errors import CacheError, Fix, QueryError
+from vlanalyze._fs import ProgressCallback, write_text_atomic
+from vlanalyze.errors import CacheError, ExportFormatError, Fix, QueryError
 from vlanalyze.query import _cache as cache_mod
 from vlanalyze.query import _schema as schema
-from vlanalyze.query._cache import Manifest
+from vlanalyze.query._cache import Manifest, Snapshot
 from vlanalyze.query._images import ImageMatch, list_folder_images, list_zip_images, match_images
 from vlanalyze.query._infotable import write_info_table
 from vlanalyze.query._jsonchunks import ChunkSizes
 from vlanalyze.query._normalize import normalize_json, normalize_parquet
 from vlanalyze.query._results import ExportInfo, ImageCounts
 from vlanalyze.query._source import Source, copy_member, find_source, zip_names
+from vlanalyze.query._sql import (
+    REBUILD,
+    Doing,
+    connect,
+    map_exceptions,
+    quote_ident,
+    quote_literal,
+)
 
-REBUILD = Fix("refresh", "to rebuild it", prefix="reopen and ")
+_ELSEWHERE = Fix("cache_dir", "to put the cache elsewhere", None, prefix="free disk space, or ")
 
 
 def open_export(
@@ -68,16 +76,32 @@ def open_export(
         CacheError: the cache folder cannot be read or written.
     """
     source = find_source(path)
-    cache = cache_mod.cache_location(source, cache_dir)
-    fingerprint = source.fingerprint()
+    root = cache_mod.cache_root(source.metadata.resolve(), cache_dir)
+    entry = cache_mod.entry_folder(root, source.key, source.metadata.name)
     tuning = {"chunk_bytes": chunk_bytes, "batch_bytes": batch_bytes, "head_bytes": head_bytes}
     sizes = ChunkSizes(**{k: v for k, v in tuning.items() if v is not None})
-    manifest = None if refresh else cache_mod.load_manifest(cache, fingerprint)
-    if manifest is None:
-        manifest = cache_mod.build(
-            cache, fingerprint, lambda tmp: _fill(source, tmp, fingerprint, on_progress, sizes)
-        )
-    return Export(source, cache, manifest)
+    doing = Doing(
+        f"building the cache of {source.path} in {root}",
+        error=ExportFormatError,
+        space_error=CacheError,
+        space_fix=Fix(
+            "cache_dir", "to put the cache elsewhere", None, prefix="free disk space, or "
+        ),
+        subject=str(source.path),
+    )
+    with map_exceptions(doing):
+        fingerprint = source.fingerprint()
+        snapshot = None if refresh else cache_mod.open_current(entry, fingerprint)
+        if snapshot is None:
+            snapshot = cache_mod.build(
+                entry,
+                fingerprint,
+                lambda tmp: _fill(source, tmp, fingerprint, on_progress, sizes),
+                refresh=refresh,
+            )
+        else:
+            cache_mod.tidy(entry, snapshot.path)
+    return Export(source, snapshot)
 
 
 def _fill(
@@ -93,23 +117,28 @@ def _fill(
     if metadata != source.metadata:
         metadata.unlink()
     write_info_table(tmp, top_level, fmt=source.format, source=str(source.path))
-    counts = {t: _count(cache_mod.parts(tmp, t)) for t in schema.TABLES}
+    counts = {t: _count(cache_mod.parts_in(tmp, t)) for t in schema.TABLES}
     return Manifest(fingerprint, source.format, counts, top_level)
 
 
 def _count(files: list[str]) -> int:
-    with duckdb.connect() as con:
+    with closing(connect()) as con:
         return int(con.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchall()[0][0])
 
 
 class Export:
     """An opened export: its tables as polars LazyFrames and DuckDB views."""
 
-    def __init__(self, source: Source, cache: Path, manifest: Manifest) -> None:
+    def __init__(self, source: Source, snapshot: Snapshot) -> None:
         self.source = source
-        self.cache_path = cache
-        self._manifest = manifest
+        self._snapshot = snapshot
+        self._manifest = snapshot.manifest
         self._con: DuckDBPyConnection | None = None
+
+    @property
+    def cache_path(self) -> Path:
+        """The folder of the cache build this Export reads (kept while it is open)."""
+        return self._snapshot.path
 
     def __repr__(self) -> str:
         return f"<Export {self.source.path} ({self.format}, {self.counts['media']} media)>"
@@ -121,10 +150,25 @@ class Export:
         self.close()
 
     def close(self) -> None:
-        """Close the DuckDB connection used by :meth:`sql`."""
+        """Close the DuckDB connection used by :meth:`sql` and release the cache build
+        (another process may then remove it once the cache was rebuilt)."""
         if self._con is not None:
             self._con.close()
             self._con = None
+        self._snapshot.close()
+
+    def stored(self, name: str, compute: Callable[[], Any]) -> Any:
+        """``compute()``'s JSON value, kept with the cache build under ``name``: computed
+        once per build (for summaries that would otherwise cost a pass over the data)."""
+        path = self.cache_path / f"stored-{name}.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            pass
+        value = compute()
+        with suppress(OSError):  # a read-only cache: computed each time, still right
+            write_text_atomic(path, json.dumps(value, default=str), overwrite=True)
+        return value
 
     @property
     def format(self) -> str:
@@ -176,7 +220,7 @@ class Export:
             raise QueryError(
                 f"no table named {table!r}", hint=f"tables: {', '.join(schema.TABLES)}"
             )
-        files = cache_mod.parts(self.cache_path, table)
+        files = self._snapshot.parts(table)
         if not files:
             raise CacheError(
                 f"the cache {self.cache_path} has no {table} table",
@@ -240,29 +284,22 @@ class Export:
 
     def duckdb(self) -> DuckDBPyConnection:
         """A new DuckDB connection with every table as a view; the caller closes it."""
-        con = duckdb.connect()
-        con.execute("SET enable_progress_bar = false")
+        con = connect()
         try:
-            for table in schema.TABLES:
-                files = self._parts(table)
-                if table == "media":
-                    self._media_view(con, files)
-                else:
-                    con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({files!r})")
-        except duckdb.Error as exc:
-            con.close()
-            raise CacheError(
-                f"cannot read the cache {self.cache_path}: {_first_line(exc)}",
-                fix=REBUILD,
-            ) from None
+            with self._errors():
+                for table in schema.TABLES:
+                    scan = _scan(self._parts(table))
+                    if table == "media":
+                        self._media_view(con, scan)
+                    else:
+                        con.execute(f"CREATE VIEW {quote_ident(table)} AS SELECT * FROM {scan}")
         except BaseException:
             con.close()
             raise
         return con
 
-    def _media_view(self, con: DuckDBPyConnection, files: list[str]) -> None:
+    def _media_view(self, con: DuckDBPyConnection, scan: str) -> None:
         paths = self.images.paths
-        scan = f"read_parquet({files!r})"
         if paths.height == 0:
             con.execute(
                 f"CREATE VIEW media AS SELECT *, CAST(NULL AS VARCHAR) AS image_path FROM {scan}"
@@ -312,29 +349,24 @@ class Export:
             if empty:  # still say which columns the result has
                 yield _frame(reader.schema.empty_table())
 
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        """Translate DuckDB's errors: the cache's into CacheError, the rest QueryError."""
-        try:
-            yield
-        except duckdb.Error as exc:
-            message = _first_line(exc)
-            if isinstance(exc, duckdb.IOException) or str(self.cache_path) in message:
-                raise CacheError(
-                    f"cannot read the cache {self.cache_path}: {message}",
-                    fix=REBUILD,
-                ) from None
-            hint = f"tables: {', '.join(schema.TABLES)}"
-            if isinstance(exc, duckdb.CatalogException):
-                raise QueryError(message, hint=hint) from None
-            raise QueryError(message) from None
+    def _errors(self) -> AbstractContextManager[None]:
+        """DuckDB's errors as ours: a cache file's as CacheError, the rest QueryError."""
+        return map_exceptions(
+            Doing(
+                "running the query",
+                error=QueryError,
+                cache=self.cache_path,
+                catalog_hint=f"tables: {', '.join(schema.TABLES)}",
+            )
+        )
+
+
+def _scan(files: list[str]) -> str:
+    """``read_parquet`` of ``files``, paths as quoted literals (a view takes no parameter)."""
+    return f"read_parquet([{', '.join(quote_literal(f) for f in files)}])"
 
 
 def _frame(table: pa.Table) -> pl.DataFrame:
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     return frame
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -34,7 +34,6 @@ CHUNK_BYTES = 32 << 20
 _HEAD_BYTES = 4 << 20
 _TAIL_BYTES = 1 << 20
 _WINDOW = 4 << 20
-SAMPLE_BYTES = 256 << 10
 
 
 @dataclass(frozen=True)
@@ -63,44 +62,6 @@ class Chunk:
     start_offset: int
     end_offset: int
     item_offsets: list[int] | None = None  # exact path only: each item's file offset
-    boundary: re.Pattern[bytes] = re.compile(rb"\n()")  # between two items; group 1 ends
-
-    def sample_keys(self, windows: int = 4, size: int = SAMPLE_BYTES) -> set[str]:
-        """Top-level keys of the items in a few windows spread over the chunk (all of
-        it when small). A cheap stand-in for reading every key: see
-        ``normalize._json_extra_keys``.
-        """
-        keys: set[str] = set()
-        length = self.path.stat().st_size
-        with self.path.open("rb") as fh:
-            if length <= windows * size:
-                for item in self._parse(fh.read()):
-                    keys.update(item)
-                return keys
-            for i in range(windows):
-                fh.seek(length * i // windows)
-                for item in self._whole_items(fh.read(size)):
-                    keys.update(item)
-        return keys
-
-    def _whole_items(self, window: bytes) -> list[dict[str, Any]]:
-        """The complete items inside ``window`` (cut at item boundaries), parsed."""
-        found = list(self.boundary.finditer(window))
-        if len(found) < 2:
-            return []
-        body = window[found[0].end(1) : found[-1].start() + 1]
-        wrapped = body if self.format == "newline_delimited" else b"[" + body + b"]"
-        return self._parse(wrapped)
-
-    def _parse(self, data: bytes) -> list[dict[str, Any]]:
-        try:
-            if self.format == "newline_delimited":
-                items = [json.loads(line) for line in data.splitlines() if line.strip()]
-            else:
-                items = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return []  # a cut inside a string: skip this window
-        return [item for item in items if isinstance(item, dict)]
 
     def locate_error(self, source: Path, exc: Exception) -> ExportFormatError:
         """Explain a DuckDB parse failure of this chunk, with the byte offset."""
@@ -158,7 +119,7 @@ class JsonChunks:
             for i, (start, end) in enumerate(plan.cuts(fh, self.sizes.chunk_bytes)):
                 target = self.work_dir / f"chunk-{i:05d}.json"
                 _copy_range(fh, target, start, end)
-                yield Chunk(target, "array", start, end, boundary=plan.pattern)
+                yield Chunk(target, "array", start, end)
 
     def _exact(self, fh: IO[bytes]) -> Iterator[Chunk]:
         splitter = MediaItemSplitter(fh, name=str(self.path), batch_bytes=self.sizes.batch_bytes)

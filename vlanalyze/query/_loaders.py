@@ -22,6 +22,8 @@ import pyarrow.parquet as pq
 from vlanalyze.errors import ExportFormatError
 from vlanalyze.query import _schema as schema
 from vlanalyze.query._jsonchunks import Chunk, FastPathFailed
+from vlanalyze.query._schema import extra_column
+from vlanalyze.query._sql import is_fault, quote_ident, quote_literal
 
 RawItems = list[tuple[str, Any]]
 _RAW_STRUCTURE = """'[{"type": "VARCHAR", "properties": "JSON"}]'"""
@@ -33,16 +35,17 @@ class Batch:
     """One loaded batch: its table, and how to reach its raw items (for unknown types)."""
 
     table: str
-    extras: list[str]  # unknown top-level keys, as columns of the table
+    extras: list[str]  # unknown top-level keys, as extra_column(i) columns of the table
     raw_items: Callable[[duckdb.DuckDBPyConnection], RawItems]
     done: int  # progress after this batch
     cleanup: Callable[[], None] = lambda: None
 
 
-def _empty_items_select(extras: list[str]) -> str:
-    cols = ", ".join(f'CAST(NULL AS {t}) AS "{k}"' for k, t in schema.KNOWN_MEDIA_KEYS.items())
-    extra = "".join(f', CAST(NULL AS VARCHAR) AS "{k}"' for k in extras)
-    return f"SELECT {cols}, CAST(NULL AS {schema.ITEMS_TYPE}) AS metadata_items{extra} LIMIT 0"
+def _empty_items_select() -> str:
+    cols = ", ".join(
+        f"CAST(NULL AS {t}) AS {quote_ident(k)}" for k, t in schema.KNOWN_MEDIA_KEYS.items()
+    )
+    return f"SELECT {cols}, CAST(NULL AS {schema.ITEMS_TYPE}) AS metadata_items LIMIT 0"
 
 
 class JsonLoader:
@@ -67,9 +70,12 @@ class JsonLoader:
         self.count += 1
         files = [str(c.path) for c in group]
         try:
-            self.extras = _merge(self.extras, _json_extra_keys(group))
-            _load_json(self.con, table, files, group[0].format, self.extras)
+            fmt = group[0].format
+            self.extras = _merge(self.extras, _json_extra_keys(self.con, files, fmt))
+            _load_json(self.con, table, files, fmt, self.extras)
         except duckdb.Error as exc:
+            if is_fault(exc):
+                raise
             if group[0].item_offsets is None:
                 raise FastPathFailed(str(exc)) from None
             raise group[0].locate_error(self.path, exc) from None
@@ -83,7 +89,7 @@ class JsonLoader:
 
     def empty(self) -> Batch:
         """An empty batch, so an export without items still gets its tables."""
-        self.con.execute(f"CREATE TABLE batch_empty AS {_empty_items_select([])}")
+        self.con.execute(f"CREATE TABLE batch_empty AS {_empty_items_select()}")
         return Batch("batch_empty", [], lambda con: [], 0)
 
 
@@ -109,30 +115,46 @@ def _groups(chunks: Iterable[Chunk], *, size: int) -> Iterator[list[Chunk]]:
         yield group
 
 
-def _json_extra_keys(group: list[Chunk]) -> list[str]:
-    """Unknown top-level keys of the items, read from a sample of each chunk.
+def _json_extra_keys(con: duckdb.DuckDBPyConnection, files: list[str], fmt: str) -> list[str]:
+    """Every unknown top-level key of every item in ``files``: exact, read by DuckDB.
 
-    Reading every key exactly would cost a second full parse (a third more time); a key
-    carried by only a handful of items of a huge export can be missed.
+    One more parse of the group (about a tenth of the load's time), so that a key carried
+    by a handful of items of a huge export is found as surely as a common one.
     """
+    rows = con.execute(
+        "SELECT DISTINCT unnest(json_keys(json)) FROM read_json_objects(?, format = ?)",
+        [files, fmt],
+    ).fetchall()
     known = {*schema.KNOWN_MEDIA_KEYS, "metadata_items"}
-    found: set[str] = set()
-    for chunk in group:
-        found |= chunk.sample_keys()
-    return sorted(found - known)
+    return sorted(r[0] for r in rows if r[0] not in known)
+
+
+def json_pointer(key: str) -> str:
+    """The JSON Pointer (RFC 6901) of the top-level ``key``: any text, exactly."""
+    return "/" + key.replace("~", "~0").replace("/", "~1")
 
 
 def _load_json(
     con: duckdb.DuckDBPyConnection, table: str, files: list[str], fmt: str, extras: list[str]
 ) -> None:
+    """The known columns as DuckDB types them; each unknown key's value as text, taken by
+    JSON Pointer from the same items (names never reach SQL, and ``Foo``/``foo`` stay two).
+    """
     columns = {**schema.KNOWN_MEDIA_KEYS, "metadata_items": schema.ITEMS_TYPE}
-    columns.update({k: "JSON" for k in extras})
-    known = ", ".join(f'"{k}"' for k in schema.KNOWN_MEDIA_KEYS)
-    extra = "".join(f', json_extract_string("{k}", \'$\') AS "{k}"' for k in extras)
+    known = ", ".join(quote_ident(k) for k in schema.KNOWN_MEDIA_KEYS)
+    scan = "read_json(?, format = ?, columns = ?)"
+    if not extras:
+        con.execute(
+            f"CREATE TABLE {table} AS SELECT {known}, metadata_items FROM {scan}",
+            [files, fmt, columns],
+        )
+        return
+    unpack = "".join(f", _vla_x[{i + 1}] AS {extra_column(i)}" for i in range(len(extras)))
     con.execute(
-        f"CREATE TABLE {table} AS SELECT {known}, metadata_items{extra} "
-        "FROM read_json(?, format = ?, columns = ?)",
-        [files, fmt, columns],
+        f"CREATE TABLE {table} AS SELECT {known}, metadata_items{unpack} FROM {scan} "
+        "POSITIONAL JOIN (SELECT json_extract_string(json, ?) AS _vla_x "
+        "FROM read_json_objects(?, format = ?))",
+        [files, fmt, columns, [json_pointer(k) for k in extras], files, fmt],
     )
 
 
@@ -145,7 +167,11 @@ def _raw_json_items(con: duckdb.DuckDBPyConnection, files: list[str], fmt: str) 
 
 
 class ParquetLoader:
-    """Reads a ``metadata.parquet`` in batches of rows, mapped onto the canonical columns."""
+    """Reads a ``metadata.parquet`` in batches of rows, mapped onto the canonical columns.
+
+    The file's columns are renamed by position (``_vla_c<i>``) before DuckDB sees them,
+    so no column name from the file ever reaches SQL text.
+    """
 
     def __init__(
         self, con: duckdb.DuckDBPyConnection, pf: pq.ParquetFile, path: Path, *, rows: int
@@ -164,7 +190,7 @@ class ParquetLoader:
         record_batch = next(self.batches, None)
         if record_batch is None:
             return None
-        arrow = pa.Table.from_batches([record_batch])
+        arrow = _positional(pa.Table.from_batches([record_batch]))
         table = self._load(arrow, f"batch_{self.count}")
         self.count += 1
         self.done += arrow.num_rows
@@ -172,7 +198,7 @@ class ParquetLoader:
 
     def empty(self) -> Batch:
         """An empty batch, so an export without rows still gets its tables."""
-        table = self._load(self.schema.empty_table(), "batch_empty")
+        table = self._load(_positional(self.schema.empty_table()), "batch_empty")
         return Batch(table, self.extras, lambda con: [], 0)
 
     def _load(self, arrow: pa.Table, table: str) -> str:
@@ -189,35 +215,56 @@ class ParquetLoader:
         con.register("raw_items", arrow)
         try:
             rows = con.execute(
-                f"SELECT CAST(media_id AS VARCHAR), unnest(from_json({self.text}, "
+                f"SELECT CAST({self.media_id} AS VARCHAR), unnest(from_json({self.text}, "
                 f"{_RAW_STRUCTURE})) FROM raw_items"
             ).fetchall()
         finally:
             con.unregister("raw_items")
         return [(r[0], r[1]) for r in rows]
 
+    @property
+    def media_id(self) -> str:
+        return _col(list(self.schema.names).index("media_id"))
+
+
+def _col(index: int) -> str:
+    """The positional name of a Parquet export's ``index``-th column."""
+    return f"_vla_c{index}"
+
+
+def _positional(arrow: pa.Table) -> pa.Table:
+    return arrow.rename_columns([_col(i) for i in range(arrow.num_columns)])
+
 
 def parquet_select(arrow_schema: pa.Schema, path: Path) -> tuple[str, list[str]]:
-    """SELECT list mapping a Parquet export's columns onto the canonical ones."""
+    """SELECT list mapping a Parquet export's (positionally named) columns onto the
+    canonical ones; and the names of the unknown columns, in file order."""
     names = list(arrow_schema.names)
     if "media_id" not in names:
+        shown = ", ".join(repr(n) for n in names[:12])
         raise ExportFormatError(
-            f"{path}: no 'media_id' column (columns: {', '.join(names[:12])})",
+            f"{path}: no 'media_id' column (columns: {shown})",
             hint="this is not a Visual Layer metadata.parquet",
         )
+    index = {n: i for i, n in reversed(list(enumerate(names)))}  # the first of a name
     rename = {"file_name": "image_filename"} if "file_name" not in names else {}
-    parts = []
+    parts, used = [], set()
     for key, sql_type in schema.KNOWN_MEDIA_KEYS.items():
         col = rename.get(key, key)
-        expr = f'TRY_CAST("{col}" AS {sql_type})' if col in names else f"CAST(NULL AS {sql_type})"
-        parts.append(f'{expr} AS "{key}"')
+        expr = f"CAST(NULL AS {sql_type})"
+        if col in index:
+            used.add(index[col])
+            expr = f"TRY_CAST({_col(index[col])} AS {sql_type})"
+        parts.append(f"{expr} AS {quote_ident(key)}")
     parts.append(f"{_items_expr(arrow_schema)} AS metadata_items")
-    used = {*schema.KNOWN_MEDIA_KEYS, *rename.values(), "metadata_items"}
-    extras = [n for n in names if n not in used]
-    for name in extras:
-        expr = f'"{name}"' if _is_text(arrow_schema.field(name).type) else f'to_json("{name}")'
-        parts.append(f'CAST({expr} AS VARCHAR) AS "{name}"')
-    return "SELECT " + ", ".join(parts), extras
+    if "metadata_items" in index:
+        used.add(index["metadata_items"])
+    extras = [(i, n) for i, n in enumerate(names) if i not in used]
+    for j, (i, _name) in enumerate(extras):
+        kind = arrow_schema.field(i).type
+        expr = _col(i) if _is_text(kind) else f"to_json({_col(i)})"
+        parts.append(f"CAST({expr} AS VARCHAR) AS {extra_column(j)}")
+    return "SELECT " + ", ".join(parts), [n for _i, n in extras]
 
 
 def _is_text(kind: pa.DataType) -> bool:
@@ -228,18 +275,20 @@ def _items_text(arrow_schema: pa.Schema) -> str | None:
     """SQL giving ``metadata_items`` as JSON text (for items of unknown types only)."""
     if "metadata_items" not in arrow_schema.names:
         return None
-    kind = arrow_schema.field("metadata_items").type
-    return "metadata_items" if _is_text(kind) else "to_json(metadata_items)"
+    i = list(arrow_schema.names).index("metadata_items")
+    return _col(i) if _is_text(arrow_schema.field(i).type) else f"to_json({_col(i)})"
 
 
 def _items_expr(arrow_schema: pa.Schema) -> str:
     if "metadata_items" not in arrow_schema.names:
         return f"CAST([] AS {schema.ITEMS_TYPE})"
-    if _is_text(arrow_schema.field("metadata_items").type):
-        return f"from_json(metadata_items, '{schema.ITEMS_STRUCTURE}')"
+    i = list(arrow_schema.names).index("metadata_items")
+    col = _col(i)
+    if _is_text(arrow_schema.field(i).type):
+        return f"from_json({col}, {quote_literal(schema.ITEMS_STRUCTURE)})"
     # A list of structs with whatever fields its writer had: DuckDB (>= 2.0) casts
     # structs by field name, so missing fields become NULL and extra ones are dropped.
-    return f"CAST(metadata_items AS {schema.ITEMS_TYPE})"
+    return f"CAST({col} AS {schema.ITEMS_TYPE})"
 
 
 def parquet_top_level(pf: pq.ParquetFile) -> dict[str, Any]:

@@ -26,34 +26,31 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+from duckdb import DuckDBPyConnection
 
 from vlanalyze._fs import ProgressCallback, atomic_path
 from vlanalyze.errors import ExportFormatError
 from vlanalyze.query import _schema as schema
+from vlanalyze.query import _sql
 from vlanalyze.query._jsonchunks import DEFAULT_SIZES, ChunkSizes, FastPathFailed, json_chunks
 from vlanalyze.query._loaders import Batch, JsonLoader, ParquetLoader, parquet_top_level
+from vlanalyze.query._sql import quote_ident, quote_literal
 
 # Rows per Parquet batch: memory grows with it (about 1 GB peak at 20,000 rows of
 # synthetic items, 2 GB at 100,000) while speed hardly changes.
 PARQUET_BATCH_ROWS = 20_000
 
 
-def connect(
-    work_dir: Path | None = None, *, memory_limit: str = "1GB"
-) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection that prints nothing and spills to ``work_dir`` if it must."""
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
-    con.execute(f"SET memory_limit = '{memory_limit}'")
-    if work_dir is not None:
-        con.execute("SET temp_directory = ?", [str(work_dir / "duckdb-tmp")])
-    return con
+def connect(work_dir: Path | None = None, *, memory_limit: str = "1GB") -> DuckDBPyConnection:
+    """The normalizer's DuckDB connection: quiet, spilling to ``work_dir`` if it must."""
+    temp = None if work_dir is None else work_dir / "duckdb-tmp"
+    return _sql.connect(memory_limit=memory_limit, temp_dir=temp)
 
 
 class _Writer:
     """Writes one Parquet part per tidy table for each batch held in ``src``."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, out: Path) -> None:
+    def __init__(self, con: DuckDBPyConnection, out: Path) -> None:
         self.con = con
         self.out = out
         self.part = 0
@@ -71,7 +68,7 @@ class _Writer:
         queries = {"media": schema.media_sql(extras), **schema.TIDY_SQL}
         for table, sql in queries.items():
             target = (self.out / table / name).as_posix()
-            self.con.execute(f"COPY ({sql}) TO '{_quote(target)}' (FORMAT parquet)")
+            self.con.execute(f"COPY ({sql}) TO {quote_literal(target)} (FORMAT parquet)")
         unknown = self.con.execute(schema.UNKNOWN_TYPES_SQL).fetchall()[0][0]
         if unknown:
             self._write_other(list(_other_metadata(raw_items())))
@@ -81,9 +78,10 @@ class _Writer:
 
     def finish(self) -> None:
         """Give every media part the same columns, and write other_metadata."""
+        names = schema.extra_names(self.extras)
         for part, count in enumerate(self.part_extras):
-            if count < len(self.extras):
-                self._pad_media(part, self.extras[count:])
+            if count < len(names):
+                self._pad_media(part, names[count:])
         if self.other_parts == 0:
             self._write_other([])
 
@@ -102,16 +100,13 @@ class _Writer:
     def _pad_media(self, part: int, missing: list[str]) -> None:
         """Add NULL columns for keys first seen in a later batch to an earlier part."""
         path = self.out / "media" / f"part-{part:05d}.parquet"
-        nulls = ", ".join(f'CAST(NULL AS VARCHAR) AS "{k}"' for k in missing)
+        nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {quote_ident(k)}" for k in missing)
         with atomic_path(path, overwrite=True) as tmp:
             self.con.execute(
-                f"COPY (SELECT *, {nulls} FROM read_parquet('{_quote(path.as_posix())}')) "
-                f"TO '{_quote(tmp.as_posix())}' (FORMAT parquet)"
+                f"COPY (SELECT *, {nulls} FROM read_parquet(?)) "
+                f"TO {quote_literal(tmp.as_posix())} (FORMAT parquet)",
+                [path.as_posix()],
             )
-
-
-def _quote(text: str) -> str:
-    return text.replace("'", "''")
 
 
 def _other_metadata(rows: list[tuple[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -132,7 +127,7 @@ def _other_metadata(rows: list[tuple[str, Any]]) -> Iterator[dict[str, Any]]:
 
 
 def _run(
-    con: duckdb.DuckDBPyConnection,
+    con: DuckDBPyConnection,
     loader: JsonLoader | ParquetLoader,
     out: Path,
     on_progress: ProgressCallback | None,
@@ -157,7 +152,7 @@ def _run(
     writer.finish()
 
 
-def _write(con: duckdb.DuckDBPyConnection, writer: _Writer, batch: Batch) -> None:
+def _write(con: DuckDBPyConnection, writer: _Writer, batch: Batch) -> None:
     con.execute(f"CREATE OR REPLACE TEMP VIEW src AS SELECT * FROM {batch.table}")
     writer.write_batch(batch.extras, partial(batch.raw_items, con))
     con.execute(f"DROP VIEW src; DROP TABLE {batch.table}")
@@ -176,6 +171,8 @@ def normalize_json(
         return _normalize_json(path, out, exact=False, on_progress=on_progress, sizes=sizes)
     except FastPathFailed:
         for child in out.iterdir():  # our own build folder: start it again
+            if child == path or path.is_relative_to(child):
+                continue  # but keep the metadata it holds (a copy out of a ZIP)
             if child.is_dir():
                 shutil.rmtree(child)
             else:
@@ -218,6 +215,8 @@ def normalize_parquet(
         try:
             _run(con, loader, out, on_progress)
         except (duckdb.Error, pa.ArrowException, OSError) as exc:
+            if _sql.is_fault(exc):
+                raise  # the machine's fault, not the file's: said by the caller
             message = str(exc).strip().splitlines()[0]
             what = "metadata_items is not valid JSON" if "JSON" in message else "unreadable data"
             raise ExportFormatError(

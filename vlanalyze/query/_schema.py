@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 
+from vlanalyze.query._sql import quote_ident
+
 # Keys of a media item that the tidy ``media`` table knows by name.
 KNOWN_MEDIA_KEYS: dict[str, str] = {
     "media_id": "VARCHAR",
@@ -76,7 +78,7 @@ def sql_type(structure: object) -> str:
     if isinstance(structure, list):
         return f"{sql_type(structure[0])}[]"
     assert isinstance(structure, dict)
-    fields = ", ".join(f'"{k}" {sql_type(v)}' for k, v in structure.items())
+    fields = ", ".join(f"{quote_ident(k)} {sql_type(v)}" for k, v in structure.items())
     return f"STRUCT({fields})"
 
 
@@ -95,23 +97,71 @@ END * TRY_CAST(NULLIF(regexp_extract(CAST(file_size AS VARCHAR), '{_SIZE}', 1), 
 """
 
 
-def media_sql(extra_columns: list[str]) -> str:
-    """SELECT of the ``media`` table from ``src``; ``extra_columns`` are unknown keys."""
-    extras = "".join(f', "{c}"' for c in extra_columns)
+# Columns of the ``media`` table that vlanalyze computes or adds (``image_path`` is added
+# by the Export's view): an export's own top-level key of one of these names (or of a
+# known key's name in another case) is kept as ``export_<key>``. See :func:`extra_names`.
+MEDIA_COLUMNS = (
+    "media_id", "media_type", "file_name", "file_path", "file_size", "uniqueness_score",
+    "width", "height", "cluster_id", "url", "media_status", "insertion_time", "video_name",
+    "frame_timestamp", "frame_number", "caption", "image_path",
+)  # fmt: skip
+EXTRA_PREFIX = "export_"
+
+
+def extra_column(index: int) -> str:
+    """The internal column name of the ``index``-th unknown key inside a batch table."""
+    return f"_vla_x{index}"
+
+
+def extra_names(keys: list[str]) -> list[str]:
+    """The ``media`` column name of each unknown top-level key, in order.
+
+    A key keeps its own name unless that name (compared without case, as SQL does) is
+    one of :data:`MEDIA_COLUMNS` or empty (then ``export_<key>``) or was already taken by an
+    earlier key (then ``<name>_2``, ``_3``...). A name depends only on earlier keys,
+    so appending keys never renames a column.
+    """
+    ours = {c.lower() for c in MEDIA_COLUMNS}
+    taken = set(ours)
+    names = []
+    for key in keys:
+        name = EXTRA_PREFIX + key if key.lower() in ours or not key else key
+        base, n = name, 1
+        while name.lower() in taken:
+            n += 1
+            name = f"{base}_{n}"
+        taken.add(name.lower())
+        names.append(name)
+    return names
+
+
+# A video frame without frame_number takes it from its file name, as Visual Layer's own
+# parsing notebook does: output_000032.jpg is frame 32.
+_FRAME_FROM_NAME = (
+    r"TRY_CAST(regexp_extract(file_name, '^output_0*([0-9]+)\.[A-Za-z0-9]+$', 1) AS BIGINT)"
+)
+
+
+def media_sql(extra_keys: list[str]) -> str:
+    """SELECT of the ``media`` table from ``src``; ``extra_keys`` are the unknown keys,
+    held in ``src`` as :func:`extra_column` columns."""
+    names = extra_names(extra_keys)
+    extras = "".join(f", {extra_column(i)} AS {quote_ident(name)}" for i, name in enumerate(names))
     return f"""
 SELECT media_id, media_type, file_name, file_path,
        CAST(round({FILE_SIZE_SQL}) AS BIGINT) AS file_size,
        uniqueness_score, width, height, cluster_id, url, media_status,
        TRY_CAST(insertion_time AS TIMESTAMP) AS insertion_time,
-       COALESCE(vi.video_name, vi.video_id) AS video_name,
-       COALESCE(vi.frame_timestamp, epoch(TRY_CAST(vi."timestamp" AS INTERVAL)))
+       COALESCE(_vla_vi.video_name, _vla_vi.video_id) AS video_name,
+       COALESCE(_vla_vi.frame_timestamp, epoch(TRY_CAST(_vla_vi."timestamp" AS INTERVAL)))
          AS frame_timestamp,
-       vi.frame_number AS frame_number,
-       COALESCE(cap.text, cap.caption) AS caption{extras}
+       CASE WHEN _vla_vi IS NOT NULL
+         THEN COALESCE(_vla_vi.frame_number, {_FRAME_FROM_NAME}) END AS frame_number,
+       COALESCE(_vla_cap.text, _vla_cap.caption) AS caption{extras}
 FROM (
   SELECT *,
-    list_filter(metadata_items, lambda x: x.type = 'video_info')[1].properties AS vi,
-    list_filter(metadata_items, lambda x: x.type = 'caption')[1].properties AS cap
+    list_filter(metadata_items, lambda x: x.type = 'video_info')[1].properties AS _vla_vi,
+    list_filter(metadata_items, lambda x: x.type = 'caption')[1].properties AS _vla_cap
   FROM src
 )
 """

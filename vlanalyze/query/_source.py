@@ -17,6 +17,7 @@ from typing import Any
 
 from vlanalyze._metadata import METADATA_NAMES, sniff_format
 from vlanalyze.errors import ArchiveError, ExportFormatError
+from vlanalyze.query._sql import is_fault
 
 
 @dataclass(frozen=True)
@@ -43,16 +44,27 @@ class Source:
             return ""
         return self.member.rsplit("/", 1)[0] + "/"
 
+    @property
+    def key(self) -> str:
+        """What names this export's cache: the resolved metadata file (and ZIP member), so
+        a symlink, ``../``, the folder or the file itself all share one cache."""
+        resolved = str(self.metadata.resolve())
+        return resolved if self.member is None else f"{resolved}\0{self.member}"
+
     def fingerprint(self) -> dict[str, Any]:
-        st = self.metadata.stat()
-        fp: dict[str, Any] = {
-            "path": str(self.metadata),
+        """What changes when the metadata file does: a rewrite that restores the size and
+        mtime still changes the ctime, a replaced file its inode."""
+        resolved = self.metadata.resolve()
+        st = resolved.stat()
+        return {
+            "path": str(resolved),
+            "member": self.member,
             "size": st.st_size,
             "mtime_ns": st.st_mtime_ns,
+            "ctime_ns": st.st_ctime_ns,
+            "inode": st.st_ino,
+            "device": st.st_dev,
         }
-        if self.member is not None:
-            fp["member"] = self.member
-        return fp
 
 
 def find_source(path: str | os.PathLike[str]) -> Source:
@@ -69,20 +81,35 @@ def find_source(path: str | os.PathLike[str]) -> Source:
 
 
 def _source_in_folder(folder: Path) -> Source:
-    for candidate in (folder, *sorted(d for d in folder.iterdir() if d.is_dir())):
-        present = [candidate / n for n in METADATA_NAMES if (candidate / n).is_file()]
-        if len(present) == 2:
+    found = _metadata_in(folder)
+    if found is None:
+        subfolders = sorted(d for d in folder.iterdir() if d.is_dir() and d.name[:1] != ".")
+        inside = [(d, m) for d in subfolders if (m := _metadata_in(d)) is not None]
+        if len(inside) > 1:
+            names = ", ".join(d.name for d, _m in inside[:10])
+            more = f" and {len(inside) - 10} more" if len(inside) > 10 else ""
             raise ExportFormatError(
-                f"{candidate} holds both metadata.json and metadata.parquet",
-                hint=f"open one of them: {present[0]} or {present[1]}",
+                f"{folder} holds {len(inside)} exports ({names}{more})",
+                hint=f"open one of them, e.g. {inside[0][0]}",
             )
-        if present:
-            meta = present[0]
-            return Source(folder, _format_of(meta), meta, folder=candidate)
-    raise ExportFormatError(
-        f"{folder}: no metadata.json or metadata.parquet in this folder",
-        hint="point at the folder the export ZIP was extracted into, or at the ZIP",
-    )
+        if inside:
+            found = inside[0][1]
+    if found is None:
+        raise ExportFormatError(
+            f"{folder}: no metadata.json or metadata.parquet in this folder",
+            hint="point at the folder the export ZIP was extracted into, or at the ZIP",
+        )
+    return Source(folder, _format_of(found), found, folder=found.parent)
+
+
+def _metadata_in(candidate: Path) -> Path | None:
+    present = [candidate / n for n in METADATA_NAMES if (candidate / n).is_file()]
+    if len(present) == 2:
+        raise ExportFormatError(
+            f"{candidate} holds both metadata.json and metadata.parquet",
+            hint=f"open one of them: {present[0]} or {present[1]}",
+        )
+    return present[0] if present else None
 
 
 def _source_in_zip(archive: Path) -> Source:
@@ -130,6 +157,8 @@ def copy_member(source: Source, work: Path) -> Path:
         ):
             shutil.copyfileobj(src, dst, 4 << 20)
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        if is_fault(exc):
+            raise  # disk full while writing the copy: not the archive's fault
         raise ArchiveError(
             f"{source.metadata}: cannot read {source.member} ({exc})",
             hint="the archive is damaged; download the export again",

@@ -1,21 +1,23 @@
 """Write an export's tidy tables as plain Parquet files, one per table, for any engine.
 
-Each file is written to a temporary name in the target folder and renamed when
-complete; existing files are never replaced unless the caller says so, and nothing
-outside the target folder is touched.
+Every table is first written into a hidden folder beside the target, and put in place
+only when all are complete (one rename of the folder when the target is new or empty),
+so a killed run leaves no target folder with some tables missing. Existing files are
+never replaced unless the caller says so, and nothing outside the target is touched.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from vlanalyze._fs import atomic_path
+from vlanalyze._fs import ensure_absent, ensure_empty_folder, make_temp_folder, replace_folder
 from vlanalyze.errors import Fix, MaterializeError
 from vlanalyze.query import _schema as schema
 from vlanalyze.query._export import Export
-from vlanalyze.query._sql import Doing, map_exceptions
+from vlanalyze.query._sql import Doing, map_exceptions, quote_ident
 
 
 def convert(
@@ -47,20 +49,36 @@ def convert(
             f"{out} already holds {', '.join(existing)}",
             fix=Fix("overwrite", "to replace them, or choose another folder"),
         )
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise MaterializeError(f"cannot create {out}: {exc.strerror}") from None
     doing = Doing(
         f"writing {out}", error=MaterializeError, space_hint="free disk space, or write elsewhere"
     )
-    with map_exceptions(doing), export.duckdb() as con:
+    try:
+        tmp = make_temp_folder(out)
+    except OSError as exc:
+        raise MaterializeError(f"cannot create {out}: {exc.strerror}") from None
+    try:
+        with map_exceptions(doing), export.duckdb() as con:
+            for table in targets:  # built aside: a killed run leaves no half folder
+                built = (tmp / f"{table}.parquet").as_posix()
+                sql = f"COPY (SELECT * FROM {quote_ident(table)}) TO ? (FORMAT parquet)"
+                con.execute(sql, [built])
+            _publish(tmp, out, list(targets.values()), overwrite=overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if on_table:
         for table, target in targets.items():
-            try:
-                with atomic_path(target, overwrite=overwrite) as tmp:
-                    con.execute(f"COPY (SELECT * FROM {table}) TO ? (FORMAT parquet)", [str(tmp)])
-            except OSError as exc:
-                raise MaterializeError(f"cannot write {target}: {exc.strerror or exc}") from None
-            if on_table:
-                on_table(table, target)
+            on_table(table, target)
     return list(targets.values())
+
+
+def _publish(tmp: Path, out: Path, targets: list[Path], *, overwrite: bool) -> None:
+    """Put the complete tables at ``out``: the whole folder by one rename when ``out`` is
+    new or empty, else table by table (renames only) beside the files already there."""
+    if ensure_empty_folder(out, overwrite=True):
+        replace_folder(tmp, out, overwrite=False)
+        return
+    for target in targets:
+        ensure_absent(target, overwrite=overwrite)
+        os.replace(tmp / target.name, target)
+    tmp.rmdir()

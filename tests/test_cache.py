@@ -205,3 +205,22 @@ def test_failed_build_leaves_no_trusted_cache(
         open_export(hand_json, cache_dir=tmp_path / "cache", on_progress=boom)
     assert not _manifests(tmp_path)
     assert not list(tmp_path.rglob(".building-*"))
+
+
+def test_the_summary_is_kept_with_the_cache(
+    hand_json: Path, tmp_path: Path, export_kit: Any
+) -> None:
+    """info's summary is computed once per cache build, then read back (#11)."""
+    from vlanalyze import summarize
+
+    cache = tmp_path / "cache"
+    with open_export(hand_json, cache_dir=cache) as ex:
+        first = summarize(ex).to_dict()
+        stored = list(ex.cache_path.glob("stored-summary-*.json"))
+    assert len(stored) == 1
+    with open_export(hand_json, cache_dir=cache) as ex:
+        assert summarize(ex).to_dict() == first
+    export_kit.write_json(hand_json, [export_kit.item("n0")])
+    with open_export(hand_json, cache_dir=cache) as ex:  # a new build: a new summary
+        assert summarize(ex).export.counts["media"] == 1
+        assert summarize(ex).to_dict() != first

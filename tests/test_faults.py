@@ -98,6 +98,7 @@ def test_disk_full_in_convert(small_disk: Path, tmp_path: Path, export_kit: Any)
     assert not [p for p in small_disk.rglob("*") if p.is_file()], "a partial file was left"
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_building_the_cache(tmp_path: Path, export_kit: Any) -> None:
     """SIGINT during a build: "Interrupted.", exit 130, no traceback, no build folder."""
     items = [export_kit.item(f"m{i:06d}", note="y" * 100) for i in range(60_000)]

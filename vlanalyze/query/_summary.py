@@ -9,8 +9,7 @@ top labels, uniqueness quantiles and how many images were found. Pure queries ov
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from vlanalyze.query._export import Export
 from vlanalyze.query._results import DuplicateLevel, IssueType, LabelCount, Summary
@@ -37,8 +36,6 @@ _TOP_LABELS = """
     ORDER BY media DESC, category_name LIMIT $top
 """
 
-R = TypeVar("R")
-
 
 def summarize(export: Export, *, top: int = 10) -> Summary:
     """Summarize ``export``: counts, issue types, duplicate levels, top labels, quantiles.
@@ -50,19 +47,26 @@ def summarize(export: Export, *, top: int = 10) -> Summary:
     Returns:
         The :class:`Summary` (``to_dict()`` gives its JSON form).
     """
+    # The queries read every row: their answers are kept with the cache build, so
+    # only the first summary of a build pays for them (#11).
+    stored = export.stored(f"summary-top{top}", lambda: _queries(export, top))
     return Summary(
         export=export.info,
-        issue_types=_rows(export, IssueType, _ISSUE_TYPES),
-        duplicate_levels=_rows(export, DuplicateLevel, _DUPLICATE_LEVELS),
-        top_labels=_rows(export, LabelCount, _TOP_LABELS, {"top": top}),
-        uniqueness_quantiles=_quantiles(export),
+        issue_types=[IssueType(**r) for r in stored["issue_types"]],
+        duplicate_levels=[DuplicateLevel(**r) for r in stored["duplicate_levels"]],
+        top_labels=[LabelCount(**r) for r in stored["top_labels"]],
+        uniqueness_quantiles=stored["uniqueness_quantiles"],
     )
 
 
-def _rows(
-    export: Export, row: Callable[..., R], query: str, params: dict[str, Any] | None = None
-) -> list[R]:
-    return [row(**values) for values in export.sql(query, params).to_dicts()]
+def _queries(export: Export, top: int) -> dict[str, Any]:
+    """The summary's parts that need a pass over the tables, as JSON values."""
+    return {
+        "issue_types": export.sql(_ISSUE_TYPES).to_dicts(),
+        "duplicate_levels": export.sql(_DUPLICATE_LEVELS).to_dicts(),
+        "top_labels": export.sql(_TOP_LABELS, {"top": top}).to_dicts(),
+        "uniqueness_quantiles": _quantiles(export),
+    }
 
 
 def _quantiles(export: Export) -> dict[str, float | None]:

@@ -35,7 +35,8 @@ def export_options(func: F) -> F:
     func = click.option(
         "--cache-dir",
         type=click.Path(file_okay=False),
-        help="Folder for the Parquet cache (default: next to the export).",
+        help="Root folder for Parquet caches, one per export (default: .vlanalyze-cache "
+        "beside the export, or $VLANALYZE_CACHE_DIR).",
     )(func)
     return click.argument("export", type=click.Path(exists=True))(func)
 

@@ -3,7 +3,8 @@
 ``open_export`` finds the metadata (:mod:`vlanalyze.query._source`), builds or reuses the
 Parquet cache of the tidy tables (:mod:`vlanalyze.query._cache`, :mod:`vlanalyze.query._normalize`),
 and returns an :class:`Export`: tables as polars LazyFrames, SQL through DuckDB views
-over the cache. It never writes outside the cache folder.
+over the cache. It never writes outside the cache root; see :mod:`vlanalyze.query._cache`
+for how processes share a cache.
 """
 
 from __future__ import annotations
@@ -57,8 +58,10 @@ def open_export(
 
     Args:
         path: the export folder, its ZIP, ``metadata.json`` or ``metadata.parquet``.
-        cache_dir: the folder for the Parquet cache (default: next to the export, or the
-            user cache folder where that is read-only; ``$VLANALYZE_CACHE_DIR`` too).
+        cache_dir: the cache root: each export gets its own folder under it, keyed on
+            its resolved metadata file (default: ``$VLANALYZE_CACHE_DIR``, else
+            ``.vlanalyze-cache`` beside the export, or the user cache folder where that
+            is read-only).
         refresh: rebuild the cache even if it is up to date.
         on_progress: called as ``(done, total)`` while the cache is built.
         chunk_bytes: tuning, JSON only: bytes of media items per chunk (default 32 MiB).

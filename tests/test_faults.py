@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import error_line, tmpfs
 
-from vlanalyze import CacheError, open_export
+from vlanalyze import CacheError, VLAnalyzeError, open_export
 from vlanalyze.cli import main
 
 
@@ -138,3 +138,30 @@ def test_info_of_a_nested_5000_deep_item_is_one_line_or_loads(tmp_path: Path) ->
         assert json.loads(result.stdout)["counts"]["media"] == 1
     else:
         assert "nested" in error_line(result) or "malformed" in error_line(result)
+
+
+def test_only_a_cache_file_is_called_a_cache_error(tmp_path: Path, export_kit: Any) -> None:
+    """An IO error on the user's own file is a QueryError naming it; one on a cache file
+    (removed under an open Export) is a CacheError that says to rebuild."""
+    from vlanalyze import QueryError
+
+    path = export_kit.write_json(tmp_path / "metadata.json", [export_kit.item("m")])
+    with open_export(path, cache_dir=tmp_path / "cache") as ex:
+        with pytest.raises(QueryError) as err:
+            ex.sql("SELECT * FROM read_csv($p)", {"p": str(tmp_path / "nope.csv")})
+        assert "nope.csv" in str(err.value) and "refresh" not in str(err.value)
+        assert not isinstance(err.value, CacheError)
+        for part in (ex.cache_path / "labels").glob("part-*"):
+            part.unlink()
+        with pytest.raises(CacheError, match="refresh"):
+            ex.sql("SELECT * FROM labels")
+
+
+def test_disk_full_in_a_users_copy(small_disk: Path, tmp_path: Path, export_kit: Any) -> None:
+    path = _big_export(tmp_path / "export" / "metadata.json", export_kit)
+    with (
+        open_export(path, cache_dir=tmp_path / "cache") as ex,
+        pytest.raises(VLAnalyzeError) as err,
+    ):
+        ex.sql("COPY (SELECT * FROM media) TO $p", {"p": str(small_disk / "all.csv")})
+    _no_space(str(err.value))

@@ -16,10 +16,10 @@ prints.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import secrets
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +37,7 @@ __all__ = [
     "clean_stale_temps",
     "ensure_absent",
     "ensure_empty_folder",
+    "lock_fd",
     "make_temp_folder",
     "replace_folder",
     "temp_sibling",
@@ -88,7 +89,7 @@ def atomic_path(target: str | os.PathLike[str], *, overwrite: bool = False) -> I
     tmp = temp_sibling(dest)
     fd = _create_exclusive(tmp)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # "in use": see clean_stale_temps
+        lock_fd(fd)  # "in use": see clean_stale_temps
         yield tmp
         if not overwrite and os.path.lexists(dest):
             # Someone else created it meanwhile: theirs stays, ours goes.
@@ -99,6 +100,25 @@ def atomic_path(target: str | os.PathLike[str], *, overwrite: bool = False) -> I
         raise
     finally:
         os.close(fd)
+
+
+if sys.platform == "win32":  # no flock: never claim a lock, so nothing is cleaned
+
+    def lock_fd(fd: int, *, shared: bool = False, wait: bool = True) -> bool:
+        """Lock the open file ``fd`` (advisory, released when closed); False if busy."""
+        return wait
+
+else:
+    import fcntl
+
+    def lock_fd(fd: int, *, shared: bool = False, wait: bool = True) -> bool:
+        """Lock the open file ``fd`` (advisory, released when closed); False if busy."""
+        op = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB)
+        try:
+            fcntl.flock(fd, op)
+        except BlockingIOError:
+            return False
+        return True
 
 
 def clean_stale_temps(target: Path, *, older_than: float = STALE_SECONDS) -> list[Path]:
@@ -126,7 +146,8 @@ def clean_stale_temps(target: Path, *, older_than: float = STALE_SECONDS) -> lis
         except OSError:
             continue
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if not lock_fd(fd, wait=False):
+                continue
             path.unlink()
             removed.append(path)
         except OSError:

@@ -28,7 +28,6 @@ create: an entry path that holds something else is an error.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -42,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from vlanalyze._fs import lock_fd
 from vlanalyze._version import __version__
 from vlanalyze.errors import CacheError, Fix
 from vlanalyze.query import _schema as schema
@@ -141,7 +141,7 @@ def open_current(entry: Path, fingerprint: dict[str, Any]) -> Snapshot | None:
             continue  # replaced meanwhile: read `current` again
         except OSError as exc:
             raise CacheError(f"cannot read the cache manifest {path}: {exc.strerror}") from None
-        fcntl.flock(fd, fcntl.LOCK_SH)
+        lock_fd(fd, shared=True)
         manifest = _checked(fd, path, fingerprint)
         if isinstance(manifest, Manifest):
             return Snapshot(path.parent, manifest, fd)
@@ -193,10 +193,8 @@ def tidy(entry: Path, keep: Path) -> None:
     except OSError:
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        clean(entry)
-    except OSError:
-        pass  # someone is building: they clean
+        if lock_fd(fd, wait=False):  # else someone is building: they clean
+            clean(entry)
     finally:
         os.close(fd)
 
@@ -297,10 +295,11 @@ def _remove_unused(build: Path) -> None:
     except OSError:
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if not lock_fd(fd, wait=False):
+            return  # in use
         manifest.unlink()
     except OSError:
-        return  # in use
+        return
     finally:
         os.close(fd)
     _remove(build)
@@ -323,7 +322,7 @@ def _entry_lock(entry: Path) -> Iterator[None]:
             f"cannot create the cache folder {entry}: {exc.strerror}", fix=_WHERE
         ) from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        lock_fd(fd)
         yield
     finally:
         os.close(fd)

@@ -57,11 +57,8 @@ def convert(
     except OSError as exc:
         raise MaterializeError(f"cannot create {out}: {exc.strerror}") from None
     try:
-        with map_exceptions(doing), export.duckdb() as con:
-            for table in targets:  # built aside: a killed run leaves no half folder
-                built = (tmp / f"{table}.parquet").as_posix()
-                sql = f"COPY (SELECT * FROM {quote_ident(table)}) TO ? (FORMAT parquet)"
-                con.execute(sql, [built])
+        with map_exceptions(doing):
+            _write_tables(export, tmp, list(targets))
             _publish(tmp, out, list(targets.values()), overwrite=overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -70,6 +67,14 @@ def convert(
         for table, target in targets.items():
             on_table(table, target)
     return list(targets.values())
+
+
+def _write_tables(export: Export, folder: Path, tables: list[str]) -> None:
+    """``<folder>/<table>.parquet`` for each table (built aside: see the module doc)."""
+    with export.duckdb() as con:
+        for table in tables:
+            sql = f"COPY (SELECT * FROM {quote_ident(table)}) TO ? (FORMAT parquet)"
+            con.execute(sql, [(folder / f"{table}.parquet").as_posix()])
 
 
 def _publish(tmp: Path, out: Path, targets: list[Path], *, overwrite: bool) -> None:

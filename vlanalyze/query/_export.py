@@ -79,32 +79,43 @@ def open_export(
         CacheError: the cache folder cannot be read or written.
     """
     source = find_source(path)
-    root = cache_mod.cache_root(source.metadata.resolve(), cache_dir)
-    entry = cache_mod.entry_folder(root, source.key, source.metadata.name)
     tuning = {"chunk_bytes": chunk_bytes, "batch_bytes": batch_bytes, "head_bytes": head_bytes}
     sizes = ChunkSizes(**{k: v for k, v in tuning.items() if v is not None})
+    root = cache_mod.cache_root(source.metadata.resolve(), cache_dir)
     doing = Doing(
         f"building the cache of {source.path} in {root}",
         error=ExportFormatError,
         space_error=CacheError,
-        space_fix=Fix(
-            "cache_dir", "to put the cache elsewhere", None, prefix="free disk space, or "
-        ),
+        space_fix=_ELSEWHERE,
         subject=str(source.path),
     )
     with map_exceptions(doing):
-        fingerprint = source.fingerprint()
-        snapshot = None if refresh else cache_mod.open_current(entry, fingerprint)
-        if snapshot is None:
-            snapshot = cache_mod.build(
-                entry,
-                fingerprint,
-                lambda tmp: _fill(source, tmp, fingerprint, on_progress, sizes),
-                refresh=refresh,
-            )
-        else:
-            cache_mod.tidy(entry, snapshot.path)
-    return Export(source, snapshot)
+        return Export(source, _snapshot(source, root, refresh, on_progress, sizes))
+
+
+_ELSEWHERE = Fix("cache_dir", "to put the cache elsewhere", None, prefix="free disk space, or ")
+
+
+def _snapshot(
+    source: Source,
+    root: Path,
+    refresh: bool,
+    on_progress: ProgressCallback | None,
+    sizes: ChunkSizes,
+) -> Snapshot:
+    """The current cache build of ``source`` under ``root``, built first if need be."""
+    entry = cache_mod.entry_folder(root, source.key, source.metadata.name)
+    fingerprint = source.fingerprint()
+    snapshot = None if refresh else cache_mod.open_current(entry, fingerprint)
+    if snapshot is not None:
+        cache_mod.tidy(entry, snapshot.path)
+        return snapshot
+    return cache_mod.build(
+        entry,
+        fingerprint,
+        lambda tmp: _fill(source, tmp, fingerprint, on_progress, sizes),
+        refresh=refresh,
+    )
 
 
 def _fill(

@@ -95,6 +95,7 @@ def test_an_export_outlives_a_rebuild_with_its_own_snapshot(tmp_path: Path) -> N
     assert len(list(cache.rglob("manifest.json"))) == 1  # released snapshots are removed
 
 
+@pytest.mark.slow
 def test_a_killed_build_leaves_nothing_the_next_run_keeps(tmp_path: Path) -> None:
     """kill -9 in the middle of a build: the next run removes the half-built folder."""
     path = tmp_path / "metadata.json"

@@ -41,6 +41,10 @@ def test_real_export_exact_counts(real_export: Path, tmp_path: Path) -> None:
         assert media["file_size"].dtype == pl.Int64
         assert media.filter(pl.col("file_name") == "output_000001.jpg")["file_size"].min() > 0
         assert media["video_name"].null_count() == 0  # all video frames, real video_info keys
+        # real video_info has no frame_number: it comes from the name, output_000032.jpg -> 32
+        assert media["frame_number"].null_count() == 0
+        named = media.filter(pl.col("file_name") == "output_000001.jpg")["frame_number"]
+        assert named.unique().to_list() == [1]
         assert ex.info.dataset == "Extreme"
         assert ex.info.total_media_items == 56
         assert asdict(ex.info.images) == {"files": 0, "found": 0, "missing": 56, "ambiguous": 0}

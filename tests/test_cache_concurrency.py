@@ -18,6 +18,7 @@ import pytest
 from vlanalyze import open_export
 
 WORKERS = 4
+ROUNDS = 20
 
 
 def _items(n: int, tag: str) -> list[dict[str, object]]:
@@ -55,10 +56,10 @@ def test_processes_opening_one_new_export_at_once(tmp_path: Path) -> None:
     ctx = multiprocessing.get_context("spawn")
     started = time.monotonic()
     with ctx.Pool(WORKERS) as pool:
-        for round_ in range(12):
-            n = 200 + 37 * round_
+        for round_ in range(ROUNDS):
+            n = 2000 + 37 * round_
             _write(path, n, f"r{round_}")
-            refresh = [round_ % 3 == 2 and w == 0 for w in range(WORKERS)]
+            refresh = [round_ % 2 == 1 and w < 2 for w in range(WORKERS)]  # rebuilds meet
             results = pool.map(_open_and_count, [(str(path), cache, r) for r in refresh])
             assert results == [(n, n, n)] * WORKERS, round_
     assert time.monotonic() - started < 120
@@ -122,6 +123,7 @@ def test_a_killed_build_leaves_nothing_the_next_run_keeps(tmp_path: Path) -> Non
     assert not list(cache.rglob(".building-*"))
 
 
+@pytest.mark.slow
 def test_a_live_readers_build_is_not_removed(tmp_path: Path) -> None:
     """Another process's open Export keeps its build through our rebuild."""
     path = tmp_path / "metadata.json"

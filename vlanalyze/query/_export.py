@@ -171,7 +171,7 @@ class Export:
             self._con = None
         self._snapshot.close()
 
-    def stored(self, name: str, compute: Callable[[], Any]) -> Any:
+    def _stored(self, name: str, compute: Callable[[], Any]) -> Any:
         """``compute()``'s JSON value, kept with the cache build under ``name``: computed
         once per build (for summaries that would otherwise cost a pass over the data)."""
         path = self.cache_path / f"stored-{name}.json"

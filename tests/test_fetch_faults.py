@@ -73,3 +73,31 @@ def test_disk_full_while_downloading_names_the_task(
         message = str(err.value)
         assert "no space left on device" in message and "free disk space" in message
         assert f"--task-id {task.id}" in message
+
+
+def test_abandoned_downloads_of_other_tasks_are_removed(
+    client: VisualLayerClient, stand_in: StandIn, tmp_path: Path
+) -> None:
+    """A partial download untouched for over a day and unlocked is removed by the next
+    fetch beside it; a recent one, or one a live download holds, stays."""
+    import fcntl
+    import os
+    import time
+
+    def part(task: str, *, days: float) -> Path:
+        path = tmp_path / f".out.{task}.zip.part"
+        path.write_bytes(b"PK half")
+        then = time.time() - days * 86400
+        os.utime(path, (then, then))
+        return path
+
+    dead, young, live = part("dead", days=3), part("young", days=0.1), part("live", days=3)
+    fd = os.open(live, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a download in another process
+        pull_export(client, stand_in.dataset_id, tmp_path / "out")
+    finally:
+        os.close(fd)
+    assert not dead.exists()
+    assert young.exists() and live.exists()
+    assert (tmp_path / "out" / PROVENANCE_FILE).is_file()

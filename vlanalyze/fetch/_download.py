@@ -22,7 +22,7 @@ from typing import BinaryIO, Protocol
 import requests
 import urllib3.exceptions
 
-from vlanalyze._fs import ProgressCallback
+from vlanalyze._fs import ProgressCallback, lock_fd
 from vlanalyze.errors import ArchiveError, DownloadError, redact_url
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "download_file"]
@@ -175,6 +175,7 @@ def _attempt(
             return False
         offset = _offset(response, state, have, part)
         with open(part, "ab" if offset else "wb") as file:
+            lock_fd(file.fileno())  # "being written": a later run's cleaning leaves it be
             done = _copy(response, file, offset, chunk_size, state.total, on_progress)
     if state.total is not None and done > state.total:
         part.unlink()

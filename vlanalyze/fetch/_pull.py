@@ -9,15 +9,17 @@ goes through the callbacks. Reading a selection file is the materialize layer's 
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import hashlib
 import json
 import os
+import time
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from vlanalyze._fs import ProgressCallback, ensure_empty_folder, write_text_atomic
+from vlanalyze._fs import ProgressCallback, ensure_empty_folder, lock_fd, write_text_atomic
 from vlanalyze._metadata import read_export_info
 from vlanalyze._version import __version__
 from vlanalyze.errors import DownloadError, VLAnalyzeError
@@ -38,6 +40,35 @@ def archive_path(dest: str | os.PathLike[str], task_id: str) -> Path:
     """
     dest = Path(os.path.abspath(dest))
     return dest.parent / f".{dest.name}.{task_id}.zip"
+
+
+STALE_PART_SECONDS = 24 * 3600
+"""A download of another task untouched (and unlocked) this long was abandoned."""
+
+
+def _clean_stale_parts(dest: Path, *, keep: Path) -> list[Path]:
+    """Remove abandoned partial downloads of other tasks beside ``dest``: older than a
+    day and not locked by a live download. ``keep`` (this task's, to resume) stays."""
+    removed = []
+    now = time.time()
+    for part in dest.parent.glob(f".{glob.escape(dest.name)}.*.zip.part"):
+        if part == keep.with_name(keep.name + ".part"):
+            continue
+        try:
+            if now - part.stat().st_mtime < STALE_PART_SECONDS:
+                continue
+            fd = os.open(part, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            if lock_fd(fd, wait=False):
+                part.unlink()
+                removed.append(part)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
 
 
 def pull_export(
@@ -108,6 +139,7 @@ def pull_export(
     )
     if on_step is not None:
         on_step("download")
+    _clean_stale_parts(dest, keep=archive_path(dest, task.id))
     zip_path = _download(client, task, dest, on_progress)
     if resumed:  # today's flags say nothing of a task started earlier: read its archive
         request = _request_of_archive(zip_path)

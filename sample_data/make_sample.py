@@ -1,7 +1,10 @@
-"""Generate ``sample_data/export/``: a small, realistic Visual Layer export.
+"""Generate the sample export in ``sample_data/``: a small, realistic Visual Layer export.
 
-The export mirrors a real ``metadata.json`` (schema 1.1) and adds a ``metadata.parquet``
-with the same items plus an ``images/`` folder that mirrors each item's ``file_path``.
+One export, in every form a user can open (a real export holds one metadata file):
+``export-json/`` (``metadata.json`` in the real layout, schema 1.1, and an ``images/``
+folder that mirrors each item's ``file_path``), ``export-parquet/`` (``metadata.parquet``
+with the same items, no images, to keep the repository small) and ``export.zip`` (the
+``metadata.json`` as the service zips it, without images).
 Photos come from scikit-image's bundled, permissively licensed sample images; crops,
 resizes, blurred/darkened/brightened variants and "video frames" are derived from them.
 
@@ -12,8 +15,8 @@ Pillow are not runtime dependencies of vlanalyze.
 
 Usage::
 
-    python sample_data/make_sample.py            # writes sample_data/export/
-    python sample_data/make_sample.py --out DIR  # writes DIR
+    python sample_data/make_sample.py            # writes sample_data/export-json/, ...
+    python sample_data/make_sample.py --out DIR  # writes DIR/export-json/, ...
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import json
 import random
 import shutil
 import uuid
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -648,28 +652,53 @@ def parquet_table(info: JSON, items: list[JSON]) -> pa.Table:
     return table.replace_schema_metadata({"info": json.dumps(info, separators=(",", ":"))})
 
 
+JSON_FORM, PARQUET_FORM, ZIP_FORM = "export-json", "export-parquet", "export.zip"
+
+
+def fresh_folder(folder: Path, metadata: str) -> None:
+    """Empty ``folder`` for a new form; only ever wipe a previous form of the sample."""
+    if folder.exists():
+        if any(folder.iterdir()) and not (folder / metadata).exists():
+            raise SystemExit(f"{folder} exists and is not a sample export; refusing to replace it")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+
+
 def write_export(out: Path) -> tuple[JSON, list[JSON]]:
-    """Render every image and write metadata.json, metadata.parquet and images/."""
+    """Render every image and write the three forms of the sample into ``out``."""
     specs = all_specs()
     families = family_index(specs)
-    if out.exists():
-        # Only ever wipe a previous export, never an arbitrary folder given as --out.
-        if any(out.iterdir()) and not (out / "metadata.json").exists():
-            raise SystemExit(f"{out} exists and is not an export; refusing to overwrite it")
-        shutil.rmtree(out)
+    json_dir, parquet_dir = out / JSON_FORM, out / PARQUET_FORM
+    fresh_folder(json_dir, "metadata.json")
+    fresh_folder(parquet_dir, "metadata.parquet")
     items = []
     for spec in specs:
         content = render(spec)
-        target = out / "images" / spec.file_path
+        target = json_dir / "images" / spec.file_path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
         items.append(media_item(spec, content, families[spec.family]))
     info = info_block(len(items))
     document = {"info": info, "media_items": items}
     # Compact, one line, no trailing newline: byte for byte the real export's layout.
-    (out / "metadata.json").write_text(json.dumps(document, separators=(",", ":")), "utf-8")
-    pq.write_table(parquet_table(info, items), out / "metadata.parquet")
+    text = json.dumps(document, separators=(",", ":"))
+    (json_dir / "metadata.json").write_text(text, "utf-8")
+    pq.write_table(parquet_table(info, items), parquet_dir / "metadata.parquet")
+    write_zip(out / ZIP_FORM, text.encode())
     return info, items
+
+
+def write_zip(target: Path, metadata: bytes) -> None:
+    """The export as downloaded without images: metadata.json at the archive's root.
+
+    A fixed date and mode, so two runs give byte-identical archives.
+    """
+    member = zipfile.ZipInfo("metadata.json", date_time=EXPORT_TIME.timetuple()[:6])
+    member.compress_type = zipfile.ZIP_DEFLATED
+    member.create_system = 3
+    member.external_attr = 0o644 << 16
+    with zipfile.ZipFile(target, "w") as archive:
+        archive.writestr(member, metadata)
 
 
 def drop_nulls(value: Any) -> Any:
@@ -682,9 +711,12 @@ def drop_nulls(value: Any) -> Any:
 
 
 def check_same_items(out: Path) -> None:
-    """Fail unless metadata.json and metadata.parquet hold exactly the same items."""
-    document = json.loads((out / "metadata.json").read_text("utf-8"))
-    table = pq.read_table(out / "metadata.parquet")
+    """Fail unless the three forms hold exactly the same items."""
+    document = json.loads((out / JSON_FORM / "metadata.json").read_text("utf-8"))
+    table = pq.read_table(out / PARQUET_FORM / "metadata.parquet")
+    with zipfile.ZipFile(out / ZIP_FORM) as archive:
+        if json.loads(archive.read("metadata.json")) != document:
+            raise SystemExit(f"{ZIP_FORM}: metadata.json differs from {JSON_FORM}/")
     if json.loads(table.schema.metadata[b"info"]) != document["info"]:
         raise SystemExit("metadata.parquet: info differs from metadata.json")
     rows = [drop_nulls(row) for row in table.to_pylist()]
@@ -738,8 +770,8 @@ def summary(items: list[JSON]) -> Counter[str]:
 def main() -> None:
     """Parse arguments, write the export, print counts."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default = Path(__file__).resolve().parent / "export"
-    parser.add_argument("--out", type=Path, default=default, help="output folder")
+    default = Path(__file__).resolve().parent
+    parser.add_argument("--out", type=Path, default=default, help="folder to write the forms into")
     args = parser.parse_args()
     _, items = write_export(args.out)
     check_same_items(args.out)

@@ -76,7 +76,10 @@ def client(stand_in: StandIn, clock: FakeClock) -> Iterator[VisualLayerClient]:
 # this block stays self-contained at the end of the file.
 
 QUERY_REPO = Path(__file__).resolve().parents[1]
-SAMPLE_EXPORT = QUERY_REPO / "sample_data" / "export"
+SAMPLE_DATA = QUERY_REPO / "sample_data"
+SAMPLE_EXPORT = SAMPLE_DATA / "export-json"  # metadata.json and images/
+SAMPLE_PARQUET = SAMPLE_DATA / "export-parquet" / "metadata.parquet"  # the same items
+SAMPLE_ZIP = SAMPLE_DATA / "export.zip"  # metadata.json, no images
 REAL_EXPORT = (
     Path(__file__).resolve().parents[1].parent
     / "shared"

@@ -4,12 +4,20 @@ exact counts, values, and the same tables from JSON and Parquet."""
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import SAMPLE_COUNTS, all_tables, sorted_frame
+from conftest import (
+    SAMPLE_COUNTS,
+    SAMPLE_EXPORT,
+    SAMPLE_PARQUET,
+    SAMPLE_ZIP,
+    all_tables,
+    sorted_frame,
+)
 from polars.testing import assert_frame_equal
 
 from vlanalyze import open_export
@@ -69,11 +77,14 @@ def test_real_export_first_item_values(real_export: Path, tmp_path: Path) -> Non
 def sample_tables(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, dict[str, pl.DataFrame]]:
-    sample = Path(__file__).resolve().parents[1] / "sample_data" / "export"
+    # The Parquet form ships without images: give it the JSON form's, to match them too.
+    parquet = tmp_path_factory.mktemp("sample-parquet-export")
+    shutil.copytree(SAMPLE_EXPORT / "images", parquet / "images")
+    shutil.copy2(SAMPLE_PARQUET, parquet / "metadata.parquet")
     out = {}
-    for fmt in ("json", "parquet"):
+    for fmt, path in (("json", SAMPLE_EXPORT / "metadata.json"), ("parquet", parquet)):
         cache = tmp_path_factory.mktemp(f"sample-{fmt}") / "cache"
-        with open_export(sample / f"metadata.{fmt}", cache_dir=cache) as ex:
+        with open_export(path, cache_dir=cache) as ex:
             assert ex.format == fmt
             out[fmt] = all_tables(ex)
             out[fmt]["_images"] = pl.DataFrame([asdict(ex.info.images)])
@@ -160,3 +171,16 @@ def test_both_sample_forms_give_identical_tables(
         from_parquet = from_parquet.drop("format", "source_path")
     assert from_json.height > 0
     assert_frame_equal(sorted_frame(from_json), sorted_frame(from_parquet))
+
+
+def test_the_sample_opens_in_every_form(tmp_path: Path) -> None:
+    forms = {
+        SAMPLE_EXPORT: ("json", 46),
+        SAMPLE_EXPORT / "metadata.json": ("json", 46),
+        SAMPLE_PARQUET.parent: ("parquet", 0),
+        SAMPLE_PARQUET: ("parquet", 0),
+        SAMPLE_ZIP: ("json", 0),
+    }
+    for n, (path, (fmt, images)) in enumerate(forms.items()):
+        with open_export(path, cache_dir=tmp_path / f"cache-{n}") as ex:
+            assert (ex.format, ex.counts["media"], ex.info.images.found) == (fmt, 46, images)

@@ -3,16 +3,19 @@ metadata file; and the errors when none is there."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SAMPLE_COUNTS
+from conftest import SAMPLE_COUNTS, SAMPLE_EXPORT, SAMPLE_PARQUET
 from polars.testing import assert_frame_equal
 
 from vlanalyze import ExportFormatError, open_export
+from vlanalyze._metadata import read_export_info
 
 # --- where an export is: folder, ZIP, bare file ------------------------------------------
 
@@ -60,15 +63,37 @@ def test_zip_with_a_top_folder(sample_json_copy: Path, tmp_path: Path, export_ki
         assert ex.info.images.found == 46
 
 
-def test_folder_with_both_metadata_files_errors_with_hint(
-    sample_export: Path, tmp_path: Path
-) -> None:
-    with pytest.raises(ExportFormatError) as err:
-        open_export(sample_export, cache_dir=tmp_path / "cache")
-    assert "both metadata.json and metadata.parquet" in str(err.value)
-    assert err.value.hint is not None and "metadata.json" in err.value.hint
-    assert not (tmp_path / "cache").exists()
-    assert not (sample_export / ".vlanalyze-cache").exists()
+def test_folder_with_both_metadata_files_reads_the_parquet(tmp_path: Path) -> None:
+    folder = tmp_path / "both"
+    shutil.copytree(SAMPLE_EXPORT, folder)
+    shutil.copy2(SAMPLE_PARQUET, folder / "metadata.parquet")
+    with open_export(folder, cache_dir=tmp_path / "cache") as ex:
+        assert ex.format == "parquet"
+        assert ex.counts["media"] == 46
+        assert ex.info.images.found == 46
+        metadata = ex.info.metadata
+    assert metadata == f"{folder / 'metadata.parquet'} (metadata.json beside it is not read)"
+    assert read_export_info(folder) == json.loads((folder / "metadata.json").read_text())["info"]
+
+
+def test_zip_with_both_metadata_files_reads_the_parquet(tmp_path: Path) -> None:
+    archive = tmp_path / "both.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(SAMPLE_EXPORT / "metadata.json", "metadata.json")
+        zf.write(SAMPLE_PARQUET, "metadata.parquet")
+    with open_export(archive, cache_dir=tmp_path / "cache") as ex:
+        assert ex.format == "parquet"
+        assert ex.info.metadata == f"{archive}:metadata.parquet"
+
+
+def test_zip_with_two_exports_side_by_side_errors(tmp_path: Path) -> None:
+    archive = tmp_path / "two.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(SAMPLE_EXPORT / "metadata.json", "a/metadata.json")
+        zf.write(SAMPLE_PARQUET, "a/metadata.parquet")
+        zf.write(SAMPLE_EXPORT / "metadata.json", "b/metadata.json")
+    with pytest.raises(ExportFormatError, match=r"two exports, in a/ and b/"):
+        open_export(archive, cache_dir=tmp_path / "cache")
 
 
 def test_missing_path_errors(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ TOP5 = (
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """The sample's metadata.json and a cache folder for it, built once for the module."""
-    metadata = REPO / "sample_data" / "export" / "metadata.json"
+    metadata = REPO / "sample_data" / "export-json" / "metadata.json"
     cache = tmp_path_factory.mktemp("cli") / "cache"
     open_export(metadata, cache_dir=cache).close()
     return str(metadata), str(cache)
@@ -98,7 +98,7 @@ def test_info_json(sample: tuple[str, str]) -> None:
         "top_labels",
         "uniqueness_quantiles",
     ]
-    assert list(data["export"])[-2:] == ["format", "source"]  # after the block's own keys
+    assert list(data["export"])[-3:] == ["format", "source", "metadata"]  # after the block
 
 
 # --- sql ---------------------------------------------------------------------------------
@@ -341,7 +341,7 @@ def test_import_is_cheap() -> None:
 
 
 def test_library_does_not_load_the_cli(tmp_path: Path) -> None:
-    metadata = REPO / "sample_data" / "export" / "metadata.json"
+    metadata = REPO / "sample_data" / "export-json" / "metadata.json"
     code = (
         "import sys, vlanalyze\n"
         f"ex = vlanalyze.open_export({str(metadata)!r}, cache_dir={str(tmp_path / 'c')!r})\n"

@@ -14,9 +14,18 @@ import os
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["METADATA_NAMES", "find_metadata_file", "read_export_info", "sniff_format"]
+__all__ = [
+    "METADATA_NAMES",
+    "READ_ORDER",
+    "find_metadata_file",
+    "read_export_info",
+    "sniff_format",
+]
 
 METADATA_NAMES = ("metadata.json", "metadata.parquet")
+#: A real export holds one metadata file. Where both are (a folder or ZIP), metadata.parquet
+#: is read: the same tables, typed, and several times faster to load.
+READ_ORDER = ("metadata.parquet", "metadata.json")
 
 #: The ``info`` block sits at the head of the file; stop looking after this much.
 _MAX_HEAD_BYTES = 64 << 20
@@ -43,7 +52,7 @@ def sniff_format(path: Path) -> str | None:
 def find_metadata_file(folder: Path) -> Path | None:
     """The metadata file in ``folder`` or one of its sub-folders (the first found), or None."""
     for candidate in (folder, *sorted(d for d in folder.iterdir() if d.is_dir())):
-        for name in METADATA_NAMES:
+        for name in READ_ORDER:
             if (candidate / name).is_file():
                 return candidate / name
     return None

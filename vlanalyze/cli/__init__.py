@@ -21,8 +21,8 @@ def main() -> None:
 
     \b
     Examples:
-      vlanalyze info sample_data/export/metadata.json
-      vlanalyze sql sample_data/export/metadata.json "SELECT count(*) FROM media"
+      vlanalyze info sample_data/export-json
+      vlanalyze sql sample_data/export-json "SELECT count(*) FROM media"
       vlanalyze fetch DATASET_ID -o exported_dataset/
     """
 

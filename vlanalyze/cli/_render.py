@@ -38,6 +38,7 @@ def render_summary(summary: Summary) -> str:
         f"{ex.get('format')})",
         f"Exported     {ex.get('export_time', '-')} by {ex.get('exported_by', '-')}",
         f"Source       {ex.get('source')}",
+        f"Metadata     {ex.get('metadata')}",
         "",
         "Tables",
         *_table([{"table": k, "rows": v} for k, v in data["counts"].items()], ["table", "rows"]),

@@ -175,7 +175,7 @@ def stand_in(
 
     \b
     Example:
-      vlanalyze stand-in sample_data/export --port 8080
+      vlanalyze stand-in sample_data/export-json --port 8080
     """
     from vlanalyze.testing import DEMO_DATASET_ID, StandIn
 

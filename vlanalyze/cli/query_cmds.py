@@ -70,7 +70,7 @@ def info(
 
     \b
     Example:
-      vlanalyze info sample_data/export/metadata.json
+      vlanalyze info sample_data/export-json
       vlanalyze info exported_dataset/ --json | jq .counts
     """
     from vlanalyze.cli._render import render_summary
@@ -122,7 +122,7 @@ def sql(
 
     \b
     Examples:
-      vlanalyze sql sample_data/export/metadata.json \\
+      vlanalyze sql sample_data/export-json \\
         "SELECT file_path, uniqueness_score FROM media ORDER BY uniqueness_score DESC LIMIT 10"
       vlanalyze sql exported_dataset/ "SELECT * FROM issues WHERE issue_type = \\$t" -p t blur
       vlanalyze sql exported_dataset/ "SELECT * FROM labels" -o labels.parquet
@@ -177,7 +177,7 @@ def convert(
 
     \b
     Example:
-      vlanalyze convert sample_data/export/metadata.json -o tables/
+      vlanalyze convert sample_data/export-json -o tables/
       duckdb -c "SELECT count(*) FROM 'tables/labels.parquet'"
     """
     from vlanalyze.materialize._convert import convert as convert_export

@@ -210,7 +210,15 @@ class Export:
             counts=self.counts,
             images=ImageCounts(images.files, images.found, images.missing, images.ambiguous),
             block=dict(block) if isinstance(block, dict) else {},
+            metadata=self._metadata_read(),
         )
+
+    def _metadata_read(self) -> str:
+        """Which metadata file was read, and the one beside it that was not (if any)."""
+        source = self.source
+        read = f"{source.metadata}:{source.member}" if source.member else str(source.metadata)
+        unread = source.unread
+        return read if unread is None else f"{read} ({unread.name} beside it is not read)"
 
     @cached_property
     def images(self) -> ImageMatch:

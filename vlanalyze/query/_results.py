@@ -49,6 +49,9 @@ class ExportInfo:
     counts: dict[str, int]  # rows per table
     images: ImageCounts
     block: dict[str, Any] = field(default_factory=dict)
+    # The metadata file read (a ZIP's as "archive.zip:member"), and, for a folder that
+    # holds both, that the other is not read.
+    metadata: str = ""
 
     @property
     def dataset(self) -> str | None:
@@ -77,11 +80,12 @@ class ExportInfo:
         return value if isinstance(value, int) else None
 
     def to_dict(self) -> dict[str, Any]:
-        """The block's keys, then ``format``, ``source``, ``counts`` and ``images``."""
+        """The block's keys, then ``format``, ``source``, ``metadata``, ``counts``, ``images``."""
         return {
             **self.block,
             "format": self.format,
             "source": self.source,
+            "metadata": self.metadata,
             "counts": dict(self.counts),
             "images": asdict(self.images),
         }

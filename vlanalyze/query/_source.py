@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vlanalyze._metadata import METADATA_NAMES, sniff_format
+from vlanalyze._metadata import METADATA_NAMES, READ_ORDER, sniff_format
 from vlanalyze.errors import ArchiveError, ExportFormatError
 from vlanalyze.query._sql import is_fault
 
@@ -50,6 +50,14 @@ class Source:
         a symlink, ``../``, the folder or the file itself all share one cache."""
         resolved = str(self.metadata.resolve())
         return resolved if self.member is None else f"{resolved}\0{self.member}"
+
+    @property
+    def unread(self) -> Path | None:
+        """The other metadata file beside the one read (a folder holding both), or None."""
+        if self.member is not None or self.folder is None:
+            return None
+        other = self.metadata.with_name(READ_ORDER[1 - READ_ORDER.index(self.metadata.name)])
+        return other if other.is_file() else None
 
     def fingerprint(self) -> dict[str, Any]:
         """What changes when the metadata file does: a rewrite that restores the size and
@@ -103,12 +111,8 @@ def _source_in_folder(folder: Path) -> Source:
 
 
 def _metadata_in(candidate: Path) -> Path | None:
-    present = [candidate / n for n in METADATA_NAMES if (candidate / n).is_file()]
-    if len(present) == 2:
-        raise ExportFormatError(
-            f"{candidate} holds both metadata.json and metadata.parquet",
-            hint=f"open one of them: {present[0]} or {present[1]}",
-        )
+    # With both files, metadata.parquet is read (READ_ORDER); `info` says so.
+    present = [candidate / n for n in READ_ORDER if (candidate / n).is_file()]
     return present[0] if present else None
 
 
@@ -122,14 +126,19 @@ def _source_in_zip(archive: Path) -> Source:
             hint="the download may be incomplete; download the export again",
         ) from None
     found = [n for n in names if n.rsplit("/", 1)[-1] in METADATA_NAMES and n.count("/") <= 1]
-    found.sort(key=lambda n: (n.count("/"), n))
     if not found:
         raise ArchiveError(
             f"{archive}: the archive holds no metadata.json or metadata.parquet",
             hint="this is not a Visual Layer export archive",
         )
-    if len(found) > 1 and found[0].count("/") == found[1].count("/"):
-        raise ExportFormatError(f"{archive}: the archive holds {found[0]} and {found[1]}")
+    # The shallowest first; beside each other, metadata.parquet (as in a folder).
+    found.sort(key=lambda n: (n.count("/"), READ_ORDER.index(n.rsplit("/", 1)[-1]), n))
+    shallowest = [n for n in found if n.count("/") == found[0].count("/")]
+    folders = sorted({n.rpartition("/")[0] for n in shallowest})
+    if len(folders) > 1:  # two exports side by side
+        raise ExportFormatError(
+            f"{archive}: the archive holds two exports, in {folders[0]}/ and {folders[1]}/"
+        )
     member = found[0]
     fmt = "parquet" if member.endswith(".parquet") else "json"
     return Source(path=archive, format=fmt, metadata=archive, member=member)

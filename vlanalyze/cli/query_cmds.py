@@ -8,9 +8,10 @@ Data goes to stdout, progress and errors to stderr.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
@@ -86,7 +87,13 @@ def info(
 
 @click.command()
 @export_options
-@click.argument("query")
+@click.argument("query", required=False)
+@click.option(
+    "--file",
+    "query_file",
+    type=click.File("r", encoding="utf-8"),
+    help="Read the SQL from FILE (- for stdin) instead of QUERY.",
+)
 @click.option(
     "-p",
     "--param",
@@ -103,6 +110,13 @@ def info(
     type=click.Choice(FORMATS),
     help="Output format (default: table on a terminal, csv when piped).",
 )
+@click.option(
+    "--max-rows",
+    type=click.IntRange(min=0),
+    default=40,
+    show_default=True,
+    help="With --format table: show at most this many rows (0: all); the rest are counted.",
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE.")
 @overwrite_option("Replace FILE if it exists.")
 @handle_errors
@@ -111,14 +125,23 @@ def sql(
     cache_dir: str | None,
     refresh: bool,
     quiet: bool,
-    query: str,
+    query: str | None,
+    query_file: TextIO | None,
     params: tuple[tuple[str, str], ...],
     fmt: str | None,
+    max_rows: int,
     output: str | None,
     overwrite: bool,
 ) -> None:
     """Run SQL over an export's tables: media, labels, objects, issues, tags,
     captions, other_metadata, info.
+
+    QUERY is the SQL text; - reads it from stdin, @FILE (or --file FILE) from a file.
+    Several statements separated by ; all run, in order, and the result of the last
+    one is shown ($NAME parameters bind in the last statement only).
+
+    On a terminal, --format table shows the first --max-rows rows, as wide as the
+    terminal, and says how many more there are: use --format csv or -o FILE for all.
 
     \b
     Examples:
@@ -126,21 +149,57 @@ def sql(
         "SELECT file_path, uniqueness_score FROM media ORDER BY uniqueness_score DESC LIMIT 10"
       vlanalyze sql exported_dataset/ "SELECT * FROM issues WHERE issue_type = \\$t" -p t blur
       vlanalyze sql exported_dataset/ "SELECT * FROM labels" -o labels.parquet
+      vlanalyze sql exported_dataset/ @report.sql -f csv > report.csv
+      echo "SELECT count(*) FROM media" | vlanalyze sql exported_dataset/ -
     """
     from vlanalyze.materialize._output import render, write_file
 
+    text = _query_text(query, query_file)
     fmt = fmt or _default_format(output)
     if fmt == "parquet" and output is None and sys.stdout.isatty():
         raise click.UsageError("parquet output is binary: write it to a file with -o FILE")
     with open_for_cli(export, cache_dir, refresh, quiet) as ex:
-        batches = ex.sql_batches(query, params=dict(params))
+        batches = ex.sql_batches(text, params=dict(params))
         if output:
             rows = write_file(batches, fmt, output, overwrite=overwrite)
-            click.echo(f"Wrote {rows} rows to {output}", err=True)
+            click.echo(f"Wrote {_rows(rows)} to {output}", err=True)
         else:
             sys.stdout.flush()
-            render(batches, fmt, sys.stdout.buffer)
+            width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+            render(batches, fmt, sys.stdout.buffer, max_rows=max_rows or None, width=width)
             sys.stdout.buffer.flush()
+
+
+def _rows(n: int) -> str:
+    return f"{n:,} row" if n == 1 else f"{n:,} rows"
+
+
+def _query_text(query: str | None, query_file: TextIO | None) -> str:
+    """The SQL to run: QUERY, stdin for -, a file for @FILE or --file."""
+    if query_file is not None:
+        if query is not None:
+            raise click.UsageError("give the SQL as QUERY or with --file, not both")
+        return _read_sql(query_file, query_file.name)
+    if query is None:
+        raise click.UsageError("give the SQL: QUERY, - for stdin, @FILE or --file FILE")
+    if query == "-":
+        return _read_sql(sys.stdin, "stdin")
+    if query.startswith("@"):
+        try:
+            with open(query[1:], encoding="utf-8") as fh:
+                return _read_sql(fh, query[1:])
+        except OSError as exc:
+            raise click.BadParameter(
+                f"cannot read {query[1:]}: {exc.strerror}", param_hint="QUERY"
+            ) from None
+    return query
+
+
+def _read_sql(stream: TextIO, name: str) -> str:
+    text = stream.read()
+    if not text.strip():
+        raise click.BadParameter(f"{name} holds no SQL", param_hint="QUERY")
+    return text
 
 
 def _default_format(output: str | None) -> str:

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from vlanalyze._fs import atomic_file
 from vlanalyze.errors import MaterializeError
+from vlanalyze.materialize._table import render_table
 from vlanalyze.query._sql import Doing, map_exceptions
 
 _SPACE_HINT = "free disk space, or write to another disk"
@@ -41,18 +42,31 @@ def _flatten(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def render(batches: Iterable[pl.DataFrame], fmt: str, out: BinaryIO) -> int:
+def render(
+    batches: Iterable[pl.DataFrame],
+    fmt: str,
+    out: BinaryIO,
+    *,
+    max_rows: int | None = None,
+    width: int | None = None,
+) -> int:
     """Write ``batches`` (one result, in pieces) to the binary stream ``out``.
 
-    Every format but ``table`` and ``markdown`` (meant for a screen) streams: memory
-    stays bounded by one batch. Returns the number of rows written.
+    Every format but ``markdown`` (meant for a page) streams: memory stays bounded by
+    one batch. ``table`` (meant for a screen) shows at most ``max_rows`` rows, fitted
+    to ``width`` characters, and counts the rest (see :mod:`._table`).
+
+    Returns:
+        The number of rows of the result.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if fmt in ("table", "markdown"):
+    if fmt == "table":
+        return render_table(batches, out, max_rows=max_rows, width=width)
+    if fmt == "markdown":
         frames = list(batches)
         df = pl.concat(frames) if frames else pl.DataFrame()
-        out.write(_pretty(df, markdown=fmt == "markdown").encode() + b"\n")
+        out.write(_pretty(df).encode() + b"\n")
         return df.height
     if fmt == "parquet":
         return _parquet(batches, out)
@@ -98,15 +112,15 @@ def _parquet(batches: Iterable[pl.DataFrame], out: BinaryIO) -> int:
     return rows
 
 
-def _pretty(df: pl.DataFrame, *, markdown: bool) -> str:
+def _pretty(df: pl.DataFrame) -> str:
     with pl.Config(
         tbl_rows=-1,
         tbl_cols=-1,
         fmt_str_lengths=120,
         tbl_width_chars=10_000,
         tbl_hide_dataframe_shape=True,
-        tbl_hide_column_data_types=markdown,
-        tbl_formatting="MARKDOWN" if markdown else "UTF8_FULL_CONDENSED",
+        tbl_hide_column_data_types=True,
+        tbl_formatting="MARKDOWN",
     ):
         return str(df)
 

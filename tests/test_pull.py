@@ -36,7 +36,7 @@ def test_full_export_with_images_and_provenance(
         tmp_path / "out",
         include_images=True,
         on_poll=lambda task: polls.append(task.status),
-    )
+    ).path
     assert _files(dest) == _files(demo_export) | {PROVENANCE_FILE}
     assert (dest / "metadata.json").read_bytes() == (demo_export / "metadata.json").read_bytes()
     record = json.loads((dest / PROVENANCE_FILE).read_text(encoding="utf-8"))
@@ -56,7 +56,7 @@ def test_full_export_with_images_and_provenance(
 def test_metadata_only_by_default(
     client: VisualLayerClient, stand_in: StandIn, tmp_path: Path
 ) -> None:
-    dest = pull_export(client, stand_in.dataset_id, tmp_path / "out")
+    dest = pull_export(client, stand_in.dataset_id, tmp_path / "out").path
     assert _files(dest) == {"metadata.json", PROVENANCE_FILE}
 
 
@@ -66,14 +66,14 @@ def test_selective_exports(
     ids = _media_ids(demo_export)
     picked = pull_export(
         client, stand_in.dataset_id, tmp_path / "picked", media_ids=[ids[1]], include_images=True
-    )
+    ).path
     assert _media_ids(picked) == [ids[1]]
     assert _files(picked) == {"metadata.json", "images/img_001.jpg", PROVENANCE_FILE}
     data = json.loads((demo_export / "metadata.json").read_text(encoding="utf-8"))
     cluster = data["media_items"][0]["cluster_id"]  # items 0 and 2 share it
     cl = pull_export(
         client, stand_in.dataset_id, tmp_path / "cl", cluster_id=cluster, exclude_media_ids=[ids[0]]
-    )
+    ).path
     assert _media_ids(cl) == [ids[2]]
 
 
@@ -110,7 +110,7 @@ def test_new_files_follow_the_umask(
 ) -> None:
     old = os.umask(0o022)
     try:
-        dest = pull_export(client, stand_in.dataset_id, tmp_path / "out")
+        dest = pull_export(client, stand_in.dataset_id, tmp_path / "out").path
     finally:
         os.umask(old)
     assert stat.S_IMODE((dest / PROVENANCE_FILE).stat().st_mode) == 0o644
@@ -167,7 +167,7 @@ def test_relative_download_uri_end_to_end(
     client: VisualLayerClient, stand_in: StandIn, tmp_path: Path
 ) -> None:
     stand_in.relative_download_uri = True
-    dest = pull_export(client, stand_in.dataset_id, tmp_path / "out")
+    dest = pull_export(client, stand_in.dataset_id, tmp_path / "out").path
     assert (dest / "metadata.json").is_file()
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 __all__ = [
     "METADATA_NAMES",
     "READ_ORDER",
     "find_metadata_file",
+    "info_from_json_head",
     "read_export_info",
     "sniff_format",
 ]
@@ -83,7 +84,18 @@ def read_export_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     return info if isinstance(info, dict) else {}
 
 
-def _json_info(fh: BinaryIO) -> Any:
+def info_from_json_head(fh: IO[bytes]) -> dict[str, Any]:
+    """The ``info`` block at the head of a ``metadata.json`` stream (a ZIP member will
+    do); {} if there is none before ``media_items``.
+
+    Raises:
+        ValueError: the head is not valid JSON.
+    """
+    info = _json_info(fh)
+    return info if isinstance(info, dict) else {}
+
+
+def _json_info(fh: IO[bytes]) -> Any:
     """The value of the top-level ``info`` key, looking only at keys before ``media_items``."""
     buffer = b""
     while True:

@@ -41,8 +41,16 @@ class _Reporter(Reporter):
 
     def progress(self, done: int, total: int | None) -> None:
         """Show the current step's progress in bytes."""
-        size = f"{done / 1e6:.1f}" + (f" / {total / 1e6:.1f} MB" if total else " MB")
+        size = human_bytes(done) + (f" / {human_bytes(total)}" if total else "")
         self.update(self._step, done, total, size)
+
+
+def human_bytes(n: int) -> str:
+    """A byte count for people: "512 B", "177.2 KB", "3.4 MB", "1.2 GB" (1 KB = 1000 B)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
 
 
 @click.command()
@@ -128,7 +136,7 @@ def fetch(
         media_ids = read_media_ids(media_ids_file, source=media_ids_file.name)
     with VisualLayerClient.from_env() as client, _Reporter(quiet) as reporter:
         try:
-            path = pull_export(
+            pulled = pull_export(
                 client,
                 dataset_id,
                 output,
@@ -153,7 +161,14 @@ def fetch(
                     err=True,
                 )
             raise
-    click.echo(f"Exported dataset {dataset_id} to {path}")
+    for warning in pulled.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    media = "" if pulled.media_count is None else f" ({_media(pulled.media_count)})"
+    click.echo(f"Exported dataset {dataset_id} to {pulled.path}{media}")
+
+
+def _media(n: int) -> str:
+    return f"{n:,} media item" if n == 1 else f"{n:,} media items"
 
 
 @click.command(name="stand-in")

@@ -77,7 +77,8 @@ class VisualLayerClient:
                 f"{missing} is missing: an API key needs its secret",
                 hint="set both VL_API_KEY and VL_API_SECRET, or VL_TOKEN",
             )
-        self.base_url = _without_userinfo(base_url).rstrip("/")
+        # "http://host:2080" and "http://host:2080/api/v1" mean the same server.
+        self.base_url = _without_userinfo(base_url).rstrip("/").removesuffix("/api/v1").rstrip("/")
         self.timeout = timeout
         self.token_lifetime = token_lifetime
         self.sleep = sleep
@@ -101,7 +102,8 @@ class VisualLayerClient:
         found = settings(environ)
         base_url = found["base_url"] or DEFAULT_BASE_URL
         key, secret, token = found["api_key"], found["api_secret"], found["token"]
-        if not (key or secret or token) and base_url.rstrip("/") == DEFAULT_BASE_URL:
+        cloud = base_url.rstrip("/").removesuffix("/api/v1").rstrip("/") == DEFAULT_BASE_URL
+        if not (key or secret or token) and cloud:
             raise ConfigurationError(
                 "no Visual Layer credentials in the environment or the config file",
                 hint="set VL_API_KEY and VL_API_SECRET (or VL_TOKEN), or write api_key and "
@@ -208,24 +210,17 @@ class VisualLayerClient:
         code, detail = response.status_code, detail_of(response)
         hint: str | None = None
         if code == 401:
-            hint = (
-                "check VL_API_KEY and VL_API_SECRET"
-                if self._api_key
-                else "VL_TOKEN is invalid or expired: set a fresh one, or VL_API_KEY/VL_API_SECRET"
-            )
-            raise AuthenticationError(
-                f"401: bad or expired credentials ({detail})",
-                status_code=code,
-                detail=detail,
-                hint=hint,
-            )
+            raise self._auth_error(detail)
         message = f"HTTP {code} for dataset {dataset_id}: {detail}"
         if code == 403:
             message = f"403: no permission for dataset {dataset_id} ({detail})"
             hint = "check that this API key's user has access to the dataset"
         elif code == 404:
-            message = f"dataset {dataset_id} not found (404)"
-            hint = "check the id (in the dataset's URL) and that your account can see it"
+            message = f"dataset {dataset_id} not found (404 from {redact_url(response.url)})"
+            hint = (
+                "check the id (in the dataset's URL), that your account can see it, "
+                f"and VL_BASE_URL (now {self.base_url})"
+            )
         elif code == 409:
             message = f"dataset {dataset_id} is not READY (status: {self._status_of(dataset_id)})"
             hint = "wait until the dataset is READY, then retry"
@@ -234,6 +229,20 @@ class VisualLayerClient:
         elif creates_task and code >= 500:
             hint = "the export may have started anyway; retry, or check the dataset's exports"
         raise APIError(message, status_code=code, detail=detail, hint=hint)
+
+    def _auth_error(self, detail: str | None) -> AuthenticationError:
+        """A 401, with a hint about the credentials this client actually has."""
+        if self._api_key:
+            what, hint = "bad or expired credentials", "check VL_API_KEY and VL_API_SECRET"
+        elif self._token:
+            what = "bad or expired token"
+            hint = "VL_TOKEN is invalid or expired: set a fresh one, or VL_API_KEY/VL_API_SECRET"
+        else:
+            what = f"{redact_url(self.base_url)} wants credentials and none are set"
+            hint = "set VL_API_KEY and VL_API_SECRET (or VL_TOKEN), or check VL_BASE_URL"
+        return AuthenticationError(
+            f"401: {what} ({detail})", status_code=401, detail=detail, hint=hint
+        )
 
     def _status_of(self, dataset_id: str) -> str:
         try:
@@ -381,13 +390,15 @@ class VisualLayerClient:
                     detail=task.result_message,
                 )
             waited = self.clock() - start
-            if waited + delay > timeout:
+            if waited >= timeout:
                 raise ExportTimeoutError(
-                    f"export task {task_id} still {task.status} after {waited:.0f}s",
+                    f"export task {task_id} still {task.status} after {_seconds(waited)} "
+                    f"(the timeout)",
                     task_id=task_id,
                     fix=Fix("task_id", "to resume waiting later", task_id),
                 )
-            self.sleep(delay)
+            # The last wait is cut short so that the last poll comes at the timeout.
+            self.sleep(min(delay, timeout - waited))
             delay = min(delay * 1.5, max_interval)
 
 
@@ -402,3 +413,7 @@ def _without_userinfo(base_url: str) -> str:
         hint="remove 'user:password@' from VL_BASE_URL; authenticate with VL_API_KEY and "
         "VL_API_SECRET, or VL_TOKEN",
     )
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"

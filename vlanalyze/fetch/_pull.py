@@ -16,20 +16,40 @@ import os
 import time
 import zipfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vlanalyze._fs import ProgressCallback, ensure_empty_folder, lock_fd, write_text_atomic
-from vlanalyze._metadata import read_export_info
+from vlanalyze._metadata import METADATA_NAMES, READ_ORDER, info_from_json_head, read_export_info
 from vlanalyze._version import __version__
-from vlanalyze.errors import DownloadError, VLAnalyzeError
+from vlanalyze.errors import DownloadError, SelectionError, VLAnalyzeError
 from vlanalyze.fetch._archive import extract_archive
 from vlanalyze.fetch._client import ExportTask, VisualLayerClient
 from vlanalyze.fetch._download import download_file
 
-__all__ = ["PROVENANCE_FILE", "archive_path", "pull_export"]
+__all__ = ["PROVENANCE_FILE", "PulledExport", "archive_path", "pull_export"]
 
 PROVENANCE_FILE = "vlanalyze-provenance.json"
+
+
+@dataclass(frozen=True)
+class PulledExport:
+    """What :func:`pull_export` wrote. Path-like: ``open_export(result)`` opens it.
+
+    Attributes:
+        path: The export folder (absolute).
+        media_count: How many media items its metadata holds (None if it cannot tell).
+        warnings: What the caller should know, e.g. fewer media came back than were asked
+            for (each a sentence; also in the provenance file).
+    """
+
+    path: Path
+    media_count: int | None
+    warnings: tuple[str, ...] = ()
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
 
 
 def archive_path(dest: str | os.PathLike[str], task_id: str) -> Path:
@@ -88,7 +108,7 @@ def pull_export(
     on_poll: Callable[[ExportTask], None] | None = None,
     on_progress: ProgressCallback | None = None,
     on_step: Callable[[str], None] | None = None,
-) -> Path:
+) -> PulledExport:
     """Export a dataset and extract it into ``dest``: start, wait, download, extract.
 
     Args:
@@ -110,9 +130,12 @@ def pull_export(
         on_step: Called with ``"download"``, then ``"extract"``, as each step starts.
 
     Returns:
-        The absolute path of ``dest``.
+        A :class:`PulledExport`: ``dest`` (absolute), its media count, and warnings
+        (fewer media than the ``media_ids`` asked for).
 
     Raises:
+        SelectionError: A selective export came back with no media at all (nothing is
+            extracted).
         MaterializeError: ``dest`` is not empty and ``overwrite`` is false.
         APIError: The server refused, the task failed, or polling timed out.
         DownloadError: The download could not be completed.
@@ -143,12 +166,74 @@ def pull_export(
     zip_path = _download(client, task, dest, on_progress)
     if resumed:  # today's flags say nothing of a task started earlier: read its archive
         request = _request_of_archive(zip_path)
+    count = _count_media(zip_path)
+    try:
+        warnings = _check_count(count, dataset_id, request)
+    except SelectionError:
+        zip_path.unlink()  # an empty export: nothing to extract, nothing to resume
+        raise
     if on_step is not None:
         on_step("extract")
     extract_archive(zip_path, dest, overwrite=overwrite, on_progress=on_progress)
-    _write_provenance(dest, client, task, request, _sha256(zip_path))
+    _write_provenance(dest, client, task, request, _sha256(zip_path), count, warnings)
     zip_path.unlink()
-    return dest
+    return PulledExport(dest, count, warnings)
+
+
+def _count_media(archive: Path) -> int | None:
+    """How many media items the downloaded archive holds, by its metadata; None if unknown.
+
+    A Parquet export's row count; a JSON export's ``info.total_media_items`` (read from
+    the head of the file, never the items: Visual Layer writes the count of the items
+    in the file there, as the stand-in does).
+    """
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            found = [
+                n
+                for n in zf.namelist()
+                if n.rsplit("/", 1)[-1] in METADATA_NAMES and n.count("/") <= 1
+            ]
+            if not found:
+                return None
+            member = min(
+                found, key=lambda n: (n.count("/"), READ_ORDER.index(n.rsplit("/", 1)[-1]))
+            )
+            with zf.open(member) as fh:
+                if member.endswith(".parquet"):
+                    import pyarrow.parquet as pq
+
+                    return int(pq.ParquetFile(fh).metadata.num_rows)
+                total = info_from_json_head(fh).get("total_media_items")
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return None  # the extraction that follows says what is wrong with the archive
+    return total if isinstance(total, int) and not isinstance(total, bool) else None
+
+
+def _check_count(count: int | None, dataset_id: str, request: dict[str, Any]) -> tuple[str, ...]:
+    """Refuse a selective export that came back empty; warn when media are missing."""
+    asked, cluster = request["media_ids"], request["cluster_id"]
+    if count is None or not (asked or cluster):
+        return ()
+    if count == 0:
+        parts = []
+        if asked:
+            shown = ", ".join(asked[:3]) + (", ..." if len(asked) > 3 else "")
+            parts.append(f"{len(asked)} media id{'s' if len(asked) != 1 else ''} ({shown})")
+        if cluster:
+            parts.append(f"cluster {cluster}")
+        raise SelectionError(
+            f"the export of dataset {dataset_id} holds no media: {' and '.join(parts)} "
+            "matched nothing",
+            hint="check the ids (in Visual Layer's URLs) and that they belong to this dataset",
+        )
+    if asked and not cluster and count < len(asked):
+        missing = len(asked) - count
+        return (
+            f"asked for {len(asked)} media, the export holds {count}: {missing} of the ids "
+            f"are not in dataset {dataset_id}",
+        )
+    return ()
 
 
 def _start(client: VisualLayerClient, dataset_id: str, request: dict[str, Any]) -> ExportTask:
@@ -218,6 +303,8 @@ def _write_provenance(
     task: ExportTask,
     request: dict[str, Any],
     sha256: str,
+    media_count: int | None,
+    warnings: tuple[str, ...],
 ) -> None:
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     record = {
@@ -228,7 +315,8 @@ def _write_provenance(
         "export_time": _export_time(dest),
         "task_created_at": task.created_at,
         "fetched_at": now,
-        "entities_count": task.entities_count,
+        "entities_count": media_count,  # from the metadata; None when it cannot tell
+        "warnings": list(warnings),
         "archive_sha256": sha256,
         "vlanalyze_version": __version__,
     }

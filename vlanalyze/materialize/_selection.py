@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable
 
 from vlanalyze.errors import SelectionError
@@ -31,6 +32,11 @@ def read_media_ids(lines: Iterable[str], *, source: str = "the selection") -> li
         SelectionError: A CSV without a ``media_id`` column, or no ids at all.
     """
     text = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if _is_other_header(text):
+        raise SelectionError(
+            f"{source} has no media_id column (its first line, {text[0].strip()!r}, is a header)",
+            hint="name the column media_id, or give one id a line without a header",
+        )
     if text and ("," in text[0] or text[0].strip().lower() == "media_id"):
         reader = csv.DictReader(io.StringIO("\n".join(t.rstrip("\r\n") for t in text)))
         if "media_id" not in (reader.fieldnames or []):
@@ -45,3 +51,21 @@ def read_media_ids(lines: Iterable[str], *, source: str = "the selection") -> li
     if not unique:
         raise SelectionError(f"{source} holds no media ids", hint="one id per line, or a CSV")
     return unique
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}")
+
+
+def _is_other_header(text: list[str]) -> bool:
+    """A one-column file whose first line is a header (``id``) above ids (UUIDs).
+
+    Visual Layer's media ids are UUIDs: a first line that is not one, above lines that
+    are, is a header. Anything else stays one id a line; ids that match nothing are
+    caught when the export comes back empty.
+    """
+    if len(text) < 2 or "," in text[0]:
+        return False
+    first = text[0].strip()
+    if first.lower() == "media_id" or _UUID.fullmatch(first):
+        return False
+    return any(_UUID.fullmatch(line.strip()) for line in text[1:4])

@@ -48,6 +48,7 @@ class _Task:
     progress: float = 0.0
     result_message: str | None = None
     archive: Path | None = None
+    entities_count: int = 0  # media in the built archive, as the service reports it
 
 
 @dataclass
@@ -256,7 +257,7 @@ class StandIn:
             "created_at": task.created_at,
             "status": task.status,
             "progress": task.progress,
-            "entities_count": _count(task),
+            "entities_count": task.entities_count,
             "result_message": task.result_message,
             "download_uri": uri,
         }
@@ -276,12 +277,6 @@ class StandIn:
         return hmac.new(self._url_key, f"{path}:{expires}".encode(), hashlib.sha256).hexdigest()
 
 
-def _count(task: _Task) -> int:
-    if task.selection is None:
-        return 0
-    return sum(len(s.get("payload", {}).get("media_ids", [])) for s in task.selection)
-
-
 def _selected(item: dict[str, Any], selection: list[dict[str, Any]]) -> bool:
     for entry in selection:
         payload = entry.get("payload") or {}
@@ -298,14 +293,17 @@ def _build_zip(stand_in: StandIn, task: _Task, metadata: Path) -> Path:
     keep: set[str] | None = None
     with zipfile.ZipFile(target, "w") as archive:
         if task.selection is not None and task.export_format == "json":
+            # Unknown ids or clusters select nothing: the export completes, empty.
             data = json.loads(metadata.read_text(encoding="utf-8"))
             items = [i for i in data.get("media_items", []) if _selected(i, task.selection)]
             data["media_items"] = items
             data.setdefault("info", {})["total_media_items"] = len(items)
             keep = {str(i.get(k)) for i in items for k in ("file_name", "file_path")}
             archive.writestr("metadata.json", json.dumps(data, indent=1), zipfile.ZIP_DEFLATED)
+            task.entities_count = len(items)
         else:
             archive.write(metadata, metadata.name, zipfile.ZIP_DEFLATED)
+            task.entities_count = _total(metadata)
         images = stand_in.export_dir / "images"
         if task.include_images and images.is_dir():
             for path in sorted(p for p in images.rglob("*") if p.is_file()):
@@ -313,6 +311,15 @@ def _build_zip(stand_in: StandIn, task: _Task, metadata: Path) -> Path:
                 if keep is None or rel in keep or path.name in keep:
                     archive.write(path, f"images/{rel}", zipfile.ZIP_STORED)
     return target
+
+
+def _total(metadata: Path) -> int:
+    """How many media items a whole metadata file holds."""
+    if metadata.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(metadata).metadata.num_rows)
+    return len(json.loads(metadata.read_text(encoding="utf-8")).get("media_items", []))
 
 
 def write_demo_export(folder: str | Path, *, items: int = 3) -> Path:

@@ -184,3 +184,14 @@ def test_the_sample_opens_in_every_form(tmp_path: Path) -> None:
     for n, (path, (fmt, images)) in enumerate(forms.items()):
         with open_export(path, cache_dir=tmp_path / f"cache-{n}") as ex:
             assert (ex.format, ex.counts["media"], ex.info.images.found) == (fmt, 46, images)
+
+
+def test_show_tables_lists_only_documented_tables(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for path in (SAMPLE_EXPORT, SAMPLE_ZIP):  # with images and without
+        with open_export(path, cache_dir=tmp_path / path.name) as ex:
+            names = ex.sql("SHOW TABLES")["name"].to_list()
+            assert sorted(names) == sorted([*TABLES, "image_paths"])
+            assert all(f"| `{name}` |" in readme for name in names)
+            paths = ex.sql("SELECT count(*) AS n FROM image_paths")["n"][0]
+            assert paths == ex.info.images.found

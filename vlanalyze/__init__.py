@@ -31,7 +31,7 @@ from vlanalyze.errors import (
 if TYPE_CHECKING:
     from vlanalyze.fetch._archive import extract_archive
     from vlanalyze.fetch._client import ExportTask, VisualLayerClient
-    from vlanalyze.fetch._pull import pull_export
+    from vlanalyze.fetch._pull import PulledExport, pull_export
     from vlanalyze.materialize._convert import convert
     from vlanalyze.query._export import Export, open_export
     from vlanalyze.query._results import ExportInfo, Summary
@@ -43,6 +43,7 @@ _LAZY = {
     "VisualLayerClient": "vlanalyze.fetch._client",
     "ExportTask": "vlanalyze.fetch._client",
     "pull_export": "vlanalyze.fetch._pull",
+    "PulledExport": "vlanalyze.fetch._pull",
     "extract_archive": "vlanalyze.fetch._archive",
     "convert": "vlanalyze.materialize._convert",
     "summarize": "vlanalyze.query._summary",
@@ -65,6 +66,7 @@ __all__ = [
     "ExportTask",
     "ExportTimeoutError",
     "MaterializeError",
+    "PulledExport",
     "QueryError",
     "SelectionError",
     "Summary",

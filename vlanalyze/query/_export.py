@@ -321,16 +321,12 @@ class Export:
         return con
 
     def _media_view(self, con: DuckDBPyConnection, scan: str) -> None:
-        paths = self.images.paths
-        if paths.height == 0:
-            con.execute(
-                f"CREATE VIEW media AS SELECT *, CAST(NULL AS VARCHAR) AS image_path FROM {scan}"
-            )
-            return
-        con.register("_vla_image_paths", paths.to_arrow())
+        # image_paths (media_id, image_path: the items with an image) is part of the
+        # interface: SHOW TABLES lists it, so it is named and documented, not hidden.
+        con.register("image_paths", self.images.paths.to_arrow())
         con.execute(
             f"CREATE VIEW media AS SELECT m.*, i.image_path FROM {scan} AS m "
-            "LEFT JOIN _vla_image_paths AS i USING (media_id)"
+            "LEFT JOIN image_paths AS i USING (media_id)"
         )
 
     def sql(self, query: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:

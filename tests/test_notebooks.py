@@ -64,7 +64,6 @@ def _run(notebook: Path, workdir: Path, kernel: str) -> tuple[Any, dict[str, Any
     return nb, json.loads("".join(o["text"] for o in probe))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_in_a_kernel(notebook: Path, tmp_path: Path, kernel_env: str) -> None:
     # Work on a copy of the sample so the test leaves no cache in the repo.

@@ -152,3 +152,22 @@ def test_wrote_n_rows(cache: str, tmp_path: Path, n: int, words: str) -> None:
     target = tmp_path / "out.csv"
     result = _sql(cache, f"SELECT * FROM range({n})", "-o", str(target))
     assert result.stderr.startswith(words)
+
+
+def test_table_shows_every_type(cache: str) -> None:
+    query = (
+        "SELECT '\\xff'::BLOB AS b, DATE '2024-01-01' AS d, [1, 2] AS l, {'a': 1} AS s, "
+        "MAP {'k': 1} AS m, 1.5::DECIMAL(4, 2) AS dec, 'a\nb' AS nl, NULL AS n"
+    )
+    (row,) = _table_rows(_sql(cache, query, "-f", "table").stdout)
+    cells = [c.strip() for c in row.strip("│").split("│")]
+    assert cells == [
+        "b'\\xff'",
+        "2024-01-01",
+        "[1, 2]",
+        "{'a': 1}",
+        "{'k': 1}",
+        "1.50",
+        "a b",
+        "NULL",
+    ]

@@ -75,12 +75,15 @@ def render_table(
 
 def _column(df: pl.DataFrame, name: str) -> _Column:
     series = df[name]
-    if isinstance(series.dtype, (pl.List, pl.Struct, pl.Array)):
-        text = [None if v is None else str(v) for v in series.to_list()]
-    else:
+    try:
+        if isinstance(series.dtype, (pl.List, pl.Struct, pl.Array)):
+            raise pl.exceptions.InvalidOperationError  # polars casts these to text badly
         text = series.cast(pl.String).to_list()
+    except pl.exceptions.PolarsError:  # nested, binary, maps: as Python shows them
+        text = [None if v is None else str(v) for v in series.to_list()]
     cells = ["NULL" if v is None else _one_line(v) for v in text]
-    return _Column(name, str(series.dtype).lower(), cells, series.dtype.is_numeric())
+    dtype = str(series.dtype).split("(", 1)[0].lower()  # "datetime", not its time unit
+    return _Column(name, dtype, cells, series.dtype.is_numeric())
 
 
 def _one_line(value: str) -> str:

@@ -171,3 +171,9 @@ def test_table_shows_every_type(cache: str) -> None:
         "a b",
         "NULL",
     ]
+
+
+def test_table_of_no_result_says_so() -> None:
+    out = io.BytesIO()
+    assert render([], "table", out) == 0
+    assert out.getvalue() == b"(no result)\n"

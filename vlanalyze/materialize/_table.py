@@ -59,6 +59,9 @@ def render_table(
             have += take.height
         total += df.height
     head = pl.concat(shown) if shown else pl.DataFrame()
+    if not head.columns:  # a statement without a result
+        out.write(b"(no result)\n")
+        return total
     columns = [_column(head, name) for name in head.columns]
     lines, hidden = _layout(columns, head.height, width)
     notes = []

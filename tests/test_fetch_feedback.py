@@ -153,7 +153,7 @@ def test_timeout_shorter_than_the_poll_interval_still_waits(
     with pytest.raises(ExportTimeoutError) as err:
         client.wait_for_export(stand_in.dataset_id, task.id, interval=2, timeout=1)
     assert clock.slept == [1]
-    assert "after 1.0s" in str(err.value) and "after 0s" not in str(err.value)
+    assert "still QUEUED when the 1s timeout ran out" in str(err.value)
 
 
 @pytest.mark.parametrize(

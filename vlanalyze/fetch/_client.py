@@ -392,8 +392,8 @@ class VisualLayerClient:
             waited = self.clock() - start
             if waited >= timeout:
                 raise ExportTimeoutError(
-                    f"export task {task_id} still {task.status} after {_seconds(waited)} "
-                    f"(the timeout)",
+                    f"export task {task_id} still {task.status} when the {_seconds(timeout)} "
+                    "timeout ran out",
                     task_id=task_id,
                     fix=Fix("task_id", "to resume waiting later", task_id),
                 )
@@ -416,4 +416,4 @@ def _without_userinfo(base_url: str) -> str:
 
 
 def _seconds(seconds: float) -> str:
-    return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
+    return f"{seconds:g}s" if seconds < 60 else f"{seconds / 60:g} min"

@@ -4,6 +4,7 @@ configuration, and the small things (counts, units, timeouts) it reports."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,5 @@ def test_full_export_records_its_media_count(
     record = json.loads((pulled.path / PROVENANCE_FILE).read_text(encoding="utf-8"))
     assert record["entities_count"] == 3 == pulled.media_count
     assert record["warnings"] == [] and pulled.warnings == ()
+    assert pulled / "metadata.json" == pulled.path / "metadata.json"  # path-like
+    assert os.fspath(pulled) == str(tmp_path / "out")

@@ -35,7 +35,8 @@ PROVENANCE_FILE = "vlanalyze-provenance.json"
 
 @dataclass(frozen=True)
 class PulledExport:
-    """What :func:`pull_export` wrote. Path-like: ``open_export(result)`` opens it.
+    """What :func:`pull_export` wrote. Path-like: ``open_export(result)`` opens it, and
+    ``result / "metadata.json"`` is a file in it.
 
     Attributes:
         path: The export folder (absolute).
@@ -50,6 +51,10 @@ class PulledExport:
 
     def __fspath__(self) -> str:
         return os.fspath(self.path)
+
+    def __truediv__(self, name: str | os.PathLike[str]) -> Path:
+        """``result / "metadata.json"``, as with the folder's path."""
+        return self.path / name
 
 
 def archive_path(dest: str | os.PathLike[str], task_id: str) -> Path:

@@ -177,3 +177,22 @@ def test_table_of_no_result_says_so() -> None:
     out = io.BytesIO()
     assert render([], "table", out) == 0
     assert out.getvalue() == b"(no result)\n"
+
+
+def test_table_aligns_wide_characters() -> None:
+    df = pl.DataFrame(
+        {
+            "label": ["猫", "chat", "猫猫猫猫猫猫猫猫猫猫猫猫猫猫猫猫猫猫猫猫猫猫猫猫"],
+            "n": [1, 22, 333],
+        }
+    )
+    out = io.BytesIO()
+    render([df], "table", out, width=40)
+    lines = out.getvalue().decode().splitlines()
+
+    def columns(line: str) -> int:
+        return sum(2 if "\u4e00" <= c <= "\u9fff" else 1 for c in line)
+
+    assert len({columns(line) for line in lines}) == 1  # every line as wide on screen
+    assert columns(lines[0]) <= 40
+    assert "…" in lines[-2]  # the long label was cut

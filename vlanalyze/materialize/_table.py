@@ -8,6 +8,7 @@ prints: the caller passes the stream, the width and the row limit.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -29,7 +30,7 @@ class _Column:
 
     @property
     def natural(self) -> int:
-        return min(MAX_CELL, max(len(self.name), len(self.dtype), *map(len, self.cells)))
+        return min(MAX_CELL, max(_width(self.name), len(self.dtype), *map(_width, self.cells)))
 
 
 def render_table(
@@ -93,8 +94,24 @@ def _one_line(value: str) -> str:
     return value.replace("\r\n", " ").replace("\n", " ").replace("\t", " ")
 
 
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + ELLIPSIS
+def _width(text: str) -> int:
+    """Columns ``text`` takes on a terminal: wide (CJK) characters two, combining none."""
+    if text.isascii():
+        return len(text)
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
+
+
+def _fit(text: str, width: int, *, right: bool = False) -> str:
+    """``text`` cut (with "…") or padded to exactly ``width`` terminal columns."""
+    if _width(text) > width:
+        while _width(text) > width - 1:
+            text = text[:-1]
+        text += ELLIPSIS
+    pad = " " * (width - _width(text))
+    return pad + text if right else text + pad
 
 
 def _shrink(widths: list[int], width: int, *, floor: int) -> None:
@@ -112,11 +129,12 @@ def _layout(columns: list[_Column], rows: int, width: int | None) -> tuple[list[
         # Shorten the widest columns to a readable floor, then leave columns out from
         # the middle (as the DuckDB shell does), then shorten below the floor.
         _shrink(widths, width, floor=SHORT_CELL)
-        while len(columns) > 1 and sum(widths) + 3 * (len(widths) + 1) + 2 > width:
+        # Once a column is left out, a narrow "…" column (4 characters) takes its place.
+        while len(columns) > 1 and sum(widths) + 3 * len(widths) + 1 + 4 * bool(hidden) > width:
             middle = len(columns) // 2
             hidden.append(columns.pop(middle).name)
             widths.pop(middle)
-        _shrink(widths, width - (4 if hidden else 0), floor=MIN_CELL)
+        _shrink(widths, width - 4 * bool(hidden), floor=MIN_CELL)
     if hidden:  # a narrow column of "…" where the left-out columns were
         middle = (len(columns) + 1) // 2
         columns.insert(middle, _Column(ELLIPSIS, "", [ELLIPSIS] * rows))
@@ -128,13 +146,13 @@ def _layout(columns: list[_Column], rows: int, width: int | None) -> tuple[list[
     bar = ["─" * (w + 2) for w in widths]
     lines = [
         line(bar, "┌", "┬", "┐"),
-        line([f" {_fit(c.name, w):<{w}} " for c, w in zip(columns, widths, strict=True)], *"│││"),
-        line([f" {_fit(c.dtype, w):<{w}} " for c, w in zip(columns, widths, strict=True)], *"│││"),
+        line([f" {_fit(c.name, w)} " for c, w in zip(columns, widths, strict=True)], *"│││"),
+        line([f" {_fit(c.dtype, w)} " for c, w in zip(columns, widths, strict=True)], *"│││"),
         line(bar, "├", "┼", "┤"),
     ]
     for i in range(rows):
         cells = [
-            f" {_fit(c.cells[i], w):>{w}} " if c.numeric else f" {_fit(c.cells[i], w):<{w}} "
+            f" {_fit(c.cells[i], w, right=c.numeric)} "
             for c, w in zip(columns, widths, strict=True)
         ]
         lines.append(line(cells, "│", "│", "│"))

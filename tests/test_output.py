@@ -3,6 +3,7 @@ every format, and an empty result still says which columns it has."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 from collections.abc import Iterator
@@ -92,3 +93,13 @@ def test_nested_values_become_json_text_in_csv(export: vla.Export) -> None:
     render(batches, "csv", out)
     row = pl.read_csv(io.BytesIO(out.getvalue())).row(0)
     assert (json.loads(row[0]), json.loads(row[1]), row[2]) == ([1, 2], {"a": "x"}, 3)
+
+
+def test_sql_intervals_become_durations_or_iso_text(export: vla.Export) -> None:
+    query = "SELECT INTERVAL 90 MINUTE AS d, INTERVAL 2 MONTH + INTERVAL 1 DAY AS m"
+    frame = export.sql(query)
+    assert frame.schema["d"] == pl.Duration("us")
+    assert frame.row(0) == (dt.timedelta(minutes=90), "P2M1DT0S")
+    out = io.BytesIO()
+    render(export.sql_batches(query), "csv", out)
+    assert out.getvalue().decode().splitlines() == ["d,m", "PT1H30M,P2M1DT0S"]

@@ -26,7 +26,10 @@ FORMATS = ("table", "csv", "tsv", "json", "ndjson", "parquet", "markdown")
 
 
 def _flatten(df: pl.DataFrame) -> pl.DataFrame:
-    """Nested columns as JSON text, for the text formats that cannot hold them."""
+    """Nested columns as JSON text, durations as ISO 8601, for the text formats."""
+    durations = [n for n, dtype in df.schema.items() if isinstance(dtype, pl.Duration)]
+    if durations:
+        df = df.with_columns(pl.col(n).dt.to_string("iso") for n in durations)
     nested = [
         name
         for name, dtype in df.schema.items()

@@ -342,8 +342,7 @@ class Export:
             if self._con is None:
                 self._con = self.duckdb()
             rel = self._con.sql(query, params=dict(params) if params else None)
-            frame: pl.DataFrame = pl.DataFrame() if rel is None else rel.pl()
-            return frame
+            return pl.DataFrame() if rel is None else _frame(rel.to_arrow_table())
 
     def sql_batches(
         self, query: str, params: Mapping[str, Any] | None = None, *, rows: int = 100_000
@@ -385,6 +384,26 @@ def _scan(files: list[str]) -> str:
 
 
 def _frame(table: pa.Table) -> pl.DataFrame:
+    for i, field in enumerate(table.schema):
+        if pa.types.is_interval(field.type):  # polars cannot import Arrow intervals
+            table = table.set_column(i, field.name, _interval_column(table.column(i)))
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     return frame
+
+
+def _interval_column(column: pa.ChunkedArray) -> pa.Array:
+    """An SQL INTERVAL column as durations, or as ISO 8601 text where it counts months.
+
+    A month has no fixed length, so ``INTERVAL 1 MONTH`` cannot be a duration.
+    """
+    values = column.to_pylist()
+    if all(v is None or v.months == 0 for v in values):
+        micros = [
+            None if v is None else v.days * 86_400_000_000 + v.nanoseconds // 1000 for v in values
+        ]
+        return pa.array(micros, pa.duration("us"))
+    return pa.array(
+        [None if v is None else f"P{v.months}M{v.days}DT{v.nanoseconds / 1e9:g}S" for v in values],
+        pa.string(),
+    )

@@ -32,7 +32,10 @@ if TYPE_CHECKING:
     from vlanalyze.fetch._archive import extract_archive
     from vlanalyze.fetch._client import ExportTask, VisualLayerClient
     from vlanalyze.fetch._pull import PulledExport, pull_export
+    from vlanalyze.materialize._apply import MaterializeResult, materialize
     from vlanalyze.materialize._convert import convert
+    from vlanalyze.materialize._plan import Plan, plan_materialize
+    from vlanalyze.materialize._selection import Selection, read_selection
     from vlanalyze.query._export import Export, open_export
     from vlanalyze.query._results import ExportInfo, Summary
     from vlanalyze.query._summary import summarize
@@ -46,6 +49,12 @@ _LAZY = {
     "PulledExport": "vlanalyze.fetch._pull",
     "extract_archive": "vlanalyze.fetch._archive",
     "convert": "vlanalyze.materialize._convert",
+    "materialize": "vlanalyze.materialize._apply",
+    "MaterializeResult": "vlanalyze.materialize._apply",
+    "plan_materialize": "vlanalyze.materialize._plan",
+    "Plan": "vlanalyze.materialize._plan",
+    "read_selection": "vlanalyze.materialize._selection",
+    "Selection": "vlanalyze.materialize._selection",
     "summarize": "vlanalyze.query._summary",
     "ExportInfo": "vlanalyze.query._results",
     "Summary": "vlanalyze.query._results",
@@ -66,8 +75,11 @@ __all__ = [
     "ExportTask",
     "ExportTimeoutError",
     "MaterializeError",
+    "MaterializeResult",
+    "Plan",
     "PulledExport",
     "QueryError",
+    "Selection",
     "SelectionError",
     "Summary",
     "UnsafeArchiveError",
@@ -76,8 +88,11 @@ __all__ = [
     "__version__",
     "convert",
     "extract_archive",
+    "materialize",
     "open_export",
+    "plan_materialize",
     "pull_export",
+    "read_selection",
     "summarize",
 ]
 
@@ -86,6 +101,9 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'vlanalyze' has no attribute {name!r}")
+    if name == "materialize":
+        # The subpackage of that name is callable: it stays what vla.materialize is.
+        return importlib.import_module("vlanalyze.materialize")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

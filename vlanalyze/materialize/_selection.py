@@ -1,19 +1,134 @@
 """Read selections: which media a user picked, from a file they wrote or exported.
 
-A selection is a CSV with a ``media_id`` column, or one media id per line. This module
-only reads; it never prints and never touches the network.
+:func:`read_selection` reads the table to materialize: a CSV, Parquet or NDJSON file with
+a ``media_id`` column, ``-`` for standard input, or a polars DataFrame (whatever
+``vlanalyze sql ... -o sel.csv``, ``select`` or ``top`` wrote); only ``media_id``,
+``label`` and ``split`` are read. :func:`read_media_ids` reads the plain id lists of
+``fetch --media-ids`` (a CSV with a ``media_id`` column, or one id per line). This
+module only reads; it never prints and never touches the network.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import os
 import re
+import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import polars as pl
 
 from vlanalyze.errors import SelectionError
 
-__all__ = ["read_media_ids"]
+__all__ = ["Selection", "read_media_ids", "read_selection"]
+
+USED_COLUMNS = ("media_id", "label", "split")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A checked selection: ``frame`` has media_id (unique, in order), label, split."""
+
+    frame: pl.DataFrame
+    source: str  # the file named, "-", or "<DataFrame>"
+    sha256: str  # of the media_id/label/split rows, to tell selections apart
+    has_label: bool
+    has_split: bool
+
+    @property
+    def media_ids(self) -> list[str]:
+        return self.frame.get_column("media_id").to_list()
+
+
+def read_selection(
+    selection: str | os.PathLike[str] | pl.DataFrame | Selection | BinaryIO,
+) -> Selection:
+    """Read and check a selection.
+
+    Args:
+        selection: a CSV / Parquet / NDJSON file with a ``media_id`` column, ``"-"``
+            for standard input, a binary stream, or a polars DataFrame.
+
+    Returns:
+        The :class:`Selection`: unique media ids in their first order, with ``label``
+        and ``split`` (null where the selection has no such column).
+
+    Raises:
+        SelectionError: unreadable file, no ``media_id`` column, no rows, or one
+            media id given twice with different labels or splits.
+    """
+    if isinstance(selection, Selection):
+        return selection
+    if isinstance(selection, pl.DataFrame):
+        return _check(selection, "<DataFrame>")
+    if isinstance(selection, (str, os.PathLike)) and os.fspath(selection) == "-":
+        return _check(_read_bytes(sys.stdin.buffer.read(), "standard input"), "-")
+    if isinstance(selection, (str, os.PathLike)):
+        path = Path(selection)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise SelectionError(
+                f"cannot read the selection {path}: {exc.strerror}",
+                hint="give a CSV, Parquet or NDJSON file with a media_id column",
+            ) from None
+        return _check(_read_bytes(data, str(path)), str(path))
+    return _check(_read_bytes(selection.read(), "the stream"), "<stream>")
+
+
+def _read_bytes(data: bytes, name: str) -> pl.DataFrame:
+    """Parse Parquet (by its magic), NDJSON (a first ``{``) or CSV."""
+    try:
+        if data[:4] == b"PAR1":
+            return pl.read_parquet(io.BytesIO(data))
+        if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{":
+            return pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
+        return pl.read_csv(
+            io.BytesIO(data), infer_schema_length=0, encoding="utf8-lossy", raise_if_empty=False
+        )
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SelectionError(
+            f"cannot read the selection {name}: {first}",
+            hint="give a CSV, Parquet or NDJSON file with a media_id column",
+        ) from None
+
+
+def _check(frame: pl.DataFrame, source: str) -> Selection:
+    columns = {c.lstrip("\ufeff").strip(): c for c in frame.columns}
+    if "media_id" not in columns:
+        listed = ", ".join(frame.columns) or "none"
+        raise SelectionError(
+            f"the selection {source} has no media_id column (columns: {listed})",
+            hint="write it with a media_id column, e.g. vlanalyze sql EXPORT "
+            "'SELECT media_id FROM media ...' -o sel.csv",
+        )
+    picked = frame.select(
+        pl.col(columns[c]).cast(pl.String).str.strip_chars().alias(c)
+        if c in columns
+        else pl.lit(None, pl.String).alias(c)
+        for c in USED_COLUMNS
+    ).filter(pl.col("media_id").is_not_null() & (pl.col("media_id") != ""))
+    if picked.height == 0:
+        raise SelectionError(
+            f"the selection {source} has no rows", hint="select at least one media item"
+        )
+    unique = picked.unique(maintain_order=True)
+    clashes = unique.filter(pl.col("media_id").is_duplicated()).get_column("media_id").unique()
+    if clashes.len():
+        shown = ", ".join(clashes.head(5).to_list())
+        raise SelectionError(
+            f"the selection {source} gives {clashes.len()} media id(s) twice with different "
+            f"labels or splits: {shown}",
+            hint="keep one row per media_id",
+        )
+    digest = hashlib.sha256(unique.write_csv().encode("utf-8")).hexdigest()
+    return Selection(unique, source, digest, "label" in columns, "split" in columns)
 
 
 def read_media_ids(lines: Iterable[str], *, source: str = "the selection") -> list[str]:

@@ -1,0 +1,314 @@
+"""Apply a plan: write the files, the layout's files, the manifest and the record.
+
+Order matters for "nothing lost" and "resumable": refuse a plan with conflicts or
+missing sources before touching the disk; record, *before* the first file, every file
+this run will write (so a run killed midway is recognized as ours next time); clear
+temporary files an interrupted run left; write each file atomically; then the layout
+files, ``manifest.csv`` and the final record. Files and the record are rewritten only
+when their content changes, so a run with nothing to do writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from vlanalyze._fs import TEMP_PREFIX, ProgressCallback, write_bytes_atomic
+from vlanalyze.errors import MaterializeError
+from vlanalyze.materialize._copy import Copier
+from vlanalyze.materialize._plan import Plan
+from vlanalyze.materialize._sources import url_filesystem
+from vlanalyze.materialize._state import MANIFEST_FILE, RECORD_FILE, link_target
+from vlanalyze.materialize._verify import same_content
+
+__all__ = ["MaterializeResult", "materialize"]
+
+_CHUNK = 512  # files per task handed to a worker
+
+
+@dataclass
+class MaterializeResult:
+    """What a run did. ``written`` and ``skipped`` count images; ``notes`` are for people."""
+
+    out: Path
+    written: int
+    skipped: int
+    side_files_written: int
+    pruned: int
+    bytes_written: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not (self.written or self.side_files_written or self.pruned)
+
+
+def materialize(
+    plan: Plan,
+    *,
+    on_progress: ProgressCallback | None = None,
+    prune: bool = False,
+    verify: bool = False,
+    workers: int | None = None,
+) -> MaterializeResult:
+    """Write the files of ``plan`` (from :func:`vlanalyze.plan_materialize`).
+
+    Args:
+        plan: the plan.
+        on_progress: called as ``(files_done, files_total)`` while files are written.
+        prune: remove files an earlier run wrote that left the selection (only those).
+        verify: compare the content of files the quick check finds up to date, and
+            rewrite those that differ.
+        workers: threads writing files (default: 2 for copies from files, else 1).
+
+    Returns:
+        A :class:`MaterializeResult`.
+
+    Raises:
+        MaterializeError: conflicts or missing sources (nothing is written), a link
+            across filesystems, or a write that failed.
+    """
+    _refuse(plan)
+    table = _verified(plan) if verify else plan.table
+    todo = table.filter(pl.col("action") == "write")
+    sides = {p: d for p, d in plan.side_files.items() if plan.side_actions.get(p) != "skip"}
+    if verify:
+        sides = plan.side_files
+    out = plan.out
+    files = _files_of(table, plan)
+    stale = plan.stale if prune else []
+    manifest = _manifest(table)
+    if todo.height or sides or stale or _changed(out / MANIFEST_FILE, manifest):
+        _write_record(out, plan, {**plan.previous, **files}, status="in-progress")
+    notes = _write_images(plan, todo, on_progress, workers)
+    side_written = _write_sides(out, sides)
+    pruned = _prune(out, stale, plan.previous) if stale else 0
+    if _changed(out / MANIFEST_FILE, manifest):
+        write_bytes_atomic(out / MANIFEST_FILE, manifest, overwrite=True)
+    kept = {p: s for p, s in plan.previous.items() if p in plan.stale and not prune}
+    _write_record(out, plan, {**kept, **files}, status="complete")
+    return MaterializeResult(
+        out=out,
+        written=todo.height,
+        skipped=table.height - todo.height if plan.layout != "csv" else 0,
+        side_files_written=side_written,
+        pruned=pruned,
+        bytes_written=int(todo["bytes"].fill_null(0).sum()),
+        notes=notes,
+    )
+
+
+def _refuse(plan: Plan) -> None:
+    conflicts = plan.conflicts
+    if conflicts:
+        shown = ", ".join(conflicts[:5]) + (", ..." if len(conflicts) > 5 else "")
+        raise MaterializeError(
+            f"{len(conflicts)} destination(s) in {plan.out} hold files vlanalyze did not "
+            f"write: {shown}; nothing was written",
+            hint="move them away, or choose another output folder",
+        )
+    missing = plan.missing if plan.layout != "csv" else []
+    if missing:
+        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise MaterializeError(
+            f"{len(missing)} selected image(s) are not in the export or images root: "
+            f"{shown}; nothing was written",
+            hint="give images_root= (--images-root) or fetch them (--fetch-missing DATASET_ID)",
+        )
+
+
+def _verified(plan: Plan) -> pl.DataFrame:
+    """The table, with skips whose content differs from their source turned into writes."""
+    if plan.mode not in ("copy", "reflink"):
+        return plan.table  # a hard link's inode or a symlink's target were checked exactly
+    actions = [
+        "write"
+        if action == "skip"
+        and not same_content(kind, source, plan.out / dest, plan.storage_options)
+        else action
+        for action, kind, source, dest in plan.table.select(
+            "action", "kind", "source", "dest"
+        ).iter_rows()
+    ]
+    return plan.table.with_columns(action=pl.Series(actions, dtype=pl.String))
+
+
+def _files_of(table: pl.DataFrame, plan: Plan) -> dict[str, int]:
+    images = table.filter(pl.col("dest").is_not_null())
+    files = dict(zip(images["dest"], images["bytes"].fill_null(-1), strict=True))
+    files.update({p: len(d) for p, d in plan.side_files.items()})
+    files[MANIFEST_FILE] = -1
+    return files
+
+
+def _manifest(table: pl.DataFrame) -> bytes:
+    columns = ["media_id", "source", "dest", "label", "split", "uniqueness_score", "url"]
+    return table.select(columns).write_csv().encode("utf-8")
+
+
+def _changed(path: Path, data: bytes) -> bool:
+    try:
+        return path.read_bytes() != data
+    except OSError:
+        return True
+
+
+def _write_record(out: Path, plan: Plan, files: dict[str, int], *, status: str) -> None:
+    images = plan.table.filter(pl.col("dest").is_not_null())
+    record: dict[str, Any] = {
+        **plan.record,
+        "status": status,
+        "counts": {
+            "items": plan.table.height,
+            "images": images.height,
+            "image_bytes": int(images["bytes"].fill_null(0).sum()),
+            "side_files": len(plan.side_files),
+        },
+        "files": dict(sorted(files.items())),
+    }
+    data = (json.dumps(record, indent=1, default=str) + "\n").encode("utf-8")
+    if _changed(out / RECORD_FILE, data):
+        out.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(out / RECORD_FILE, data, overwrite=True)
+
+
+def _write_images(
+    plan: Plan, todo: pl.DataFrame, on_progress: ProgressCallback | None, workers: int | None
+) -> list[str]:
+    total = todo.height
+    if total == 0:
+        return []
+    dests = todo["dest"].to_list()
+    _make_folders(plan.out, dests)
+    _clear_temp_files(plan.out, dests)
+    rows = list(todo.select("kind", "source", "dest", "mtime_ns").iter_rows())
+    chunks = [rows[i : i + _CHUNK] for i in range(0, total, _CHUNK)]
+    if workers is None:
+        workers = 2 if plan.mode == "copy" and set(todo["kind"]) == {"file"} else 1
+    opener = _url_opener(todo, plan.storage_options)
+    done = 0
+    last = 0.0
+    fell_back = threading.Event()
+
+    def run(chunk: list[tuple[Any, ...]]) -> int:
+        copier = Copier(plan.mode, url_opener=opener)
+        try:
+            for kind, source, dest, mtime_ns in chunk:
+                _put(copier, plan, kind, source, dest, mtime_ns)
+        finally:
+            copier.close()
+            if copier.reflink_fell_back:
+                fell_back.set()
+        return len(chunk)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for n in _in_order(pool, run, chunks):
+            done += n
+            if on_progress and (time.monotonic() - last > 0.1 or done == total):
+                last = time.monotonic()
+                on_progress(done, total)
+    if fell_back.is_set():
+        return [f"reflinks are not supported in {plan.out}: files were copied instead"]
+    return []
+
+
+def _in_order(pool: ThreadPoolExecutor, fn: Any, chunks: list[Any]) -> Iterator[int]:
+    yield from pool.map(fn, chunks)
+
+
+def _put(copier: Copier, plan: Plan, kind: str, source: str, dest: str, mtime: int | None) -> None:
+    target = plan.out / dest
+    link = (
+        link_target(plan.out, dest, source, plan.absolute_links) if plan.mode == "symlink" else ""
+    )
+    try:
+        copier.put(kind, source, target, mtime, link)
+    except OSError as exc:
+        if plan.mode == "hardlink" and exc.errno == 18:  # EXDEV
+            raise MaterializeError(
+                f"cannot hardlink {source} into {plan.out}: another filesystem",
+                hint="use mode='copy' (--mode copy)",
+            ) from None
+        raise MaterializeError(
+            f"cannot write {target} from {source}: {exc.strerror or exc}",
+            hint="run again to resume: files already written are kept",
+        ) from None
+
+
+def _make_folders(out: Path, dests: list[str]) -> None:
+    for folder in sorted({os.path.dirname(d) for d in dests}):
+        try:
+            (out / folder).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MaterializeError(f"cannot create {out / folder}: {exc.strerror}") from None
+
+
+def _clear_temp_files(out: Path, dests: list[str]) -> None:
+    """Remove the temporary files an interrupted run left beside these destinations."""
+    by_folder: dict[str, set[str]] = {}
+    for dest in dests:
+        folder, _sep, name = dest.rpartition("/")
+        by_folder.setdefault(folder, set()).add(name)
+    for folder, names in by_folder.items():
+        with os.scandir(out / folder) as entries:
+            for entry in entries:
+                if entry.name.startswith(".") and TEMP_PREFIX in entry.name:
+                    target = entry.name[1:].split(TEMP_PREFIX, 1)[0]
+                    if target in names:
+                        os.unlink(entry.path)
+
+
+def _url_opener(todo: pl.DataFrame, options: dict[str, Any]) -> Any:
+    urls = todo.filter(pl.col("kind") == "url")["source"]
+    if urls.len() == 0:
+        return None
+    fs = url_filesystem(urls[0], options)
+    return lambda url: fs.open(url, "rb")
+
+
+def _write_sides(out: Path, sides: dict[str, bytes]) -> int:
+    written = 0
+    for rel, data in sides.items():
+        target = out / rel
+        if not _changed(target, data):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(target, data, overwrite=True)
+        written += 1
+    return written
+
+
+def _prune(out: Path, stale: list[str], previous: dict[str, int]) -> int:
+    """Remove files an earlier run wrote that left the selection; spare changed ones."""
+    removed = 0
+    for rel in stale:
+        path = out / rel
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        recorded = previous.get(rel, -1)
+        if recorded >= 0 and not os.path.islink(path) and st.st_size != recorded:
+            continue  # changed since we wrote it: someone's work, keep it
+        path.unlink()
+        removed += 1
+        _remove_empty_parents(out, path.parent)
+    return removed
+
+
+def _remove_empty_parents(out: Path, folder: Path) -> None:
+    while folder != out and out in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent

@@ -1,0 +1,179 @@
+"""Training layouts: where each image goes, and the side files a framework reads.
+
+``flat``, ``by-label``, ``imagefolder`` (torchvision), ``hf`` (Hugging Face
+imagefolder with ``metadata.jsonl`` per split), ``yolo`` (Ultralytics), ``coco`` and
+``csv`` (the manifest alone). Boxes in an export are ``[x, y, w, h]`` in pixels from the
+top-left corner; YOLO wants ``cx cy w h`` normalized by the item's width and height,
+COCO keeps pixels. One class list serves every split (a list per split swaps labels).
+Pure: returns paths and file contents, writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from vlanalyze.errors import MaterializeError
+from vlanalyze.materialize._names import check_component, split_name
+
+__all__ = ["LAYOUTS", "image_dests", "side_files"]
+
+LAYOUTS = ("flat", "by-label", "imagefolder", "hf", "yolo", "coco", "csv")
+_YOLO_KEYS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+Boxes = Mapping[str, list[tuple[str, float, float, float, float]]]
+
+
+def image_dests(layout: str, items: pl.DataFrame) -> list[str | None]:
+    """The destination (relative, posix) of every item (name, label, split columns)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    names: list[str] = items["name"].to_list()
+    labels: list[str] = items["label"].to_list()
+    splits: list[str] = items["split"].to_list()
+    if layout in ("by-label", "imagefolder"):
+        for label in set(labels):
+            check_component(label, "the label")
+    if layout in ("imagefolder", "hf", "yolo", "coco"):
+        for split in set(splits):
+            check_component(split, "the split")
+    if layout == "yolo":
+        unknown = sorted(s for s in set(splits) if s not in _YOLO_KEYS)
+        if unknown:
+            raise MaterializeError(
+                f"YOLO splits must be train, val or test; the selection has {unknown[0]!r}",
+                hint="rename the split column's values to train / val / test",
+            )
+    if layout == "csv":
+        return [None] * len(names)
+    if layout == "flat":
+        return list(names)
+    if layout == "by-label":
+        return [f"{lab}/{n}" for lab, n in zip(labels, names, strict=True)]
+    if layout == "imagefolder":
+        return [f"{s}/{lab}/{n}" for s, lab, n in zip(splits, labels, names, strict=True)]
+    if layout == "hf":
+        return [f"{s}/{n}" for s, n in zip(splits, names, strict=True)]
+    return [f"images/{s}/{n}" for s, n in zip(splits, names, strict=True)]
+
+
+def side_files(
+    layout: str,
+    items: pl.DataFrame,
+    boxes: Boxes,
+    all_labels: Mapping[str, list[str]],
+    out: Path,
+) -> dict[str, bytes]:
+    """The layout's own files (relative path -> content): labels, data.yaml, JSON, JSONL."""
+    if layout == "yolo":
+        return _yolo(items, boxes, out)
+    if layout == "coco":
+        return _coco(items, boxes)
+    if layout == "hf":
+        return _hf(items, boxes, all_labels)
+    return {}
+
+
+def _classes(items: pl.DataFrame, boxes: Boxes) -> list[str]:
+    return sorted({b[0] for m in items["media_id"] for b in boxes.get(m, ())})
+
+
+def _need_size(row: Mapping[str, Any], layout: str) -> tuple[int, int]:
+    width, height = row["width"], row["height"]
+    if not width or not height:
+        raise MaterializeError(
+            f"{layout}: media {row['media_id']} has boxes but no width/height in the export",
+            hint="choose a layout without boxes (flat, by-label, imagefolder)",
+        )
+    return int(width), int(height)
+
+
+def _yolo(items: pl.DataFrame, boxes: Boxes, out: Path) -> dict[str, bytes]:
+    classes = {name: i for i, name in enumerate(_classes(items, boxes))}
+    files: dict[str, bytes] = {}
+    for row in items.iter_rows(named=True):
+        own = boxes.get(row["media_id"])
+        if not own:
+            continue  # Ultralytics needs no label file for an image without objects
+        width, height = _need_size(row, "yolo")
+        lines = [
+            f"{classes[c]} {(x + w / 2) / width:.6f} {(y + h / 2) / height:.6f} "
+            f"{w / width:.6f} {h / height:.6f}"
+            for c, x, y, w, h in own
+        ]
+        stem = split_name(row["name"])[0]
+        files[f"labels/{row['split']}/{stem}.txt"] = ("\n".join(lines) + "\n").encode()
+    yaml = [f"path: {json.dumps(str(out))}"]
+    present = set(items["split"].to_list())
+    for split in sorted(present, key=lambda s: ("train", "val", "test").index(_YOLO_KEYS[s])):
+        yaml.append(f"{_YOLO_KEYS[split]}: images/{split}")
+    yaml.append("names:")
+    yaml.extend(f"  {i}: {json.dumps(name)}" for name, i in classes.items())
+    files["data.yaml"] = ("\n".join(yaml) + "\n").encode()
+    return files
+
+
+def _coco(items: pl.DataFrame, boxes: Boxes) -> dict[str, bytes]:
+    # Ids start at 1: 0-based category ids break CVAT and other readers.
+    categories = {name: i for i, name in enumerate(_classes(items, boxes), start=1)}
+    per_split: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(
+        lambda: {"images": [], "annotations": []}
+    )
+    ann_id = 0
+    for image_id, row in enumerate(items.iter_rows(named=True), start=1):
+        doc = per_split[row["split"]]
+        doc["images"].append(
+            {
+                "id": image_id,
+                "file_name": row["name"],
+                "width": row["width"],
+                "height": row["height"],
+                "media_id": row["media_id"],
+            }
+        )
+        for c, x, y, w, h in boxes.get(row["media_id"], ()):
+            ann_id += 1
+            doc["annotations"].append(
+                {
+                    "id": ann_id,
+                    "image_id": image_id,
+                    "category_id": categories[c],
+                    "bbox": [x, y, w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                    "segmentation": [],
+                }
+            )
+    cats = [{"id": i, "name": n, "supercategory": ""} for n, i in categories.items()]
+    return {
+        f"annotations/instances_{split}.json": json.dumps(
+            {**doc, "categories": cats}, ensure_ascii=False
+        ).encode()
+        for split, doc in sorted(per_split.items())
+    }
+
+
+def _hf(items: pl.DataFrame, boxes: Boxes, all_labels: Mapping[str, list[str]]) -> dict[str, bytes]:
+    lines: dict[str, list[str]] = defaultdict(list)
+    for row in items.iter_rows(named=True):
+        own: Sequence[tuple[str, float, float, float, float]] = boxes.get(row["media_id"], ())
+        record = {
+            "file_name": row["name"],
+            "media_id": row["media_id"],
+            "label": row["label"],
+            "labels": all_labels.get(row["media_id"], []),
+            "objects": {
+                "bbox": [[x, y, w, h] for _c, x, y, w, h in own],
+                "categories": [c for c, *_box in own],
+            },
+        }
+        lines[row["split"]].append(json.dumps(record, ensure_ascii=False))
+    return {
+        f"{split}/metadata.jsonl": ("\n".join(rows) + "\n").encode()
+        for split, rows in sorted(lines.items())
+    }

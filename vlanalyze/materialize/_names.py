@@ -1,0 +1,144 @@
+"""File names of materialized images, and the checks every destination must pass.
+
+The default name ``<stem>__<media_id[:8]><ext>`` keeps names readable and unique
+(video frames all share ``output_00000N.jpg``); where two short names still meet
+(case-insensitively), those items take the full media id. A ``--name`` template is
+used as given, and the plan rejects what it would break: collisions (case-insensitive
+ones too), names Windows cannot hold, and anything that would land outside OUT.
+Pure string work: nothing here touches a disk.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Iterable, Mapping, Sequence
+
+from vlanalyze.errors import MaterializeError
+
+__all__ = [
+    "DEFAULT_TEMPLATE",
+    "FIELDS",
+    "check_component",
+    "check_relative",
+    "find_collisions",
+    "render_names",
+    "split_name",
+]
+
+DEFAULT_TEMPLATE = "{stem}__{media_id8}{ext}"
+FIELDS = ("media_id", "file_name", "stem", "ext", "file_path", "label", "split")
+
+_WINDOWS_ILLEGAL = re.compile(r'[<>:"|?*\\\x00-\x1f]')
+_WINDOWS_RESERVED = {
+    "con",
+    "prn",
+    "aux",
+    "nul",
+    *(f"com{i}" for i in range(1, 10)),
+    *(f"lpt{i}" for i in range(1, 10)),
+}
+
+
+def split_name(file_name: str) -> tuple[str, str]:
+    """``("a.webp", ".jpg")`` for ``"a.webp.jpg"``: the stem and the last extension."""
+    dot = file_name.rfind(".")
+    if dot <= 0:
+        return file_name, ""
+    return file_name[:dot], file_name[dot:]
+
+
+def check_template(template: str) -> None:
+    """Raise unless ``template`` uses only the known ``{fields}``."""
+    try:
+        fields = [f for _t, f, _s, _c in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise MaterializeError(f"bad name template {template!r}: {exc}") from None
+    unknown = [f for f in fields if f not in FIELDS]
+    if unknown or not fields:
+        raise MaterializeError(
+            f"bad name template {template!r}"
+            + (f": unknown field {{{unknown[0]}}}" if unknown else ": it uses no field"),
+            hint="use " + ", ".join(f"{{{f}}}" for f in FIELDS),
+        )
+
+
+def render_names(rows: Sequence[Mapping[str, str]], template: str | None) -> list[str]:
+    """One name per row (``rows`` hold the FIELDS as text); the default when no template."""
+    if template is not None:
+        check_template(template)
+        return [template.format_map(row) for row in rows]
+    names = [_default(row, row["media_id"][:8]) for row in rows]
+    seen: dict[str, int] = {}
+    for name in names:
+        seen[name.casefold()] = seen.get(name.casefold(), 0) + 1
+    return [
+        _default(row, row["media_id"]) if seen[name.casefold()] > 1 else name
+        for row, name in zip(rows, names, strict=True)
+    ]
+
+
+def _default(row: Mapping[str, str], media_id: str) -> str:
+    return f"{row['stem']}__{media_id}{row['ext']}"
+
+
+def check_component(part: str, what: str) -> None:
+    """Raise unless ``part`` is one safe path component (a label, a split, a file name)."""
+    problem = _component_problem(part)
+    if problem:
+        raise MaterializeError(
+            f"{what} {part!r} cannot be a file or folder name: {problem}",
+            hint="rename it in the selection (a label or split column), or choose another name",
+        )
+
+
+def check_relative(path: str, what: str) -> None:
+    """Raise unless ``path`` (posix, relative) stays inside its folder and suits Windows."""
+    if not path or path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+        raise MaterializeError(
+            f"{what} {path!r} is not a relative path inside the output folder",
+            hint="fix the name template or the selection's label/split",
+        )
+    for part in path.split("/"):
+        problem = _component_problem(part)
+        if problem:
+            raise MaterializeError(
+                f"{what} {path!r} is not a safe path: {part!r} {problem}",
+                hint="fix the name template (--name / name=) or the selection's label/split",
+            )
+
+
+def _component_problem(part: str) -> str | None:
+    if part in ("", ".", ".."):
+        return "is empty, '.' or '..'"
+    if "/" in part:
+        return "holds '/'"
+    if _WINDOWS_ILLEGAL.search(part):
+        return 'holds a character Windows forbids (<>:"|?*\\ or a control character)'
+    if part.endswith((".", " ")):
+        return "ends with a dot or space (Windows drops them)"
+    if part.split(".", 1)[0].casefold() in _WINDOWS_RESERVED:
+        return "is a name Windows reserves (CON, NUL, COM1, ...)"
+    if len(part.encode("utf-8")) > 255:
+        return "is longer than 255 bytes"
+    return None
+
+
+def find_collisions(paths: Iterable[str]) -> list[tuple[str, str]]:
+    """Pairs of paths that would land on one file (equal when case is ignored), or where
+    one path is a file and also a folder of another."""
+    first: dict[str, str] = {}
+    clashes: list[tuple[str, str]] = []
+    folders: dict[str, str] = {}
+    all_paths = list(paths)
+    for path in all_paths:
+        key = path.casefold()
+        if key in first:
+            clashes.append((first[key], path))
+        else:
+            first[key] = path
+        parts = key.split("/")
+        for i in range(1, len(parts)):
+            folders.setdefault("/".join(parts[:i]), path)
+    clashes.extend((first[k], folders[k]) for k in first.keys() & folders.keys())
+    return clashes

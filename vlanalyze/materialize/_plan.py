@@ -1,0 +1,330 @@
+"""Plan a materialization: what goes where, and what is already there. Writes nothing.
+
+:func:`plan_materialize` joins a selection to the export, picks labels and splits,
+names every file, checks every destination (collisions, Windows names, escapes), finds
+each image's source, and compares each destination with what is on disk: ``write``
+(absent, or an earlier run's file that is out of date), ``skip`` (up to date by size
+and mtime, as rsync's quick check), ``conflict`` (a file this tool did not write) or
+``missing`` (no source). :func:`vlanalyze.materialize` then applies the plan.
+
+Label policy when the selection has no ``label`` column: an image's image-level label
+given by a person (source ``User``) first, then ``Model``, then ``Visual Layer``, ties
+broken by name; images with none are ``unlabeled``. The ``hf`` layout also lists all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from vlanalyze._version import __version__
+from vlanalyze.errors import MaterializeError, SelectionError
+from vlanalyze.materialize import _names as names_mod
+from vlanalyze.materialize._layouts import LAYOUTS, image_dests, side_files
+from vlanalyze.materialize._selection import Selection, read_selection
+from vlanalyze.materialize._sources import resolve_sources
+from vlanalyze.materialize._state import (
+    MANIFEST_FILE,
+    RECORD_FILE,
+    dest_action,
+    read_record,
+    side_action,
+)
+from vlanalyze.query._export import Export
+
+__all__ = ["MODES", "Plan", "plan_materialize"]
+
+MODES = ("copy", "hardlink", "symlink", "reflink")
+UNLABELED = "unlabeled"
+DEFAULT_SPLIT = "train"
+_SOURCE_RANK = {"User": 0, "Model": 1, "Visual Layer": 2}
+Box = tuple[str, float, float, float, float]
+
+
+@dataclass
+class Plan:
+    """What :func:`vlanalyze.materialize` will do. ``table`` is one row per selected item:
+    media_id, source, kind, dest, bytes, mtime_ns, action, label, split, uniqueness_score,
+    url. ``side_files`` are the layout's own files (path -> content) and their actions."""
+
+    out: Path
+    layout: str
+    mode: str
+    table: pl.DataFrame
+    side_files: dict[str, bytes]
+    side_actions: dict[str, str]
+    record: dict[str, Any]
+    previous: dict[str, int]
+    absolute_links: bool = False
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+    def count(self, action: str) -> int:
+        """How many images have ``action`` (write, skip, conflict, missing, list)."""
+        return int((self.table["action"] == action).sum())
+
+    @property
+    def conflicts(self) -> list[str]:
+        """Destinations holding a file this tool did not write (images and side files)."""
+        rows = self.table.filter(pl.col("action") == "conflict")["dest"].to_list()
+        return rows + [p for p, a in self.side_actions.items() if a == "conflict"]
+
+    @property
+    def missing(self) -> list[str]:
+        """Media ids whose image was found nowhere."""
+        return list(self.table.filter(pl.col("action") == "missing")["media_id"])
+
+    @property
+    def stale(self) -> list[str]:
+        """Files an earlier run wrote that this plan no longer has (what prune removes)."""
+        keep = set(self.table["dest"].drop_nulls()) | set(self.side_files)
+        keep |= {MANIFEST_FILE, RECORD_FILE}
+        return sorted(p for p in self.previous if p not in keep)
+
+    def summary(self) -> dict[str, int]:
+        """Counts: images to write / skip, conflicts, missing, bytes to write, side files."""
+        writing = self.table.filter(pl.col("action") == "write")
+        return {
+            "items": self.table.height,
+            "write": writing.height,
+            "skip": self.count("skip"),
+            "conflict": len(self.conflicts),
+            "missing": self.count("missing"),
+            "bytes_to_write": int(writing["bytes"].fill_null(0).sum()),
+            "side_files_to_write": sum(a == "write" for a in self.side_actions.values()),
+            "stale": len(self.stale),
+        }
+
+    def write_parquet(self, path: str | os.PathLike[str]) -> None:
+        """Save the plan's table (with the output folder and mode in its metadata), for an
+        engine that applies it in parallel partitions."""
+        import pyarrow.parquet as pq
+
+        table = self.table.with_columns(out=pl.lit(str(self.out)), mode=pl.lit(self.mode))
+        arrow = table.to_arrow()
+        meta = {b"vlanalyze_plan": json.dumps({"out": str(self.out), "mode": self.mode}).encode()}
+        pq.write_table(arrow.replace_schema_metadata(meta), os.fspath(path))
+
+
+def plan_materialize(
+    export: Export,
+    selection: str | os.PathLike[str] | pl.DataFrame | Selection,
+    out: str | os.PathLike[str],
+    *,
+    layout: str = "flat",
+    mode: str = "copy",
+    name: str | None = None,
+    images_root: str | os.PathLike[str] | None = None,
+    extra_sources: Sequence[Export | str | os.PathLike[str]] = (),
+    absolute_links: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Plan:
+    """Plan the files for ``selection`` under ``out``; read the disk, write nothing.
+
+    Args:
+        export: the opened export.
+        selection: a file with a ``media_id`` column (CSV, Parquet, NDJSON), ``"-"``,
+            or a polars DataFrame; ``label`` and ``split`` columns are used if present.
+        out: the output folder.
+        layout: flat, by-label, imagefolder, hf, yolo, coco or csv.
+        mode: copy, hardlink, symlink or reflink.
+        name: a file-name template over {media_id} {file_name} {stem} {ext} {file_path}
+            {label} {split} (default: ``<stem>__<media_id[:8]><ext>``).
+        images_root: a folder or object-store URL the items' ``file_path``s are under.
+        extra_sources: more exports (folders or ZIPs) to take images from.
+        absolute_links: symlinks point at absolute paths (default: relative).
+        storage_options: passed to fsspec for an object-store ``images_root``.
+
+    Returns:
+        The :class:`Plan`.
+
+    Raises:
+        SelectionError: bad selection, or media ids the export does not have.
+        MaterializeError: unsafe or colliding names, or a mode the sources cannot take.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    sel = read_selection(selection)
+    out_path = Path(out).expanduser().absolute()
+    items = _items(export, sel)
+    items = items.with_columns(
+        name=pl.Series(names_mod.render_names(items.to_dicts(), name), dtype=pl.String)
+    )
+    items = items.with_columns(dest=pl.Series(image_dests(layout, items), dtype=pl.String))
+    boxes = _boxes(export, sel) if layout in ("yolo", "coco", "hf") else {}
+    extra = side_files(layout, items, boxes, _all_labels(export, sel), out_path)
+    _check_paths(items["dest"].drop_nulls().to_list(), list(extra))
+    sources = resolve_sources(
+        export,
+        items.select("media_id", "file_path"),
+        extra=extra_sources,
+        images_root=images_root,
+        storage_options=storage_options,
+    )
+    table = items.join(sources, on="media_id", how="left", maintain_order="left")
+    _check_mode(table, mode, out_path, layout)
+    plan = _finish(export, sel, out_path, layout, mode, name, images_root, table, extra,
+                   absolute_links)  # fmt: skip
+    plan.storage_options = dict(storage_options or {})
+    return plan
+
+
+def _finish(
+    export: Export,
+    sel: Selection,
+    out: Path,
+    layout: str,
+    mode: str,
+    name: str | None,
+    images_root: str | os.PathLike[str] | None,
+    table: pl.DataFrame,
+    extra: dict[str, bytes],
+    absolute_links: bool,
+) -> Plan:
+    previous = read_record(out)
+    actions = [
+        "list"
+        if dest is None
+        else dest_action(out, dest, src, kind, size, mtime, mode, absolute_links, previous)
+        for dest, src, kind, size, mtime in table.select(
+            "dest", "source", "kind", "bytes", "mtime_ns"
+        ).iter_rows()
+    ]
+    table = table.with_columns(action=pl.Series(actions, dtype=pl.String))
+    if layout == "csv":
+        table = table.with_columns(dest=pl.lit(None, pl.String))
+    side_actions = {p: side_action(out, p, data, previous) for p, data in extra.items()}
+    record = {
+        "tool": "vlanalyze materialize",
+        "version": __version__,
+        "export": {"fingerprint": export.source.fingerprint(), "info": _info(export)},
+        "selection": {"source": sel.source, "sha256": sel.sha256, "rows": sel.frame.height},
+        "parameters": {
+            "layout": layout,
+            "mode": mode,
+            "name": name,
+            "images_root": None if images_root is None else os.fspath(images_root),
+            "absolute_links": absolute_links,
+        },
+    }
+    columns = ["media_id", "source", "kind", "dest", "bytes", "mtime_ns", "action"]
+    columns += ["label", "split", "uniqueness_score", "url"]
+    return Plan(out, layout, mode, table.select(columns), extra, side_actions, record,
+                previous, absolute_links)  # fmt: skip
+
+
+def _info(export: Export) -> dict[str, Any]:
+    info = dict(export.info)
+    return {k: v for k, v in info.items() if k not in ("images", "source")}
+
+
+def _items(export: Export, sel: Selection) -> pl.DataFrame:
+    """Selection rows joined to the export's media, with label, split and name fields."""
+    media = export.media.select(
+        "media_id", "file_name", "file_path", "width", "height", "uniqueness_score", "url"
+    ).with_columns(_known=pl.lit(True))
+    joined = sel.frame.lazy().join(media, on="media_id", how="left", maintain_order="left")
+    items = joined.collect()
+    unknown = items.filter(pl.col("_known").is_null())["media_id"]
+    if unknown.len():
+        shown = ", ".join(unknown.head(5).to_list())
+        raise SelectionError(
+            f"{unknown.len()} media id(s) of the selection are not in the export: {shown}",
+            hint="the selection must come from this export",
+        )
+    if not sel.has_label:
+        items = items.drop("label").join(
+            _chosen_labels(export, sel), on="media_id", how="left", maintain_order="left"
+        )
+    base = pl.coalesce(
+        pl.col("file_name"), pl.col("file_path").str.split("/").list.last(), pl.col("media_id")
+    )
+    items = items.with_columns(
+        label=pl.col("label").fill_null(UNLABELED),
+        split=pl.col("split").fill_null(DEFAULT_SPLIT),
+        file_name=base,
+        file_path=pl.col("file_path").fill_null(""),
+        media_id8=pl.col("media_id").str.slice(0, 8),
+    )
+    stems = [names_mod.split_name(n) for n in items["file_name"]]
+    return items.drop("_known").with_columns(
+        stem=pl.Series([s for s, _e in stems], dtype=pl.String),
+        ext=pl.Series([e for _s, e in stems], dtype=pl.String),
+    )
+
+
+def _chosen_labels(export: Export, sel: Selection) -> pl.DataFrame:
+    labels = export.labels.join(sel.frame.lazy().select("media_id"), on="media_id", how="semi")
+    rank = pl.col("source").replace_strict(_SOURCE_RANK, default=3, return_dtype=pl.Int32)
+    return (
+        labels.with_columns(_rank=rank)
+        .sort("media_id", "_rank", "category_name")
+        .group_by("media_id", maintain_order=True)
+        .agg(label=pl.col("category_name").first())
+        .collect()
+    )
+
+
+def _all_labels(export: Export, sel: Selection) -> dict[str, list[str]]:
+    labels = export.labels.join(sel.frame.lazy().select("media_id"), on="media_id", how="semi")
+    grouped = labels.group_by("media_id").agg(pl.col("category_name").unique().sort()).collect()
+    return dict(zip(grouped["media_id"], grouped["category_name"].to_list(), strict=True))
+
+
+def _boxes(
+    export: Export, sel: Selection
+) -> dict[str, list[tuple[str, float, float, float, float]]]:
+    objects = (
+        export.objects.join(sel.frame.lazy().select("media_id"), on="media_id", how="semi")
+        .filter(pl.col("bbox_w").is_not_null() & pl.col("bbox_h").is_not_null())
+        .select("media_id", "category_name", "bbox_x", "bbox_y", "bbox_w", "bbox_h")
+        .collect()
+    )
+    boxes: dict[str, list[Box]] = {}
+    for media_id, cat, x, y, w, h in objects.iter_rows():
+        boxes.setdefault(media_id, []).append((cat, x, y, w, h))
+    return boxes
+
+
+def _check_paths(dests: list[str], extra: list[str]) -> None:
+    for dest in dests:
+        names_mod.check_relative(dest, "the destination")
+    reserved = [MANIFEST_FILE, RECORD_FILE]
+    clashes = names_mod.find_collisions([*dests, *extra, *reserved])
+    if clashes:
+        a, b = clashes[0]
+        case = a != b and a.casefold() == b.casefold()
+        raise MaterializeError(
+            f"{len(clashes)} destination(s) collide, e.g. {a!r} and {b!r}"
+            + (" (names differing only in case are one file on macOS and Windows)" if case else ""),
+            hint="use a name template with {media_id} (or the default name)",
+        )
+
+
+def _check_mode(table: pl.DataFrame, mode: str, out: Path, layout: str) -> None:
+    if mode not in ("hardlink", "symlink") or layout == "csv":
+        return
+    kinds = set(table["kind"].drop_nulls())
+    if kinds - {"file"}:
+        where = "a ZIP" if "zip" in kinds else "an object store"
+        raise MaterializeError(
+            f"cannot {mode} images that are inside {where}",
+            hint="use mode='copy' (--mode copy), or extract the export first",
+        )
+    if mode == "hardlink":
+        anchor = out
+        while not anchor.exists():
+            anchor = anchor.parent
+        devices = set(table["dev"].drop_nulls())
+        if devices - {anchor.stat().st_dev}:
+            raise MaterializeError(
+                f"cannot hardlink into {out}: the images are on another filesystem",
+                hint="use mode='copy' (--mode copy) or mode='reflink'",
+            )

@@ -1,0 +1,212 @@
+"""Where each selected image's bytes come from.
+
+In order: the export's own ``images/`` (a folder, or a ZIP read in place), then any
+extra exports (e.g. the images ``--fetch-missing`` pulled), then ``images_root``: each
+``file_path`` mapped onto a local folder or an object-store URL (``s3://``, ``gs://``;
+read through fsspec, an optional extra). Sources are stat-ed, never read, here.
+
+A source is a URI a distributed engine can open too: an absolute path, an fsspec
+chained ``zip://<member>::<archive>`` URL, or the object-store URL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import posixpath
+import re
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from vlanalyze.errors import MaterializeError
+from vlanalyze.query._export import Export, open_export
+
+__all__ = ["SOURCE_SCHEMA", "is_url", "resolve_sources", "url_filesystem"]
+
+SOURCE_SCHEMA = {
+    "media_id": pl.String,
+    "source": pl.String,
+    "kind": pl.String,  # file | zip | url
+    "bytes": pl.Int64,
+    "mtime_ns": pl.Int64,
+    "dev": pl.Int64,  # st_dev of a file source (for hardlinks), else null
+}
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url(root: str) -> bool:
+    """True for ``s3://...``-like roots (not ``file://``)."""
+    return bool(_URL.match(root)) and not root.startswith("file://")
+
+
+def resolve_sources(
+    export: Export,
+    media: pl.DataFrame,
+    *,
+    extra: Sequence[Export | str | os.PathLike[str]] = (),
+    images_root: str | os.PathLike[str] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> pl.DataFrame:
+    """A SOURCE_SCHEMA row for every item of ``media`` (media_id, file_path) found."""
+    found = [_from_export(export, media)]
+    for other in extra:
+        other_ex = other if isinstance(other, Export) else open_export(other)
+        found.append(_from_export(other_ex, media))
+    if images_root is not None:
+        root = os.fspath(images_root)
+        if is_url(root):
+            found.append(_from_url(root, media, storage_options or {}))
+        else:
+            found.append(_from_folder(Path(root), media))
+    return pl.concat(found, how="vertical").unique("media_id", keep="first", maintain_order=True)
+
+
+def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=SOURCE_SCHEMA)
+
+
+def _from_export(export: Export, media: pl.DataFrame) -> pl.DataFrame:
+    paths = export.images.paths.join(media.select("media_id"), on="media_id", how="semi")
+    if paths.height == 0:
+        return _frame([])
+    pairs = list(zip(paths["media_id"], paths["image_path"], strict=True))
+    if export.source.member is not None:
+        return _from_zip(export.root, export.source.zip_prefix, pairs)
+    return _stat_files([(m, export.root / p) for m, p in pairs])
+
+
+def _stat_files(pairs: list[tuple[str, Path]]) -> pl.DataFrame:
+    rows = []
+    for media_id, path in pairs:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if not os.path.isfile(path):
+            continue
+        rows.append(
+            {
+                "media_id": media_id,
+                "source": os.path.abspath(path),
+                "kind": "file",
+                "bytes": st.st_size,
+                "mtime_ns": st.st_mtime_ns,
+                "dev": st.st_dev,
+            }
+        )
+    return _frame(rows)
+
+
+def _from_zip(archive: Path, prefix: str, pairs: list[tuple[str, str]]) -> pl.DataFrame:
+    with zipfile.ZipFile(archive) as zf:
+        infos = {i.filename: i for i in zf.infolist()}
+    rows = []
+    for media_id, rel in pairs:
+        info = infos.get(prefix + rel)
+        if info is None:
+            continue
+        rows.append(
+            {
+                "media_id": media_id,
+                "source": f"zip://{info.filename}::{os.path.abspath(archive)}",
+                "kind": "zip",
+                "bytes": info.file_size,
+                "mtime_ns": zip_mtime_ns(info),
+                "dev": None,
+            }
+        )
+    return _frame(rows)
+
+
+def zip_mtime_ns(info: zipfile.ZipInfo) -> int:
+    """A member's timestamp (local time, as unzip reads it), in whole seconds, as ns."""
+    try:
+        stamp = dt.datetime(*info.date_time).timestamp()
+    except (ValueError, OverflowError):
+        stamp = 315532800.0  # 1980-01-01, the ZIP epoch
+    return int(stamp) * 1_000_000_000
+
+
+def _safe_rel(file_path: str | None) -> str | None:
+    """``file_path`` as a relative posix path that stays under its root, or None."""
+    if not file_path:
+        return None
+    rel = posixpath.normpath(file_path.replace("\\", "/").lstrip("/"))
+    if rel in (".", "..") or rel.startswith("../") or re.match(r"^[A-Za-z]:", rel):
+        return None
+    return rel
+
+
+def _from_folder(root: Path, media: pl.DataFrame) -> pl.DataFrame:
+    if not root.is_dir():
+        raise MaterializeError(
+            f"the images root {root} is not a folder",
+            hint="give the folder the dataset's file_paths are relative to",
+        )
+    pairs = []
+    for media_id, file_path in zip(media["media_id"], media["file_path"], strict=True):
+        rel = _safe_rel(file_path)
+        if rel is not None:
+            pairs.append((media_id, root / rel))
+    return _stat_files(pairs)
+
+
+def url_filesystem(url: str, storage_options: Mapping[str, Any]) -> Any:
+    """The fsspec filesystem for ``url``; a clear error when the extra is not installed."""
+    try:
+        import fsspec  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:
+        raise MaterializeError(
+            f"reading images from {url} needs fsspec",
+            hint="pip install 'vlanalyze[cloud]' (fsspec and s3fs; gcsfs for gs://)",
+        ) from None
+    protocol = url.split("://", 1)[0]
+    try:
+        return fsspec.filesystem(protocol, **dict(storage_options))
+    except (ImportError, ValueError) as exc:
+        raise MaterializeError(
+            f"cannot read {protocol}:// URLs: {exc}",
+            hint="pip install 'vlanalyze[cloud]' (s3fs for s3://, gcsfs for gs://)",
+        ) from None
+
+
+def _from_url(root: str, media: pl.DataFrame, options: Mapping[str, Any]) -> pl.DataFrame:
+    fs = url_filesystem(root, options)
+    protocol, rest = root.split("://", 1)
+    base = rest.rstrip("/")
+    try:
+        listing: dict[str, dict[str, Any]] = fs.find(base, detail=True)
+    except (OSError, ValueError) as exc:
+        raise MaterializeError(f"cannot list {root}: {exc}") from None
+    by_key = {name[len(base) + 1 :]: info for name, info in listing.items()}
+    rows = []
+    for media_id, file_path in zip(media["media_id"], media["file_path"], strict=True):
+        rel = _safe_rel(file_path)
+        info = by_key.get(rel) if rel is not None else None
+        if info is None:
+            continue
+        rows.append(
+            {
+                "media_id": media_id,
+                "source": f"{protocol}://{base}/{rel}",
+                "kind": "url",
+                "bytes": int(info.get("size") or 0),
+                "mtime_ns": _url_mtime_ns(info),
+                "dev": None,
+            }
+        )
+    return _frame(rows)
+
+
+def _url_mtime_ns(info: Mapping[str, Any]) -> int | None:
+    stamp = info.get("LastModified") or info.get("mtime") or info.get("updated")
+    if isinstance(stamp, dt.datetime):
+        return int(stamp.timestamp()) * 1_000_000_000
+    if isinstance(stamp, (int, float)):
+        return int(stamp) * 1_000_000_000
+    return None

@@ -1,0 +1,128 @@
+"""What is already in an output folder, and whether this tool wrote it.
+
+``OUT/vlanalyze-materialize.json`` records every file a run wrote (path -> bytes). It is
+written *before* the first file (as ``in-progress``, listing what the run will write)
+and again at the end, so a run killed midway leaves files the next run recognizes as
+its own. A file at a destination that no record lists is a user's file: a conflict.
+Reads only; writing is :mod:`vlanalyze.materialize._apply`'s job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from functools import lru_cache
+from pathlib import Path
+
+from vlanalyze.errors import MaterializeError
+
+__all__ = [
+    "MANIFEST_FILE",
+    "RECORD_FILE",
+    "dest_action",
+    "link_target",
+    "read_record",
+    "side_action",
+]
+
+MANIFEST_FILE = "manifest.csv"
+RECORD_FILE = "vlanalyze-materialize.json"
+
+
+def read_record(out: Path) -> dict[str, int]:
+    """The files (path -> bytes) earlier runs wrote into ``out``; {} if none did."""
+    path = out / RECORD_FILE
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except NotADirectoryError:
+        raise MaterializeError(f"{out} is a file, not a folder", hint="choose a folder") from None
+    except (OSError, ValueError) as exc:
+        raise MaterializeError(
+            f"cannot read {path}: {exc}",
+            hint="it is not a vlanalyze record; move it away, or choose another folder",
+        ) from None
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, dict):
+        raise MaterializeError(
+            f"{path} is not a vlanalyze materialize record (no files)",
+            hint="move it away, or choose another folder",
+        )
+    return {str(k): int(v) if isinstance(v, int) else -1 for k, v in files.items()}
+
+
+@lru_cache(maxsize=4096)
+def _real_dir(folder: str) -> str:
+    return os.path.realpath(folder)
+
+
+def link_target(out: Path, dest: str, source: str, absolute: bool) -> str:
+    """What a symlink at ``out/dest`` holds: ``source``, relative to the link's real folder
+    unless ``absolute`` (relative links survive moving the folders or a container mount)."""
+    src_real = os.path.join(_real_dir(os.path.dirname(source)), os.path.basename(source))
+    if absolute:
+        return src_real
+    link_dir = _real_dir(os.path.dirname(os.path.join(out, dest)))
+    return os.path.relpath(src_real, link_dir)
+
+
+def dest_action(
+    out: Path,
+    dest: str,
+    source: str | None,
+    kind: str | None,
+    size: int | None,
+    mtime_ns: int | None,
+    mode: str,
+    absolute: bool,
+    previous: dict[str, int],
+) -> str:
+    """write / skip / conflict / missing for one image destination."""
+    if source is None:
+        return "missing"
+    path = os.path.join(out, dest)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "write"
+    except NotADirectoryError:
+        return "conflict"
+    if dest not in previous or stat.S_ISDIR(st.st_mode):
+        return "conflict"
+    if mode == "symlink":
+        target = link_target(out, dest, source, absolute)
+        up_to_date = stat.S_ISLNK(st.st_mode) and os.readlink(path) == target
+    else:
+        up_to_date = _same_file(st, source, size, mtime_ns, mode)
+    return "skip" if up_to_date else "write"
+
+
+def _same_file(
+    st: os.stat_result, source: str, size: int | None, mtime_ns: int | None, mode: str
+) -> bool:
+    if not stat.S_ISREG(st.st_mode):
+        return False
+    if mode == "hardlink":
+        try:
+            src = os.stat(source)
+        except OSError:
+            return False
+        return (src.st_ino, src.st_dev) == (st.st_ino, st.st_dev)
+    # rsync's quick check: same size, same mtime (copies keep the source's mtime).
+    return st.st_size == size and (mtime_ns is None or st.st_mtime_ns == mtime_ns)
+
+
+def side_action(out: Path, rel: str, data: bytes, previous: dict[str, int]) -> str:
+    """write / skip / conflict for a layout file whose content is ``data``."""
+    path = out / rel
+    try:
+        current = path.read_bytes()
+    except FileNotFoundError:
+        return "write"
+    except (IsADirectoryError, NotADirectoryError):
+        return "conflict"
+    if current == data:
+        return "skip"
+    return "write" if rel in previous else "conflict"

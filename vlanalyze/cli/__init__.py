@@ -11,6 +11,7 @@ import click
 
 from vlanalyze._version import __version__
 from vlanalyze.cli.fetch_cmds import fetch, stand_in
+from vlanalyze.cli.materialize_cmds import materialize
 from vlanalyze.cli.query_cmds import convert, info, sql
 
 
@@ -24,6 +25,7 @@ def main() -> None:
       vlanalyze info sample_data/export-json
       vlanalyze sql sample_data/export-json "SELECT count(*) FROM media"
       vlanalyze fetch DATASET_ID -o exported_dataset/
+      vlanalyze materialize exported_dataset/ selection.csv -o picked/ --layout yolo
     """
 
 
@@ -32,3 +34,4 @@ main.add_command(sql)
 main.add_command(convert)
 main.add_command(fetch)
 main.add_command(stand_in)
+main.add_command(materialize)

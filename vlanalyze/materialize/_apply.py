@@ -77,7 +77,7 @@ def materialize(
         MaterializeError: conflicts or missing sources (nothing is written), a link
             across filesystems, or a write that failed.
     """
-    _refuse(plan)
+    plan.check()
     table = _verified(plan) if verify else plan.table
     todo = table.filter(pl.col("action") == "write")
     sides = {p: d for p, d in plan.side_files.items() if plan.side_actions.get(p) != "skip"}
@@ -105,25 +105,6 @@ def materialize(
         bytes_written=int(todo["bytes"].fill_null(0).sum()),
         notes=notes,
     )
-
-
-def _refuse(plan: Plan) -> None:
-    conflicts = plan.conflicts
-    if conflicts:
-        shown = ", ".join(conflicts[:5]) + (", ..." if len(conflicts) > 5 else "")
-        raise MaterializeError(
-            f"{len(conflicts)} destination(s) in {plan.out} hold files vlanalyze did not "
-            f"write: {shown}; nothing was written",
-            hint="move them away, or choose another output folder",
-        )
-    missing = plan.missing if plan.layout != "csv" else []
-    if missing:
-        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-        raise MaterializeError(
-            f"{len(missing)} selected image(s) are not in the export or images root: "
-            f"{shown}; nothing was written",
-            hint="give images_root= (--images-root) or fetch them (--fetch-missing DATASET_ID)",
-        )
 
 
 def _verified(plan: Plan) -> pl.DataFrame:

@@ -100,6 +100,30 @@ class Plan:
             "stale": len(self.stale),
         }
 
+    def check(self) -> None:
+        """Raise unless the plan can be applied: no conflicts, no missing sources.
+
+        Raises:
+            MaterializeError: listing the conflicting destinations or missing media.
+        """
+        conflicts = self.conflicts
+        if conflicts:
+            shown = ", ".join(conflicts[:5]) + (", ..." if len(conflicts) > 5 else "")
+            raise MaterializeError(
+                f"{len(conflicts)} destination(s) in {self.out} hold files vlanalyze did not "
+                f"write: {shown}; nothing was written",
+                hint="move them away, or choose another output folder",
+            )
+        missing = self.missing if self.layout != "csv" else []
+        if missing:
+            shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+            raise MaterializeError(
+                f"{len(missing)} selected image(s) are not in the export or images root: "
+                f"{shown}; nothing was written",
+                hint="give images_root= (--images-root), or fetch them "
+                "(--fetch-missing DATASET_ID)",
+            )
+
     def write_parquet(self, path: str | os.PathLike[str]) -> None:
         """Save the plan's table (with the output folder and mode in its metadata), for an
         engine that applies it in parallel partitions."""

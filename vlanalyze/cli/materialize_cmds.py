@@ -1,0 +1,194 @@
+"""CLI command of the materialize job: ``materialize`` (a selection into files).
+
+A thin shell over :func:`vlanalyze.plan_materialize` and :func:`vlanalyze.materialize`,
+with a progress bar on stderr. ``--fetch-missing`` lives here, not in the library:
+materialize must not depend on fetch, so the CLI pulls the missing media through the
+public fetch API (:func:`vlanalyze.pull_export`) and plans again with them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from vlanalyze.cli._common import handle_errors
+from vlanalyze.cli._progress import Reporter
+from vlanalyze.cli.query_cmds import export_options, open_for_cli
+
+if TYPE_CHECKING:
+    from vlanalyze.materialize._plan import Plan
+
+# The same as vlanalyze.materialize's LAYOUTS and MODES (a test checks), kept here so that
+# --help does not import polars.
+LAYOUTS = ("flat", "by-label", "imagefolder", "hf", "yolo", "coco", "csv")
+MODES = ("copy", "hardlink", "symlink", "reflink")
+
+
+@click.command()
+@export_options
+@click.argument("selection")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(file_okay=False), help="Output folder."
+)
+@click.option("--layout", type=click.Choice(LAYOUTS), default="flat", show_default=True)
+@click.option("--mode", type=click.Choice(MODES), default="copy", show_default=True)
+@click.option(
+    "--name",
+    "name",
+    metavar="TEMPLATE",
+    help="File names from {media_id} {file_name} {stem} {ext} {file_path} {label} {split} "
+    "(default: {stem}__<media_id[:8]>{ext}).",
+)
+@click.option(
+    "--images-root",
+    metavar="ROOT",
+    help="Folder or s3://, gs:// URL the items' file_paths are under.",
+)
+@click.option("--absolute-links", is_flag=True, help="Symlinks hold absolute paths.")
+@click.option("--dry-run", is_flag=True, help="Print the plan's summary; write nothing.")
+@click.option("--prune", is_flag=True, help="Remove files an earlier run wrote that left.")
+@click.option("--verify", is_flag=True, help="Compare content, not only size and mtime.")
+@click.option(
+    "--fetch-missing",
+    "fetch_dataset",
+    metavar="DATASET_ID",
+    help="Export the images the export lacks from Visual Layer, then go on.",
+)
+@click.option(
+    "--save-plan",
+    type=click.Path(dir_okay=False),
+    help="Also write the plan as a Parquet table (for a distributed engine).",
+)
+@handle_errors
+def materialize(
+    export: str,
+    cache_dir: str | None,
+    refresh: bool,
+    quiet: bool,
+    selection: str,
+    output: str,
+    layout: str,
+    mode: str,
+    name: str | None,
+    images_root: str | None,
+    absolute_links: bool,
+    dry_run: bool,
+    prune: bool,
+    verify: bool,
+    fetch_dataset: str | None,
+    save_plan: str | None,
+) -> None:
+    """Write the images of SELECTION into a folder, a training layout or a manifest.
+
+    SELECTION is a CSV, Parquet or NDJSON file with a media_id column (label and
+    split columns are used when present), or - for standard input. Nothing is ever
+    overwritten that vlanalyze did not write; a second run writes only what changed.
+
+    \b
+    Examples:
+      vlanalyze sql exported_dataset/ "SELECT media_id FROM media LIMIT 100" -o sel.csv
+      vlanalyze materialize exported_dataset/ sel.csv -o picked/
+      vlanalyze materialize exported_dataset/ sel.csv -o yolo/ --layout yolo --mode hardlink
+      vlanalyze materialize meta.parquet sel.csv -o out/ --images-root s3://bucket/data
+      vlanalyze select EXPORT --top 1000 -o - | vlanalyze materialize EXPORT - -o curated/
+    """
+    from vlanalyze.materialize._apply import materialize as apply_plan
+    from vlanalyze.materialize._plan import plan_materialize
+    from vlanalyze.materialize._selection import read_selection
+
+    sel = read_selection(selection)
+    options: dict[str, Any] = {
+        "layout": layout,
+        "mode": mode,
+        "name": name,
+        "images_root": images_root,
+        "absolute_links": absolute_links,
+    }
+    with open_for_cli(export, cache_dir, refresh, quiet) as ex:
+        plan = plan_materialize(ex, sel, output, **options)
+        if plan.missing and fetch_dataset and layout != "csv":
+            fetched = _fetch_missing(fetch_dataset, plan.missing, Path(output), quiet)
+            plan = plan_materialize(ex, sel, output, extra_sources=[fetched], **options)
+        if save_plan:
+            plan.write_parquet(save_plan)
+        if dry_run:
+            click.echo(_describe(plan))
+            plan.check()
+            return
+        with Reporter(quiet or not sys.stderr.isatty()) as reporter:
+            result = apply_plan(
+                plan, on_progress=_bar(reporter, "Writing files"), prune=prune, verify=verify
+            )
+    for note in result.notes:
+        click.echo(f"Note: {note}", err=True)
+    if result.nothing_to_do:
+        click.echo(f"Nothing to do: {plan.table.height} items up to date in {result.out}")
+        return
+    parts = [f"wrote {result.written} images ({_size(result.bytes_written)})"]
+    parts.append(f"{result.skipped} up to date")
+    if result.side_files_written:
+        parts.append(f"{result.side_files_written} layout files")
+    if result.pruned:
+        parts.append(f"pruned {result.pruned}")
+    text = ", ".join(parts)
+    click.echo(f"{text[0].upper()}{text[1:]} in {result.out} ({layout}, {mode})")
+
+
+def _bar(reporter: Reporter, name: str) -> Callable[[int, int | None], None]:
+    def on_progress(done: int, total: int | None) -> None:
+        reporter.update(name, done, total, "")
+
+    return on_progress
+
+
+def _describe(plan: Plan) -> str:
+    s = plan.summary()
+    side = len(plan.side_files)
+    return "\n".join(
+        [
+            f"Plan for {plan.out} (layout {plan.layout}, mode {plan.mode}): {s['items']} items",
+            f"  write:     {s['write']} images ({_size(s['bytes_to_write'])})",
+            f"  skip:      {s['skip']} up to date",
+            f"  layout:    {s['side_files_to_write']} of {side} files to write",
+            f"  conflicts: {s['conflict']}",
+            f"  missing:   {s['missing']}",
+            f"  stale:     {s['stale']} (removed only with --prune)",
+            "Dry run: nothing was written.",
+        ]
+    )
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def _fetch_missing(dataset_id: str, media_ids: list[str], output: Path, quiet: bool) -> Path:
+    """Pull exactly ``media_ids`` (with images) into a folder beside OUT; reuse it if there."""
+    import vlanalyze as vla
+
+    digest = hashlib.sha256("\n".join(sorted(media_ids)).encode()).hexdigest()[:12]
+    out = output.expanduser().absolute()
+    folder = out.parent / f"{out.name}-fetched-{digest}"
+    if (folder / "metadata.json").is_file() or (folder / "metadata.parquet").is_file():
+        click.echo(f"Using images fetched earlier in {folder}", err=True)
+        return folder
+    click.echo(f"Fetching {len(media_ids)} missing images into {folder}", err=True)
+    with vla.VisualLayerClient.from_env() as client, Reporter(quiet) as reporter:
+        vla.pull_export(
+            client,
+            dataset_id,
+            folder,
+            include_images=True,
+            media_ids=media_ids,
+            on_progress=_bar(reporter, "Downloading"),
+        )
+    return folder

@@ -1,7 +1,7 @@
 """Training layouts: where each image goes, and the side files a framework reads.
 
 ``flat``, ``by-label``, ``imagefolder`` (torchvision), ``hf`` (Hugging Face
-imagefolder with ``metadata.jsonl`` per split), ``yolo`` (Ultralytics), ``coco`` and
+imagefolder with ``metadata.parquet`` per split), ``yolo`` (Ultralytics), ``coco`` and
 ``csv`` (the manifest alone). Boxes in an export are ``[x, y, w, h]`` in pixels from the
 top-left corner; YOLO wants ``cx cy w h`` normalized by the item's width and height,
 COCO keeps pixels. One class list serves every split (a list per split swaps labels).
@@ -159,21 +159,51 @@ def _coco(items: pl.DataFrame, boxes: Boxes) -> dict[str, bytes]:
 
 
 def _hf(items: pl.DataFrame, boxes: Boxes, all_labels: Mapping[str, list[str]]) -> dict[str, bytes]:
-    lines: dict[str, list[str]] = defaultdict(list)
+    # Parquet, not JSONL: datasets infers JSONL types per split from its first rows, so a
+    # split without boxes gets null-typed lists and loading fails ("different features").
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in items.iter_rows(named=True):
         own: Sequence[tuple[str, float, float, float, float]] = boxes.get(row["media_id"], ())
-        record = {
-            "file_name": row["name"],
-            "media_id": row["media_id"],
-            "label": row["label"],
-            "labels": all_labels.get(row["media_id"], []),
-            "objects": {
-                "bbox": [[x, y, w, h] for _c, x, y, w, h in own],
-                "categories": [c for c, *_box in own],
-            },
-        }
-        lines[row["split"]].append(json.dumps(record, ensure_ascii=False))
-    return {
-        f"{split}/metadata.jsonl": ("\n".join(rows) + "\n").encode()
-        for split, rows in sorted(lines.items())
-    }
+        rows[row["split"]].append(
+            {
+                "file_name": row["name"],
+                "media_id": row["media_id"],
+                "label": row["label"],
+                "labels": all_labels.get(row["media_id"], []),
+                "objects": {
+                    "bbox": [[float(v) for v in box] for _c, *box in own],
+                    "categories": [c for c, *_box in own],
+                },
+            }
+        )
+    files = {}
+    for split, records in sorted(rows.items()):
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pylist(records, schema=_hf_schema()), sink)
+        files[f"{split}/metadata.parquet"] = sink.getvalue().to_pybytes()
+    return files
+
+
+def _hf_schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("file_name", pa.string()),
+            ("media_id", pa.string()),
+            ("label", pa.string()),
+            ("labels", pa.list_(pa.string())),
+            (
+                "objects",
+                pa.struct(
+                    [
+                        ("bbox", pa.list_(pa.list_(pa.float64()))),
+                        ("categories", pa.list_(pa.string())),
+                    ]
+                ),
+            ),
+        ]
+    )

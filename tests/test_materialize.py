@@ -1,0 +1,538 @@
+"""vla.plan_materialize / vla.materialize / vla.read_selection, on real files in tmp_path."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import polars as pl
+import pytest
+from materialize_kit import item, jpeg, tree, write_export, write_images
+
+import vlanalyze as vla
+from vlanalyze.errors import MaterializeError, SelectionError
+
+# --- fixtures ----------------------------------------------------------------------------
+
+A, B, C, D = (f"{n}0000000-0000-4000-8000-00000000000{n}" for n in "1234")
+
+
+@pytest.fixture
+def boxed(tmp_path: Path) -> Path:
+    """Four images with labels and boxes; two share a file name."""
+    items = [
+        item(
+            A,
+            "v1.mp4/frame.jpg",
+            labels=[("dog", "Visual Layer"), ("cat", "User")],
+            boxes=[("cat", (10, 20, 30, 40)), ("dog", (0, 0, 200, 100))],
+        ),
+        item(
+            B,
+            "v2.mp4/frame.jpg",
+            labels=[("zebra", "Model"), ("ant", "Visual Layer")],
+            boxes=[("bird", (150, 50, 50, 50))],
+            width=300,
+            height=150,
+        ),
+        item(C, "photos/c.png", labels=[("cat", "Visual Layer")]),
+        item(D, "photos/d.jpg"),
+    ]
+    return write_export(tmp_path / "export", items)
+
+
+def _open(path: Path) -> vla.Export:
+    return vla.open_export(path)
+
+
+def _run(ex: vla.Export, sel: object, out: Path, **kw: object) -> vla.MaterializeResult:
+    options = {k: v for k, v in kw.items() if k not in ("prune", "verify")}
+    plan = vla.plan_materialize(ex, sel, out, **options)  # type: ignore[arg-type]
+    return vla.materialize(plan, prune=bool(kw.get("prune")), verify=bool(kw.get("verify")))
+
+
+def _sel(*ids: str, **cols: list[str]) -> pl.DataFrame:
+    return pl.DataFrame({"media_id": list(ids), **cols})
+
+
+def _images(out: Path) -> dict[str, bytes]:
+    skip = {"manifest.csv", "vlanalyze-materialize.json"}
+    return {k: v for k, v in tree(out).items() if k not in skip}
+
+
+# --- the real export: 56 frames, 53 sharing names ----------------------------------------
+
+
+def test_real_video_frames_land_as_56_distinct_files(real_export: Path, tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    export.mkdir()
+    shutil.copy(real_export, export / "metadata.json")
+    ex = _open(export)
+    media = ex.media.select("media_id", "file_path").collect()
+    root = tmp_path / "dataset"
+    write_images(root, media["file_path"].to_list())
+    result = _run(ex, media.select("media_id"), tmp_path / "out", images_root=root)
+    assert result.written == 56
+    files = _images(tmp_path / "out")
+    assert len(files) == 56
+    # each file is its own frame's bytes (the JPEG carries its file_path as a comment)
+    manifest = pl.read_csv(tmp_path / "out" / "manifest.csv")
+    for dest, fp in zip(manifest["dest"], media["file_path"], strict=True):
+        assert files[dest] == jpeg(fp)
+    assert len(set(files.values())) == 56
+
+
+def test_real_export_file_path_template_is_rejected_for_windows(
+    real_export: Path, tmp_path: Path
+) -> None:
+    export = tmp_path / "export"
+    export.mkdir()
+    shutil.copy(real_export, export / "metadata.json")
+    ex = _open(export)
+    sel = ex.media.select("media_id").collect()
+    with pytest.raises(MaterializeError, match="Windows forbids"):  # the ':' of the video names
+        vla.plan_materialize(ex, sel, tmp_path / "out", name="{file_path}")
+    with pytest.raises(MaterializeError, match="collide"):  # output_000001.jpg, 4 times
+        vla.plan_materialize(ex, sel, tmp_path / "out", name="{file_name}")
+    assert not (tmp_path / "out").exists()
+
+
+# --- selections --------------------------------------------------------------------------
+
+
+def test_read_selection_every_form(tmp_path: Path) -> None:
+    frame = _sel(A, B, A, label=["x", "y", "x"])
+    csv, parquet, ndjson = tmp_path / "s.csv", tmp_path / "s.parquet", tmp_path / "s.ndjson"
+    frame.write_csv(csv)
+    frame.write_parquet(parquet)
+    frame.write_ndjson(ndjson)
+    for source in (frame, csv, parquet, ndjson, io.BytesIO(csv.read_bytes())):
+        sel = vla.read_selection(source)  # type: ignore[arg-type]
+        assert sel.media_ids == [A, B]
+        assert sel.frame["label"].to_list() == ["x", "y"] and sel.has_label
+        assert not sel.has_split and sel.frame["split"].null_count() == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("id,score\nx,1\n", r"no media_id column \(columns: id, score\)"),
+        ("media_id,score\n", "has no rows"),
+        ("media_id,label\nx,a\nx,b\n", "twice with different labels"),
+        ("", "no media_id column"),
+    ],
+)
+def test_bad_selections(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text(text)
+    with pytest.raises(SelectionError, match=match):
+        vla.read_selection(path)
+
+
+def test_unknown_media_ids_are_listed(boxed: Path, tmp_path: Path) -> None:
+    with pytest.raises(SelectionError, match=r"1 media id.*not in the export: nope"):
+        vla.plan_materialize(_open(boxed), _sel(A, "nope"), tmp_path / "out")
+
+
+# --- names and paths ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("label", "problem"),
+    [
+        ("../x", "'/'"),
+        ("..", "'..'"),
+        ("a/b", "'/'"),
+        ("CON", "Windows reserves"),
+        ("a:b", "Windows forbids"),
+        ("x.", "ends with a dot"),
+        ("a\\b", "Windows forbids"),
+    ],
+)
+def test_hostile_labels_never_leave_out(
+    boxed: Path, tmp_path: Path, label: str, problem: str
+) -> None:
+    out = tmp_path / "area" / "out"
+    before = sorted(p for p in tmp_path.rglob("*") if ".vlanalyze-cache" not in str(p))
+    with pytest.raises(MaterializeError, match=problem):
+        _run(_open(boxed), _sel(A, label=[label]), out, layout="by-label")
+    after = sorted(p for p in tmp_path.rglob("*") if ".vlanalyze-cache" not in str(p))
+    assert after == before
+
+
+def test_hostile_file_path_under_images_root_is_not_a_source(tmp_path: Path) -> None:
+    (tmp_path / "secret.jpg").write_bytes(b"secret")
+    export = write_export(tmp_path / "e", [item(A, "../secret.jpg")], images=False)
+    (tmp_path / "root").mkdir()
+    plan = vla.plan_materialize(
+        _open(export), _sel(A), tmp_path / "out", images_root=tmp_path / "root"
+    )
+    assert plan.missing == [A]
+    with pytest.raises(MaterializeError, match="not in the export or images root"):
+        vla.materialize(plan)
+    assert not (tmp_path / "out").exists()
+
+
+def test_template_escaping_out_is_rejected(boxed: Path, tmp_path: Path) -> None:
+    with pytest.raises(MaterializeError, match="not a safe path"):
+        vla.plan_materialize(
+            _open(boxed), _sel(A, label=[".."]), tmp_path / "o", name="{label}/{stem}"
+        )
+
+
+def test_case_insensitive_collisions_are_rejected(tmp_path: Path) -> None:
+    export = write_export(tmp_path / "e", [item(A, "x/Photo.jpg"), item(B, "y/photo.jpg")])
+    with pytest.raises(MaterializeError, match="differing only in case"):
+        vla.plan_materialize(_open(export), _sel(A, B), tmp_path / "o", name="{file_name}")
+
+
+def test_default_names_take_the_full_id_when_short_ids_meet(tmp_path: Path) -> None:
+    a, b = "abcdefgh-0000-4000-8000-000000000001", "ABCDEFGH-0000-4000-8000-000000000002"
+    export = write_export(tmp_path / "e", [item(a, "x/f.jpg"), item(b, "y/F.jpg")])
+    _run(_open(export), _sel(a, b), tmp_path / "o")
+    assert set(_images(tmp_path / "o")) == {f"f__{a}.jpg", f"F__{b}.jpg"}
+
+
+def test_name_template_fields(boxed: Path, tmp_path: Path) -> None:
+    _run(
+        _open(boxed), _sel(C, split=["val"]), tmp_path / "o", name="{split}-{label}-{media_id}{ext}"
+    )
+    assert set(_images(tmp_path / "o")) == {f"val-cat-{C}.png"}
+    with pytest.raises(MaterializeError, match="unknown field"):
+        vla.plan_materialize(_open(boxed), _sel(C), tmp_path / "o2", name="{nope}")
+
+
+# --- labels ------------------------------------------------------------------------------
+
+
+def test_label_policy_user_first_then_model_then_name(boxed: Path, tmp_path: Path) -> None:
+    _run(_open(boxed), _sel(A, B, C, D), tmp_path / "o", layout="by-label")
+    folders = {p.split("/")[0] for p in _images(tmp_path / "o")}
+    # A: User "cat" beats "dog"; B: Model "zebra" beats "ant"; D: none
+    assert folders == {"cat", "zebra", "unlabeled"}
+    manifest = pl.read_csv(tmp_path / "o" / "manifest.csv")
+    assert dict(zip(manifest["media_id"], manifest["label"], strict=True)) == {
+        A: "cat",
+        B: "zebra",
+        C: "cat",
+        D: "unlabeled",
+    }
+
+
+def test_selection_label_and_split_win(boxed: Path, tmp_path: Path) -> None:
+    sel = _sel(A, B, label=["one", "two"], split=["train", "test"])
+    _run(_open(boxed), sel, tmp_path / "o", layout="imagefolder")
+    assert {p.rsplit("/", 1)[0] for p in _images(tmp_path / "o")} == {"train/one", "test/two"}
+
+
+# --- YOLO and COCO, checked against boxes computed here ----------------------------------
+
+
+def test_yolo_layout(boxed: Path, tmp_path: Path) -> None:
+    sel = _sel(A, B, C, split=["train", "val", "val"])
+    out = tmp_path / "yolo"
+    _run(_open(boxed), sel, out, layout="yolo")
+    classes = ["bird", "cat", "dog"]  # one list for every split, sorted
+    yaml = (out / "data.yaml").read_text()
+    assert f'path: "{out}"' in yaml and "train: images/train\nval: images/val\n" in yaml
+    assert 'names:\n  0: "bird"\n  1: "cat"\n  2: "dog"\n' in yaml
+    manifest = pl.read_csv(out / "manifest.csv")
+    dests = dict(zip(manifest["media_id"], manifest["dest"], strict=True))
+
+    def rows(media_id: str) -> list[float]:
+        dest = dests[media_id]
+        label = out / dest.replace("images/", "labels/", 1).rsplit(".", 1)[0]
+        text = label.with_suffix(".txt").read_text() if media_id != C else ""
+        return [float(v) for line in text.splitlines() for v in line.split()]
+
+    def expect(cls: str, x: float, y: float, w: float, h: float, W: float, H: float) -> list[float]:
+        return [classes.index(cls), (x + w / 2) / W, (y + h / 2) / H, w / W, h / H]
+
+    assert rows(A) == pytest.approx(
+        expect("cat", 10, 20, 30, 40, 200, 100) + expect("dog", 0, 0, 200, 100, 200, 100),
+        abs=1e-6,
+    )
+    assert rows(B) == pytest.approx(expect("bird", 150, 50, 50, 50, 300, 150), abs=1e-6)
+    assert (out / dests[B]).is_file() and dests[B].startswith("images/val/")
+    assert not list((out / "labels" / "val").glob(Path(dests[C]).stem + ".txt"))
+
+
+def test_yolo_rejects_unknown_split_names(boxed: Path, tmp_path: Path) -> None:
+    with pytest.raises(MaterializeError, match="train, val or test"):
+        vla.plan_materialize(_open(boxed), _sel(A, split=["dev"]), tmp_path / "o", layout="yolo")
+
+
+def test_coco_layout(boxed: Path, tmp_path: Path) -> None:
+    sel = _sel(A, B, C, split=["train", "val", "train"])
+    out = tmp_path / "coco"
+    _run(_open(boxed), sel, out, layout="coco")
+    train = json.loads((out / "annotations" / "instances_train.json").read_text())
+    val = json.loads((out / "annotations" / "instances_val.json").read_text())
+    expected_cats = [{"id": 1, "name": "bird"}, {"id": 2, "name": "cat"}, {"id": 3, "name": "dog"}]
+    for doc in (train, val):
+        assert [{"id": c["id"], "name": c["name"]} for c in doc["categories"]] == expected_cats
+    cat_id = {c["name"]: c["id"] for c in expected_cats}
+    images = {i["media_id"]: i for i in train["images"] + val["images"]}
+    assert sorted(i["id"] for i in images.values()) == [1, 2, 3]
+    for doc in (train, val):
+        for image in doc["images"]:
+            split = "train" if doc is train else "val"
+            assert (out / "images" / split / image["file_name"]).is_file()
+    anns = [(a["image_id"], a["category_id"], a["bbox"], a["area"], a["iscrowd"])
+            for a in train["annotations"] + val["annotations"]]  # fmt: skip
+    assert sorted(anns) == sorted(
+        [
+            (images[A]["id"], cat_id["cat"], [10, 20, 30, 40], 1200, 0),
+            (images[A]["id"], cat_id["dog"], [0, 0, 200, 100], 20000, 0),
+            (images[B]["id"], cat_id["bird"], [150, 50, 50, 50], 2500, 0),
+        ]
+    )
+    all_ids = [a["id"] for a in train["annotations"] + val["annotations"]]
+    assert sorted(all_ids) == [1, 2, 3]
+    assert images[B]["width"] == 300 and images[B]["height"] == 150
+
+
+def test_hf_layout_metadata(boxed: Path, tmp_path: Path) -> None:
+    out = tmp_path / "hf"
+    _run(_open(boxed), _sel(A, D, split=["train", "test"]), out, layout="hf")
+    rows = pl.read_parquet(out / "train" / "metadata.parquet").to_dicts()
+    assert len(rows) == 1 and (out / "train" / rows[0]["file_name"]).is_file()
+    assert rows[0]["labels"] == ["cat", "dog"] and rows[0]["label"] == "cat"
+    assert rows[0]["objects"] == {
+        "bbox": [[10, 20, 30, 40], [0, 0, 200, 100]],
+        "categories": ["cat", "dog"],
+    }
+    test_rows = pl.read_parquet(out / "test" / "metadata.parquet").to_dicts()
+    assert test_rows[0]["objects"] == {"bbox": [], "categories": []}
+
+
+@pytest.mark.slow
+def test_hf_layout_loads_with_datasets(boxed: Path, tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets", reason="datasets is not installed")
+    pytest.importorskip("PIL", reason="Pillow is not installed (datasets decodes images with it)")
+    out = tmp_path / "hf"
+    _run(_open(boxed), _sel(A, B, C, D, split=["train", "train", "test", "test"]), out, layout="hf")
+    ds = datasets.load_dataset("imagefolder", data_dir=str(out), cache_dir=str(tmp_path / "c"))
+    assert ds["train"].num_rows == 2 and ds["test"].num_rows == 2
+    first = {r["media_id"]: r for r in ds["train"]}
+    assert first[A]["objects"]["bbox"] == [[10, 20, 30, 40], [0, 0, 200, 100]]
+    assert first[A]["image"].size == (2, 2)
+
+
+# --- modes -------------------------------------------------------------------------------
+
+
+def test_copy_keeps_mtime_and_bytes(boxed: Path, tmp_path: Path) -> None:
+    src = boxed / "images" / "photos" / "c.png"
+    os.utime(src, ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
+    _run(_open(boxed), _sel(C), tmp_path / "o")
+    (dest,) = (tmp_path / "o").glob("c__*.png")
+    assert dest.read_bytes() == src.read_bytes()
+    assert dest.stat().st_mtime_ns == src.stat().st_mtime_ns
+    assert dest.stat().st_ino != src.stat().st_ino
+
+
+def test_hardlink_shares_the_inode(boxed: Path, tmp_path: Path) -> None:
+    _run(_open(boxed), _sel(C), tmp_path / "o", mode="hardlink")
+    (dest,) = (tmp_path / "o").glob("c__*.png")
+    assert os.path.samefile(dest, boxed / "images" / "photos" / "c.png")
+    again = vla.plan_materialize(_open(boxed), _sel(C), tmp_path / "o", mode="hardlink")
+    assert again.summary()["skip"] == 1
+
+
+def test_hardlink_across_filesystems_names_copy(boxed: Path) -> None:
+    other = Path("/dev/shm")
+    if not os.access(other, os.W_OK) or other.stat().st_dev == boxed.stat().st_dev:
+        pytest.skip("no second writable filesystem (/dev/shm) here")
+    out = other / f"vla-test-{os.getpid()}"
+    try:
+        with pytest.raises(
+            MaterializeError, match=r"another filesystem.*mode='copy' \(--mode copy\)"
+        ):
+            vla.plan_materialize(_open(boxed), _sel(C), out, mode="hardlink")
+        assert not out.exists()
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+@pytest.mark.parametrize("absolute", [False, True])
+def test_symlinks_relative_by_default(boxed: Path, tmp_path: Path, absolute: bool) -> None:
+    out = tmp_path / "o"
+    _run(_open(boxed), _sel(C, D), out, mode="symlink", layout="by-label", absolute_links=absolute)
+    links = [p for p in out.rglob("*") if p.is_symlink()]
+    assert len(links) == 2
+    for link in links:
+        assert os.path.isabs(os.readlink(link)) == absolute
+        assert link.read_bytes() == jpeg(link.resolve().relative_to(boxed / "images").as_posix())
+    if not absolute:  # both trees moved together: relative links still work
+        shutil.move(tmp_path, tmp_path.parent / (tmp_path.name + "-moved"))
+        moved = tmp_path.parent / (tmp_path.name + "-moved") / "o"
+        assert all(p.read_bytes() for p in moved.rglob("*.jpg"))
+        shutil.move(tmp_path.parent / (tmp_path.name + "-moved"), tmp_path)
+    again = vla.plan_materialize(_open(boxed), _sel(C, D), out, mode="symlink", layout="by-label",
+                                 absolute_links=absolute)  # fmt: skip
+    assert again.summary()["skip"] == 2
+
+
+def test_reflink_or_copy_with_a_note(boxed: Path, tmp_path: Path) -> None:
+    result = _run(_open(boxed), _sel(C, D), tmp_path / "o", mode="reflink")
+    assert result.written == 2
+    for note in result.notes:
+        assert "copied instead" in note
+    got = sorted(_images(tmp_path / "o").values())
+    assert got == sorted([jpeg("photos/c.png"), jpeg("photos/d.jpg")])
+
+
+def test_from_a_zip_in_place_and_links_refused(boxed: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(boxed / "metadata.json", "metadata.json")
+        for p in (boxed / "images").rglob("*"):
+            if p.is_file():
+                zf.write(p, "images/" + p.relative_to(boxed / "images").as_posix())
+    ex = _open(archive)
+    _run(ex, _sel(A, B, C, D), tmp_path / "o")
+    assert sorted(_images(tmp_path / "o").values()) == sorted(
+        jpeg(p) for p in ("v1.mp4/frame.jpg", "v2.mp4/frame.jpg", "photos/c.png", "photos/d.jpg")
+    )
+    assert not (tmp_path / "images").exists()  # nothing extracted beside the ZIP
+    assert vla.plan_materialize(ex, _sel(A, B, C, D), tmp_path / "o").summary()["skip"] == 4
+    for mode in ("hardlink", "symlink"):
+        with pytest.raises(MaterializeError, match=f"cannot {mode} images that are inside a ZIP"):
+            vla.plan_materialize(ex, _sel(A), tmp_path / "o2", mode=mode)
+
+
+# --- nothing lost: conflicts, prune ------------------------------------------------------
+
+
+def test_foreign_file_is_a_conflict_and_nothing_is_written(boxed: Path, tmp_path: Path) -> None:
+    ex = _open(boxed)
+    out = tmp_path / "o"
+    plan = vla.plan_materialize(ex, _sel(A, B, C), out)
+    victim = out / plan.table.filter(pl.col("media_id") == B)["dest"][0]
+    victim.parent.mkdir(parents=True)
+    victim.write_bytes(b"mine")
+    plan = vla.plan_materialize(ex, _sel(A, B, C), out)
+    assert plan.conflicts == [victim.name]
+    with pytest.raises(
+        MaterializeError, match=f"1 destination.*{victim.name}.*nothing was written"
+    ):
+        vla.materialize(plan)
+    assert tree(out) == {victim.name: b"mine"}
+
+
+def test_foreign_manifest_and_layout_files_are_conflicts(boxed: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "data.yaml").write_text("mine")
+    with pytest.raises(MaterializeError, match=r"data\.yaml"):
+        _run(_open(boxed), _sel(A), out, layout="yolo")
+    assert tree(out) == {"data.yaml": b"mine"}
+
+
+def test_prune_removes_only_what_left_and_was_ours(boxed: Path, tmp_path: Path) -> None:
+    ex = _open(boxed)
+    out = tmp_path / "o"
+    _run(ex, _sel(A, B, C, D), out, layout="by-label")
+    (out / "cat" / "notes.txt").write_text("mine")
+    dests = dict(pl.read_csv(out / "manifest.csv").select("media_id", "dest").iter_rows())
+    (out / dests[D]).write_bytes(b"edited by hand, other size")
+    kept = _run(ex, _sel(A), out, layout="by-label")
+    assert kept.pruned == 0 and (out / dests[B]).exists()
+    result = _run(ex, _sel(A), out, layout="by-label", prune=True)
+    assert result.pruned == 2  # B and C; D was changed by hand, so it stays
+    assert not (out / dests[B]).exists() and not (out / "zebra").exists()
+    assert not (out / dests[C]).exists()
+    assert (out / dests[D]).read_bytes() == b"edited by hand, other size"
+    assert (out / "cat" / "notes.txt").read_text() == "mine" and (out / dests[A]).exists()
+
+
+# --- idempotent, verify ------------------------------------------------------------------
+
+
+def test_second_run_writes_nothing(boxed: Path, tmp_path: Path) -> None:
+    ex = _open(boxed)
+    out = tmp_path / "o"
+    first = _run(ex, _sel(A, B, C), out, layout="coco")
+    assert first.written == 3 and first.side_files_written == 1
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    second = _run(ex, _sel(A, B, C), out, layout="coco")
+    assert second.nothing_to_do and second.skipped == 3
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == stamps
+    record = json.loads((out / "vlanalyze-materialize.json").read_text())
+    assert record["status"] == "complete" and record["parameters"]["layout"] == "coco"
+    assert record["selection"]["rows"] == 3 and len(record["selection"]["sha256"]) == 64
+    assert record["export"]["info"]["dataset"] == "t" and record["version"] == vla.__version__
+    assert "annotations/instances_train.json" in record["files"]
+
+
+def test_verify_finds_a_changed_file_the_quick_check_misses(boxed: Path, tmp_path: Path) -> None:
+    ex = _open(boxed)
+    out = tmp_path / "o"
+    _run(ex, _sel(C), out)
+    (dest,) = out.glob("c__*.png")
+    st = dest.stat()
+    data = bytearray(dest.read_bytes())
+    data[-3] ^= 0xFF
+    dest.write_bytes(bytes(data))
+    os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert _run(ex, _sel(C), out).nothing_to_do
+    assert _run(ex, _sel(C), out, verify=True).written == 1
+    assert dest.read_bytes() == jpeg("photos/c.png")
+
+
+def test_changed_source_is_rewritten(boxed: Path, tmp_path: Path) -> None:
+    ex = _open(boxed)
+    out = tmp_path / "o"
+    _run(ex, _sel(C), out)
+    (boxed / "images" / "photos" / "c.png").write_bytes(b"new content")
+    assert _run(ex, _sel(C), out).written == 1
+    (dest,) = out.glob("c__*.png")
+    assert dest.read_bytes() == b"new content"
+
+
+def test_missing_images_listed_before_writing(tmp_path: Path) -> None:
+    export = write_export(tmp_path / "e", [item(A, "a.jpg"), item(B, "b.jpg")], images=False)
+    write_images(tmp_path / "e" / "images", ["a.jpg"])
+    plan = vla.plan_materialize(_open(export), _sel(A, B), tmp_path / "o")
+    assert plan.missing == [B]
+    with pytest.raises(MaterializeError, match=f"1 selected image.*{B}.*images_root="):
+        vla.materialize(plan)
+    assert not (tmp_path / "o").exists()
+
+
+def test_csv_layout_writes_only_the_manifest(tmp_path: Path) -> None:
+    export = write_export(tmp_path / "e", [item(A, "a.jpg"), item(B, "b.jpg")], images=False)
+    _run(_open(export), _sel(B, A), tmp_path / "o", layout="csv")
+    assert set(tree(tmp_path / "o")) == {"manifest.csv", "vlanalyze-materialize.json"}
+    manifest = pl.read_csv(tmp_path / "o" / "manifest.csv")
+    assert manifest["media_id"].to_list() == [B, A]
+    assert manifest["url"][0].endswith(B)
+
+
+def test_progress_and_plan_as_parquet(boxed: Path, tmp_path: Path) -> None:
+    plan = vla.plan_materialize(_open(boxed), _sel(A, B, C, D), tmp_path / "o")
+    calls: list[tuple[int, int | None]] = []
+    vla.materialize(plan, on_progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (4, 4)
+    plan.write_parquet(tmp_path / "plan.parquet")
+    table = pl.read_parquet(tmp_path / "plan.parquet")
+    assert table["media_id"].to_list() == [A, B, C, D]
+    assert set(table.columns) >= {"source", "dest", "bytes", "action", "out", "mode"}
+
+
+def test_materialize_does_not_import_fetch_click_or_rich() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, vlanalyze.materialize._apply, vlanalyze.materialize._plan\n"
+        "bad = ('vlanalyze.fetch', 'click', 'rich')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(bad)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

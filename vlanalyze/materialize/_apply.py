@@ -85,7 +85,8 @@ def materialize(
         sides = plan.side_files
     out = plan.out
     files = _files_of(table, plan)
-    stale = plan.stale if prune else []
+    left = set(plan.stale)
+    stale = sorted(left) if prune else []
     manifest = _manifest(table)
     if todo.height or sides or stale or _changed(out / MANIFEST_FILE, manifest):
         _write_record(out, plan, {**plan.previous, **files}, status="in-progress")
@@ -94,7 +95,7 @@ def materialize(
     pruned = _prune(out, stale, plan.previous) if stale else 0
     if _changed(out / MANIFEST_FILE, manifest):
         write_bytes_atomic(out / MANIFEST_FILE, manifest, overwrite=True)
-    kept = {p: s for p, s in plan.previous.items() if p in plan.stale and not prune}
+    kept = {} if prune else {p: s for p, s in plan.previous.items() if p in left}
     _write_record(out, plan, {**kept, **files}, status="complete")
     return MaterializeResult(
         out=out,

@@ -536,3 +536,18 @@ def test_materialize_does_not_import_fetch_click_or_rich() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_partitions_applied_apart_then_finished(boxed: Path, tmp_path: Path) -> None:
+    """The README's distributed recipe: begin, partitions from the Parquet plan, finish."""
+    ex, out = _open(boxed), tmp_path / "o"
+    plan = vla.plan_materialize(ex, _sel(A, B, C, D), out, layout="coco")
+    plan.write_parquet(tmp_path / "plan.parquet")
+    plan.begin()
+    rows = pl.read_parquet(tmp_path / "plan.parquet")
+    for part in (rows.head(2), rows.tail(2)):
+        assert vla.materialize(plan.with_rows(part), images_only=True).written == 2
+    assert not (out / "manifest.csv").exists()
+    final = vla.materialize(vla.plan_materialize(ex, _sel(A, B, C, D), out, layout="coco"))
+    assert final.written == 0 and final.skipped == 4 and final.side_files_written == 1
+    assert (out / "manifest.csv").exists()

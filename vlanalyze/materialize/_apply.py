@@ -59,6 +59,7 @@ def materialize(
     prune: bool = False,
     verify: bool = False,
     workers: int | None = None,
+    images_only: bool = False,
 ) -> MaterializeResult:
     """Write the files of ``plan`` (from :func:`vlanalyze.plan_materialize`).
 
@@ -69,6 +70,9 @@ def materialize(
         verify: compare the content of files the quick check finds up to date, and
             rewrite those that differ.
         workers: threads writing files (default: 2 for copies from files, else 1).
+        images_only: write this plan's images and nothing else (no layout files,
+            manifest or record): for one partition of a plan applied by a distributed
+            engine, after :meth:`Plan.begin` on the whole plan.
 
     Returns:
         A :class:`MaterializeResult`.
@@ -80,6 +84,11 @@ def materialize(
     plan.check()
     table = _verified(plan) if verify else plan.table
     todo = table.filter(pl.col("action") == "write")
+    if images_only:
+        notes = _write_images(plan, todo, on_progress, workers)
+        written = int(todo["bytes"].fill_null(0).sum())
+        return MaterializeResult(plan.out, todo.height, table.height - todo.height, 0, 0,
+                                 written, notes)  # fmt: skip
     sides = {p: d for p, d in plan.side_files.items() if plan.side_actions.get(p) != "skip"}
     if verify:
         sides = plan.side_files
@@ -89,7 +98,7 @@ def materialize(
     stale = sorted(left) if prune else []
     manifest = _manifest(table)
     if todo.height or sides or stale or _changed(out / MANIFEST_FILE, manifest):
-        _write_record(out, plan, {**plan.previous, **files}, status="in-progress")
+        begin(plan)
     notes = _write_images(plan, todo, on_progress, workers)
     side_written = _write_sides(out, sides)
     pruned = _prune(out, stale, plan.previous) if stale else 0
@@ -106,6 +115,13 @@ def materialize(
         bytes_written=int(todo["bytes"].fill_null(0).sum()),
         notes=notes,
     )
+
+
+def begin(plan: Plan) -> None:
+    """Record, before any image is written, every file ``plan`` will write (status
+    ``in-progress``): what lets a later run tell its own files from a user's."""
+    files = _files_of(plan.table, plan)
+    _write_record(plan.out, plan, {**plan.previous, **files}, status="in-progress")
 
 
 def _verified(plan: Plan) -> pl.DataFrame:

@@ -14,6 +14,7 @@ broken by name; images with none are ``unlabeled``. The ``hf`` layout also lists
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -123,6 +124,19 @@ class Plan:
                 hint="give images_root= (--images-root), or fetch them "
                 "(--fetch-missing DATASET_ID)",
             )
+
+    def with_rows(self, rows: pl.DataFrame) -> Plan:
+        """This plan restricted to ``rows`` (a partition of :attr:`table`, e.g. read back
+        from :meth:`write_parquet`), for ``materialize(part, images_only=True)``."""
+        table = rows.select(pl.col(c).cast(t) for c, t in self.table.schema.items())
+        return dataclasses.replace(self, table=table, side_files={}, side_actions={})
+
+    def begin(self) -> None:
+        """Write the output folder's record, listing every file this plan will write,
+        before partitions are applied elsewhere (materialize does it itself otherwise)."""
+        from vlanalyze.materialize._apply import begin
+
+        begin(self)
 
     def write_parquet(self, path: str | os.PathLike[str]) -> None:
         """Save the plan's table (with the output folder and mode in its metadata), for an

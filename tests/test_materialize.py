@@ -432,6 +432,11 @@ def test_foreign_manifest_and_layout_files_are_conflicts(boxed: Path, tmp_path: 
     with pytest.raises(MaterializeError, match=r"data\.yaml"):
         _run(_open(boxed), _sel(A), out, layout="yolo")
     assert tree(out) == {"data.yaml": b"mine"}
+    (out / "data.yaml").unlink()
+    (out / "manifest.csv").write_text("mine")
+    with pytest.raises(MaterializeError, match=r"manifest\.csv"):
+        _run(_open(boxed), _sel(A), out, layout="csv")
+    assert tree(out) == {"manifest.csv": b"mine"}
 
 
 def test_prune_removes_only_what_left_and_was_ours(boxed: Path, tmp_path: Path) -> None:

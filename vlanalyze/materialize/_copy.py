@@ -86,18 +86,20 @@ class Copier:
             raise
 
     def _copy_fd(self, source: str, out_fd: int) -> None:
-        with open(source, "rb") as src:
+        in_fd = os.open(source, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
             if self.reflink_ok:
                 try:
-                    fcntl.ioctl(out_fd, FICLONE, src.fileno())
+                    fcntl.ioctl(out_fd, FICLONE, in_fd)
                     return
                 except OSError as exc:
                     if exc.errno not in _NO_REFLINK:
                         raise
                     self.reflink_ok = False  # this filesystem cannot: copy from now on
                     self.reflink_fell_back = True
-            size = os.fstat(src.fileno()).st_size
-            _copy_range(src.fileno(), out_fd, size)
+            _copy_range(in_fd, out_fd, os.fstat(in_fd).st_size)
+        finally:
+            os.close(in_fd)
 
     def _from_zip(self, source: str, out_fd: int) -> None:
         member, archive = source[len("zip://") :].split("::", 1)

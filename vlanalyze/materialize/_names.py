@@ -19,6 +19,7 @@ from vlanalyze.errors import MaterializeError
 __all__ = [
     "DEFAULT_TEMPLATE",
     "FIELDS",
+    "check_all",
     "check_component",
     "check_relative",
     "find_collisions",
@@ -106,6 +107,25 @@ def check_relative(path: str, what: str) -> None:
                 f"{what} {path!r} is not a safe path: {part!r} {problem}",
                 hint="fix the name template (--name / name=) or the selection's label/split",
             )
+
+
+# One pass over every path for what _component_problem looks for; only paths it flags
+# are checked one by one (to name the problem). Keep the two in step.
+_SUSPECT = (
+    r'(?i)^/|^[A-Za-z]:|[<>:"|?*\\\x00-\x1f]|(^|/)\.{0,2}(/|$)|[. ](/|$)'
+    r"|(^|/)(con|prn|aux|nul|com[1-9]|lpt[1-9])(\.|/|$)|[^/]{256}"
+)
+
+
+def check_all(paths: Sequence[str], what: str) -> None:
+    """:func:`check_relative` for many paths, vectorized (the common case: all fine)."""
+    import polars as pl
+
+    series = pl.Series(paths, dtype=pl.String)
+    # (a path over 255 bytes may hold a component over 255 bytes: check those too)
+    flagged = series.filter(series.str.contains(_SUSPECT) | (series.str.len_bytes() > 255))
+    for path in flagged:
+        check_relative(path, what)
 
 
 def _component_problem(part: str) -> str | None:

@@ -239,6 +239,8 @@ def _finish(
     if layout == "csv":
         table = table.with_columns(dest=pl.lit(None, pl.String))
     side_actions = {p: side_action(out, p, data, previous) for p, data in extra.items()}
+    if MANIFEST_FILE not in previous and os.path.lexists(out / MANIFEST_FILE):
+        side_actions[MANIFEST_FILE] = "conflict"  # someone's own manifest.csv
     record = {
         "tool": "vlanalyze materialize",
         "version": __version__,
@@ -332,8 +334,7 @@ def _boxes(
 
 
 def _check_paths(dests: list[str], extra: list[str]) -> None:
-    for dest in dests:
-        names_mod.check_relative(dest, "the destination")
+    names_mod.check_all(dests, "the destination")
     reserved = [MANIFEST_FILE, RECORD_FILE]
     clashes = names_mod.find_collisions([*dests, *extra, *reserved])
     if clashes:

@@ -15,6 +15,7 @@ import datetime as dt
 import os
 import posixpath
 import re
+import stat
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -77,29 +78,31 @@ def _from_export(export: Export, media: pl.DataFrame) -> pl.DataFrame:
     pairs = list(zip(paths["media_id"], paths["image_path"], strict=True))
     if export.source.member is not None:
         return _from_zip(export.root, export.source.zip_prefix, pairs)
-    return _stat_files([(m, export.root / p) for m, p in pairs])
+    return _stat_files(os.path.abspath(export.root), pairs)
 
 
-def _stat_files(pairs: list[tuple[str, Path]]) -> pl.DataFrame:
-    rows = []
-    for media_id, path in pairs:
+def _stat_files(root: str, pairs: list[tuple[str, str]]) -> pl.DataFrame:
+    """Stat ``root/<rel>`` for each (media_id, rel); keep the regular files."""
+    ids: list[str] = []
+    sources: list[str] = []
+    sizes: list[int] = []
+    mtimes: list[int] = []
+    devs: list[int] = []
+    for media_id, rel in pairs:
+        path = f"{root}/{rel}"
         try:
             st = os.stat(path)
         except OSError:
             continue
-        if not os.path.isfile(path):
-            continue
-        rows.append(
-            {
-                "media_id": media_id,
-                "source": os.path.abspath(path),
-                "kind": "file",
-                "bytes": st.st_size,
-                "mtime_ns": st.st_mtime_ns,
-                "dev": st.st_dev,
-            }
-        )
-    return _frame(rows)
+        if stat.S_ISREG(st.st_mode):
+            ids.append(media_id)
+            sources.append(path)
+            sizes.append(st.st_size)
+            mtimes.append(st.st_mtime_ns)
+            devs.append(st.st_dev)
+    columns: dict[str, list[Any]] = {"media_id": ids, "source": sources}
+    columns |= {"kind": ["file"] * len(ids), "bytes": sizes, "mtime_ns": mtimes, "dev": devs}
+    return pl.DataFrame(columns, schema=SOURCE_SCHEMA)
 
 
 def _from_zip(archive: Path, prefix: str, pairs: list[tuple[str, str]]) -> pl.DataFrame:
@@ -152,8 +155,8 @@ def _from_folder(root: Path, media: pl.DataFrame) -> pl.DataFrame:
     for media_id, file_path in zip(media["media_id"], media["file_path"], strict=True):
         rel = _safe_rel(file_path)
         if rel is not None:
-            pairs.append((media_id, root / rel))
-    return _stat_files(pairs)
+            pairs.append((media_id, rel))
+    return _stat_files(os.path.abspath(root), pairs)
 
 
 def url_filesystem(url: str, storage_options: Mapping[str, Any]) -> Any:

@@ -82,7 +82,7 @@ def dest_action(
     """write / skip / conflict / missing for one image destination."""
     if source is None:
         return "missing"
-    path = os.path.join(out, dest)
+    path = f"{out}/{dest}"
     try:
         st = os.lstat(path)
     except FileNotFoundError:

@@ -10,6 +10,7 @@ when their content changes, so a run with nothing to do writes nothing.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
@@ -226,13 +227,18 @@ def _in_order(pool: ThreadPoolExecutor, fn: Any, chunks: list[Any]) -> Iterator[
 
 def _put(copier: Copier, plan: Plan, kind: str, source: str, dest: str, mtime: int | None) -> None:
     target = plan.out / dest
-    link = (
-        link_target(plan.out, dest, source, plan.absolute_links) if plan.mode == "symlink" else ""
-    )
+    link = ""
+    if plan.mode == "symlink":
+        link = link_target(plan.out, dest, source, plan.absolute_links)
     try:
-        copier.put(kind, source, target, mtime, link)
+        copier.put(kind, source, target, mtime, link, ours=dest in plan.previous)
+    except FileExistsError:
+        raise MaterializeError(
+            f"{target} appeared while vlanalyze was writing; it was left as it is",
+            hint="move it away and run again",
+        ) from None
     except OSError as exc:
-        if plan.mode == "hardlink" and exc.errno == 18:  # EXDEV
+        if plan.mode == "hardlink" and exc.errno == errno.EXDEV:
             raise MaterializeError(
                 f"cannot hardlink {source} into {plan.out}: another filesystem",
                 hint="use mode='copy' (--mode copy)",

@@ -1,17 +1,20 @@
 """Put one file in place, atomically: copy, reflink, hardlink, symlink, from a ZIP or a URL.
 
-Every copy is written under a hidden temporary name beside its destination and renamed
-onto it, so a destination holds a complete file or none (a kill -9 leaves at most a
-temporary file, which the next run removes). Links are created in one system call,
-which is atomic by itself; replacing an older link goes through a temporary name too.
-Copies keep the source's modification time (the quick check of the next run relies on
-it). Raises OSError; the caller translates it.
+Every copy is written to an unnamed file (Linux ``O_TMPFILE``) that is linked at its
+destination once complete, or, where the filesystem cannot, under a hidden temporary
+name that is then renamed: a destination holds a complete file or none (a kill -9
+leaves nothing, or at most a temporary name, which the next run removes). Links are
+created in one system call, atomic by itself; replacing an older link goes through a
+temporary name too. Nothing here replaces a file an earlier run did not write. Copies
+keep the source's modification time (the next run's quick check relies on it). Raises
+OSError; the caller translates it.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import os
 import shutil
 import zipfile
@@ -25,42 +28,64 @@ __all__ = ["FICLONE", "Copier"]
 
 FICLONE = 0x40049409  # _IOW(0x94, 9, int): share the source's extents (btrfs, xfs, ...)
 _NO_REFLINK = {errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.ENOSYS}
+_NO_TMPFILE = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT, errno.ENOSYS}
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
 class Copier:
-    """Writes files for one apply run; holds open ZIPs and the fsspec filesystem."""
+    """Writes files for one apply run; holds open ZIPs, folder handles, the URL opener."""
 
     def __init__(self, mode: str, *, url_opener: Callable[[str], Any] | None = None) -> None:
         self.mode = mode
         self.reflink_ok = mode == "reflink"
         self.reflink_fell_back = False
+        self.tmpfile_ok = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
         self._zips: dict[str, zipfile.ZipFile] = {}
+        self._dirs: dict[str, int] = {}
         self._url_opener = url_opener
 
     def close(self) -> None:
         for zf in self._zips.values():
             zf.close()
         self._zips.clear()
+        for fd in self._dirs.values():
+            os.close(fd)
+        self._dirs.clear()
 
-    def put(self, kind: str, source: str, dest: Path, mtime_ns: int | None, link: str) -> None:
-        """Make ``dest`` hold the bytes of ``source`` (``link``: a symlink's target)."""
+    def put(
+        self, kind: str, source: str, dest: Path, mtime_ns: int | None, link: str, *, ours: bool
+    ) -> None:
+        """Make ``dest`` hold the bytes of ``source`` (``link``: a symlink's target).
+
+        A file already at ``dest`` is replaced only when it is ``ours`` (an earlier run
+        wrote it); otherwise it appeared since the plan, and FileExistsError says so.
+        """
         if self.mode == "symlink":
-            self._place(dest, lambda target: os.symlink(link, target))
-        elif self.mode == "hardlink":
-            self._place(dest, lambda target: os.link(source, target))
-        elif kind == "file":
-            self._write(dest, mtime_ns, lambda fd: self._copy_fd(source, fd))
+            self._place(dest, lambda target: os.symlink(link, target), ours)
+            return
+        if self.mode == "hardlink":
+            self._place(dest, lambda target: os.link(source, target), ours)
+            return
+        fill: Callable[[int], None]
+        if kind == "file":
+            fill = functools.partial(self._copy_fd, source)
         elif kind == "zip":
-            self._write(dest, mtime_ns, lambda fd: self._from_zip(source, fd))
+            fill = functools.partial(self._from_zip, source)
         else:
-            self._write(dest, mtime_ns, lambda fd: self._from_url(source, fd))
+            fill = functools.partial(self._from_url, source)
+        if self.tmpfile_ok and self._write_unnamed(dest, mtime_ns, fill):
+            return
+        if os.path.lexists(dest) and not ours:
+            raise FileExistsError(errno.EEXIST, "appeared since the plan was made", str(dest))
+        self._write(dest, mtime_ns, fill)
 
     @staticmethod
-    def _place(dest: Path, make: Callable[[Path], None]) -> None:
+    def _place(dest: Path, make: Callable[[Path], None], ours: bool) -> None:
         try:
-            make(dest)  # atomic when the destination is free
+            make(dest)  # atomic, and never replaces anything
         except FileExistsError:
+            if not ours:
+                raise
             tmp = temp_sibling(dest)
             make(tmp)
             try:
@@ -68,6 +93,34 @@ class Copier:
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
+
+    def _write_unnamed(self, dest: Path, mtime_ns: int | None, fill: Callable[[int], None]) -> bool:
+        """Write an unnamed file (O_TMPFILE) and link it at ``dest`` once complete: atomic,
+        never replacing anything, and a kill leaves no temporary name behind. False when
+        the filesystem cannot, or ``dest`` is taken (the caller then writes and renames)."""
+        folder = str(dest.parent)
+        try:
+            fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o666)
+        except OSError as exc:
+            if exc.errno not in _NO_TMPFILE:
+                raise
+            self.tmpfile_ok = False
+            return False
+        try:
+            fill(fd)
+            if mtime_ns is not None:
+                os.utime(fd, ns=(mtime_ns, mtime_ns))
+            dir_fd = self._dirs.get(folder)
+            if dir_fd is None:
+                dir_fd = self._dirs[folder] = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            # dst_dir_fd makes os.link call linkat(..., AT_SYMLINK_FOLLOW): the magic link
+            # in /proc names the open file itself.
+            os.link(f"/proc/self/fd/{fd}", dest.name, dst_dir_fd=dir_fd)
+        except FileExistsError:
+            return False
+        finally:
+            os.close(fd)
+        return True
 
     @staticmethod
     def _write(dest: Path, mtime_ns: int | None, fill: Callable[[int], None]) -> None:

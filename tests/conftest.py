@@ -81,15 +81,11 @@ SAMPLE_EXPORT = SAMPLE_DATA / "export-json"  # metadata.json and images/
 SAMPLE_PARQUET = SAMPLE_DATA / "export-parquet" / "metadata.parquet"  # the same items
 SAMPLE_ZIP = SAMPLE_DATA / "export.zip"  # metadata.json, no images
 REAL_EXPORT = (
-    Path("/work/shared/fixtures/real-exports/vl-video-frames-2025.json")
-    if True
-    else (
-        Path(__file__).resolve().parents[1].parent
-        / "shared"
-        / "fixtures"
-        / "real-exports"
-        / "vl-video-frames-2025.json"
-    )
+    Path(__file__).resolve().parents[1].parent
+    / "shared"
+    / "fixtures"
+    / "real-exports"
+    / "vl-video-frames-2025.json"
 )
 
 HAND_INFO = {

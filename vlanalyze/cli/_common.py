@@ -28,6 +28,7 @@ FLAGS = {
     "cache_dir": "--cache-dir",
     "refresh": "--refresh",
     "task_id": "--task-id",
+    "mode": "--mode",
 }
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,7 +121,7 @@ def materialize(
             return
         with Reporter(quiet or not sys.stderr.isatty()) as reporter:
             result = apply_plan(
-                plan, on_progress=_bar(reporter, "Writing files"), prune=prune, verify=verify
+                plan, on_progress=reporter.callback("Writing files"), prune=prune, verify=verify
             )
     for note in result.notes:
         click.echo(f"Note: {note}", err=True)
@@ -137,13 +136,6 @@ def materialize(
         parts.append(f"pruned {result.pruned}")
     text = ", ".join(parts)
     click.echo(f"{text[0].upper()}{text[1:]} in {result.out} ({layout}, {mode})")
-
-
-def _bar(reporter: Reporter, name: str) -> Callable[[int, int | None], None]:
-    def on_progress(done: int, total: int | None) -> None:
-        reporter.update(name, done, total, "")
-
-    return on_progress
 
 
 def _describe(plan: Plan) -> str:
@@ -189,6 +181,6 @@ def _fetch_missing(dataset_id: str, media_ids: list[str], output: Path, quiet: b
             folder,
             include_images=True,
             media_ids=media_ids,
-            on_progress=_bar(reporter, "Downloading"),
+            on_progress=reporter.callback("Downloading"),
         )
     return folder

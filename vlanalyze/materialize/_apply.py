@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 
 from vlanalyze._fs import TEMP_PREFIX, ProgressCallback, write_bytes_atomic
-from vlanalyze.errors import MaterializeError
+from vlanalyze.errors import Fix, MaterializeError
 from vlanalyze.materialize._copy import Copier
 from vlanalyze.materialize._plan import Plan
 from vlanalyze.materialize._sources import url_filesystem
@@ -241,7 +241,7 @@ def _put(copier: Copier, plan: Plan, kind: str, source: str, dest: str, mtime: i
         if plan.mode == "hardlink" and exc.errno == errno.EXDEV:
             raise MaterializeError(
                 f"cannot hardlink {source} into {plan.out}: another filesystem",
-                hint="use mode='copy' (--mode copy)",
+                fix=Fix("mode", "to copy instead", "copy"),
             ) from None
         raise MaterializeError(
             f"cannot write {target} from {source}: {exc.strerror or exc}",

@@ -25,7 +25,7 @@ from typing import Any
 import polars as pl
 
 from vlanalyze._version import __version__
-from vlanalyze.errors import MaterializeError, SelectionError
+from vlanalyze.errors import Fix, MaterializeError, SelectionError
 from vlanalyze.materialize import _names as names_mod
 from vlanalyze.materialize._layouts import LAYOUTS, image_dests, side_files
 from vlanalyze.materialize._selection import Selection, read_selection
@@ -261,8 +261,8 @@ def _finish(
 
 
 def _info(export: Export) -> dict[str, Any]:
-    info = dict(export.info)
-    return {k: v for k, v in info.items() if k not in ("images", "source")}
+    info = export.info
+    return {**info.block, "format": info.format, "counts": info.counts}
 
 
 def _items(export: Export, sel: Selection) -> pl.DataFrame:
@@ -355,7 +355,7 @@ def _check_mode(table: pl.DataFrame, mode: str, out: Path, layout: str) -> None:
         where = "a ZIP" if "zip" in kinds else "an object store"
         raise MaterializeError(
             f"cannot {mode} images that are inside {where}",
-            hint="use mode='copy' (--mode copy), or extract the export first",
+            fix=Fix("mode", "to copy them", "copy"),
         )
     if mode == "hardlink":
         anchor = out
@@ -365,5 +365,5 @@ def _check_mode(table: pl.DataFrame, mode: str, out: Path, layout: str) -> None:
         if devices - {anchor.stat().st_dev}:
             raise MaterializeError(
                 f"cannot hardlink into {out}: the images are on another filesystem",
-                hint="use mode='copy' (--mode copy) or mode='reflink'",
+                fix=Fix("mode", "to copy them instead", "copy"),
             )

@@ -279,3 +279,13 @@ def test_images_root_on_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
             )  # fmt: skip
     finally:
         server.stop()
+
+
+def test_save_plan_never_replaces_a_file(export: Path, sel: Path, tmp_path: Path) -> None:
+    plan_file = tmp_path / "plan.parquet"
+    args = [str(export), str(sel), "-o", str(tmp_path / "out"), "--dry-run", "-q"]
+    assert _cli(*args, "--save-plan", str(plan_file)).exit_code == 0
+    assert pl.read_parquet(plan_file)["action"].to_list() == ["write"] * 3
+    plan_file.write_text("mine")
+    line = error_line(_cli(*args, "--save-plan", str(plan_file)))
+    assert "already exists" in line and plan_file.read_text() == "mine"

@@ -9,6 +9,7 @@ public fetch API (:func:`vlanalyze.pull_export`) and plans again with them.
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ import click
 from vlanalyze.cli._common import handle_errors
 from vlanalyze.cli._progress import Reporter
 from vlanalyze.cli.query_cmds import export_options, open_for_cli
+from vlanalyze.errors import MaterializeError
 
 if TYPE_CHECKING:
     from vlanalyze.materialize._plan import Plan
@@ -114,6 +116,10 @@ def materialize(
             fetched = _fetch_missing(fetch_dataset, plan.missing, Path(output), quiet)
             plan = plan_materialize(ex, sel, output, extra_sources=[fetched], **options)
         if save_plan:
+            if os.path.lexists(save_plan):
+                raise MaterializeError(
+                    f"{save_plan} already exists", hint="name another file for --save-plan"
+                )
             plan.write_parquet(save_plan)
         if dry_run:
             click.echo(_describe(plan))

@@ -24,6 +24,7 @@ from typing import Any
 
 import polars as pl
 
+from vlanalyze._fs import atomic_path
 from vlanalyze._version import __version__
 from vlanalyze.errors import Fix, MaterializeError, SelectionError
 from vlanalyze.materialize import _names as names_mod
@@ -138,15 +139,20 @@ class Plan:
 
         begin(self)
 
-    def write_parquet(self, path: str | os.PathLike[str]) -> None:
-        """Save the plan's table (with the output folder and mode in its metadata), for an
-        engine that applies it in parallel partitions."""
+    def write_parquet(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+        """Save the plan's table (with the output folder and mode as columns and in its
+        metadata), atomically, for an engine that applies it in parallel partitions.
+
+        Raises:
+            MaterializeError: ``path`` exists and not ``overwrite``.
+        """
         import pyarrow.parquet as pq
 
         table = self.table.with_columns(out=pl.lit(str(self.out)), mode=pl.lit(self.mode))
         arrow = table.to_arrow()
         meta = {b"vlanalyze_plan": json.dumps({"out": str(self.out), "mode": self.mode}).encode()}
-        pq.write_table(arrow.replace_schema_metadata(meta), os.fspath(path))
+        with atomic_path(path, overwrite=overwrite) as tmp:
+            pq.write_table(arrow.replace_schema_metadata(meta), tmp)
 
 
 def plan_materialize(

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
+
+import polars as pl
 
 from vlanalyze.errors import MaterializeError
 
 __all__ = [
-    "DEFAULT_TEMPLATE",
     "FIELDS",
     "check_all",
     "check_component",
@@ -27,7 +28,6 @@ __all__ = [
     "split_name",
 ]
 
-DEFAULT_TEMPLATE = "{stem}__{media_id8}{ext}"
 FIELDS = ("media_id", "file_name", "stem", "ext", "file_path", "label", "split")
 
 _WINDOWS_ILLEGAL = re.compile(r'[<>:"|?*\\\x00-\x1f]')
@@ -64,23 +64,20 @@ def check_template(template: str) -> None:
         )
 
 
-def render_names(rows: Sequence[Mapping[str, str]], template: str | None) -> list[str]:
-    """One name per row (``rows`` hold the FIELDS as text); the default when no template."""
+def render_names(frame: pl.DataFrame, template: str | None) -> pl.Series:
+    """One name per row of ``frame`` (which holds the FIELDS as text columns, and
+    ``media_id8``); the default name when there is no template."""
     if template is not None:
         check_template(template)
-        return [template.format_map(row) for row in rows]
-    names = [_default(row, row["media_id"][:8]) for row in rows]
-    seen: dict[str, int] = {}
-    for name in names:
-        seen[name.casefold()] = seen.get(name.casefold(), 0) + 1
-    return [
-        _default(row, row["media_id"]) if seen[name.casefold()] > 1 else name
-        for row, name in zip(rows, names, strict=True)
-    ]
-
-
-def _default(row: Mapping[str, str], media_id: str) -> str:
-    return f"{row['stem']}__{media_id}{row['ext']}"
+        rows = frame.select(FIELDS).to_dicts()
+        return pl.Series("name", [template.format_map(row) for row in rows], dtype=pl.String)
+    stem, ext = pl.col("stem"), pl.col("ext")
+    short = pl.concat_str(stem, pl.lit("__"), pl.col("media_id8"), ext)
+    full = pl.concat_str(stem, pl.lit("__"), pl.col("media_id"), ext)
+    names = frame.select(short.alias("name"))
+    # Two short names that meet, case ignored: both take the full media id.
+    met = names["name"].str.to_lowercase().is_duplicated()
+    return frame.select(pl.when(met).then(full).otherwise(short).alias("name"))["name"]
 
 
 def check_component(part: str, what: str) -> None:
@@ -119,8 +116,6 @@ _SUSPECT = (
 
 def check_all(paths: Sequence[str], what: str) -> None:
     """:func:`check_relative` for many paths, vectorized (the common case: all fine)."""
-    import polars as pl
-
     series = pl.Series(paths, dtype=pl.String)
     # (a path over 255 bytes may hold a component over 255 bytes: check those too)
     flagged = series.filter(series.str.contains(_SUSPECT) | (series.str.len_bytes() > 255))

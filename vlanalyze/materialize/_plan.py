@@ -198,9 +198,7 @@ def plan_materialize(
     sel = read_selection(selection)
     out_path = Path(out).expanduser().absolute()
     items = _items(export, sel)
-    items = items.with_columns(
-        name=pl.Series(names_mod.render_names(items.to_dicts(), name), dtype=pl.String)
-    )
+    items = items.with_columns(name=names_mod.render_names(items, name))
     items = items.with_columns(dest=pl.Series(image_dests(layout, items), dtype=pl.String))
     boxes = _boxes(export, sel) if layout in ("yolo", "coco", "hf") else {}
     extra = side_files(layout, items, boxes, _all_labels(export, sel), out_path)
@@ -299,10 +297,10 @@ def _items(export: Export, sel: Selection) -> pl.DataFrame:
         file_path=pl.col("file_path").fill_null(""),
         media_id8=pl.col("media_id").str.slice(0, 8),
     )
-    stems = [names_mod.split_name(n) for n in items["file_name"]]
+    # As names_mod.split_name: the last extension, none for ".hidden".
     return items.drop("_known").with_columns(
-        stem=pl.Series([s for s, _e in stems], dtype=pl.String),
-        ext=pl.Series([e for _s, e in stems], dtype=pl.String),
+        stem=pl.col("file_name").str.extract(r"^(.+)\.[^.]*$", 1).fill_null(pl.col("file_name")),
+        ext=pl.col("file_name").str.extract(r"^.+(\.[^.]*)$", 1).fill_null(""),
     )
 
 

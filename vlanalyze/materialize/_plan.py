@@ -231,15 +231,7 @@ def _finish(
     absolute_links: bool,
 ) -> Plan:
     previous = read_record(out)
-    actions = [
-        "list"
-        if dest is None
-        else dest_action(out, dest, src, kind, size, mtime, mode, absolute_links, previous)
-        for dest, src, kind, size, mtime in table.select(
-            "dest", "source", "kind", "bytes", "mtime_ns"
-        ).iter_rows()
-    ]
-    table = table.with_columns(action=pl.Series(actions, dtype=pl.String))
+    table = table.with_columns(action=_actions(table, out, mode, absolute_links, previous))
     if layout == "csv":
         table = table.with_columns(dest=pl.lit(None, pl.String))
     side_actions = {p: side_action(out, p, data, previous) for p, data in extra.items()}
@@ -262,6 +254,30 @@ def _finish(
     columns += ["label", "split", "uniqueness_score", "url"]
     return Plan(out, layout, mode, table.select(columns), extra, side_actions, record,
                 previous, absolute_links)  # fmt: skip
+
+
+def _actions(
+    table: pl.DataFrame, out: Path, mode: str, absolute: bool, previous: dict[str, int]
+) -> pl.Series:
+    """Each image's action; an output folder that does not exist yet needs no look."""
+    if not os.path.lexists(out):
+        return table.select(
+            pl.when(pl.col("dest").is_null())
+            .then(pl.lit("list"))
+            .when(pl.col("source").is_null())
+            .then(pl.lit("missing"))
+            .otherwise(pl.lit("write"))
+        ).to_series()
+    rows = table.select("dest", "source", "kind", "bytes", "mtime_ns").iter_rows()
+    return pl.Series(
+        [
+            "list"
+            if dest is None
+            else dest_action(out, dest, src, kind, size, mtime, mode, absolute, previous)
+            for dest, src, kind, size, mtime in rows
+        ],
+        dtype=pl.String,
+    )
 
 
 def _info(export: Export) -> dict[str, Any]:

@@ -554,3 +554,15 @@ def test_partitions_applied_apart_then_finished(boxed: Path, tmp_path: Path) -> 
     final = vla.materialize(vla.plan_materialize(ex, _sel(A, B, C, D), out, layout="coco"))
     assert final.written == 0 and final.skipped == 4 and final.side_files_written == 1
     assert (out / "manifest.csv").exists()
+
+
+def test_leftover_temporary_files_are_removed_and_only_ours(boxed: Path, tmp_path: Path) -> None:
+    ex, out = _open(boxed), tmp_path / "o"
+    _run(ex, _sel(A), out)
+    dest_b = vla.plan_materialize(ex, _sel(B), out).table["dest"][0]
+    leftover = out / f".{dest_b}.vla-tmp-part-0123456789ab"  # as a killed rename-path run
+    leftover.write_bytes(b"half a file")
+    other = out / ".notes.txt.vla-tmp-part-0123456789ab"  # not a destination: not ours
+    other.write_bytes(b"keep")
+    _run(ex, _sel(A, B), out)
+    assert not leftover.exists() and other.read_bytes() == b"keep"

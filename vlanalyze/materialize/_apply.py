@@ -188,8 +188,7 @@ def _write_images(
     if total == 0:
         return []
     dests = todo["dest"].to_list()
-    _make_folders(plan.out, dests)
-    _clear_temp_files(plan.out, dests)
+    _clear_temp_files(plan.out, _make_folders(plan.out, todo), dests)
     rows = list(todo.select("kind", "source", "dest", "mtime_ns").iter_rows())
     chunks = [rows[i : i + _CHUNK] for i in range(0, total, _CHUNK)]
     if workers is None:
@@ -249,26 +248,35 @@ def _put(copier: Copier, plan: Plan, kind: str, source: str, dest: str, mtime: i
         ) from None
 
 
-def _make_folders(out: Path, dests: list[str]) -> None:
-    for folder in sorted({os.path.dirname(d) for d in dests}):
+def _make_folders(out: Path, todo: pl.DataFrame) -> list[str]:
+    """Create the destination folders; return those that were there already."""
+    folders = todo.select(pl.col("dest").str.extract(r"^(.*)/[^/]*$", 1).fill_null("").unique())
+    existing = []
+    for folder in sorted(folders.to_series().to_list()):
+        path = out / folder
+        if path.is_dir():
+            existing.append(folder)
+            continue
         try:
-            (out / folder).mkdir(parents=True, exist_ok=True)
+            path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise MaterializeError(f"cannot create {out / folder}: {exc.strerror}") from None
+            raise MaterializeError(f"cannot create {path}: {exc.strerror}") from None
+    return existing
 
 
-def _clear_temp_files(out: Path, dests: list[str]) -> None:
-    """Remove the temporary files an interrupted run left beside these destinations."""
-    by_folder: dict[str, set[str]] = {}
-    for dest in dests:
-        folder, _sep, name = dest.rpartition("/")
-        by_folder.setdefault(folder, set()).add(name)
-    for folder, names in by_folder.items():
+def _clear_temp_files(out: Path, folders: list[str], dests: list[str]) -> None:
+    """Remove the temporary files an interrupted run left beside these destinations
+    (only folders that existed before this run can hold any)."""
+    if not folders:
+        return
+    names = set(dests)
+    for folder in folders:
+        prefix = f"{folder}/" if folder else ""
         with os.scandir(out / folder) as entries:
             for entry in entries:
                 if entry.name.startswith(".") and TEMP_PREFIX in entry.name:
                     target = entry.name[1:].split(TEMP_PREFIX, 1)[0]
-                    if target in names:
+                    if prefix + target in names:
                         os.unlink(entry.path)
 
 

@@ -29,6 +29,8 @@ from vlanalyze.errors import (
 )
 
 if TYPE_CHECKING:
+    from vlanalyze.curate._recipe import Recipe
+    from vlanalyze.curate._select import Selection, select, top
     from vlanalyze.fetch._archive import extract_archive
     from vlanalyze.fetch._client import ExportTask, VisualLayerClient
     from vlanalyze.fetch._pull import PulledExport, pull_export
@@ -49,6 +51,10 @@ _LAZY = {
     "summarize": "vlanalyze.query._summary",
     "ExportInfo": "vlanalyze.query._results",
     "Summary": "vlanalyze.query._results",
+    "select": "vlanalyze.curate._select",
+    "top": "vlanalyze.curate._select",
+    "Selection": "vlanalyze.curate._select",
+    "Recipe": "vlanalyze.curate._recipe",
 }
 
 __all__ = [
@@ -68,6 +74,8 @@ __all__ = [
     "MaterializeError",
     "PulledExport",
     "QueryError",
+    "Recipe",
+    "Selection",
     "SelectionError",
     "Summary",
     "UnsafeArchiveError",
@@ -78,7 +86,9 @@ __all__ = [
     "extract_archive",
     "open_export",
     "pull_export",
+    "select",
     "summarize",
+    "top",
 ]
 
 

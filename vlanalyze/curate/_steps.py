@@ -1,0 +1,240 @@
+"""The selection pipeline: each rule, in its fixed order, as one DuckDB step.
+
+Order: filters -> issue gates -> dedupe -> per-cluster cap -> per-video cap -> top ->
+sample -> split. Every step reads the rows the previous one kept (a view ``c<k>``) and
+writes a temp table ``a<k>``: those rows, each with the ``reason`` it was dropped (NULL
+when kept) and, for dedupe, the ``dup`` it duplicates. So each step's rows in = rows out
++ rows removed, and the dropped rows (when asked for) go to the ``removed`` table.
+
+Every ranking ends with ``media_id``: the same export and rules give the same rows in
+the same order. Only :mod:`vlanalyze.curate._select` uses this module.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+from duckdb import DuckDBPyConnection
+
+from vlanalyze.curate import _split as sp
+from vlanalyze.curate._recipe import Recipe, parse_group
+from vlanalyze.curate._rules import (
+    KEEP_ORDER,
+    Catalog,
+    Params,
+    duplicate_groups,
+    filters,
+    gates,
+    primary_labels,
+    rank_order,
+)
+
+BASE = "media_id, rv, uniq, px, fpath, cluster, video, strat"
+
+
+class Pipeline:
+    """Runs a recipe's steps on one connection; records the funnel as it goes."""
+
+    def __init__(self, con: DuckDBPyConnection, recipe: Recipe, *, keep_removed: bool) -> None:
+        self.con = con
+        self.r = recipe
+        self.cat = Catalog(con)
+        self.keep_removed = keep_removed
+        self.funnel: list[dict[str, Any]] = []
+        self.k = 0
+        self.leakage: dict[str, object] | None = None
+
+    # --- plumbing -------------------------------------------------------------------
+
+    @property
+    def cur(self) -> str:
+        return f"c{self.k}"
+
+    def _step(self, names: list[str], sql: str, p: Params) -> None:
+        """Materialize ``sql`` (BASE columns + reason, dup, step_no) as the next step."""
+        k = self.k + 1
+        self.con.execute(f"CREATE TEMP TABLE a{k} AS {sql}", p.values)
+        rows = self.con.execute(
+            f"SELECT step_no, count(*) FROM a{k} WHERE reason IS NOT NULL GROUP BY 1"
+        ).fetchall()
+        removed = {int(s): int(n) for s, n in rows}
+        rows_in = int(self.con.execute(f"SELECT count(*) FROM a{k}").fetchall()[0][0])
+        for i, name in enumerate(names):
+            out = rows_in - removed.get(i, 0)
+            self.funnel.append(
+                {"step": name, "rows_in": rows_in, "rows_out": out, "removed": rows_in - out}
+            )
+            rows_in = out
+        if self.keep_removed:
+            self.con.execute(
+                f"INSERT INTO removed SELECT media_id, $offset + step_no, $names[step_no + 1], "
+                f"reason, dup FROM a{k} WHERE reason IS NOT NULL",
+                {"offset": len(self.funnel) - len(names), "names": names},
+            )
+        self.con.execute(f"CREATE VIEW c{k} AS SELECT {BASE} FROM a{k} WHERE reason IS NULL")
+        if self.k:
+            self.con.execute(f"DROP VIEW c{self.k}")
+            self.con.execute(f"DROP TABLE a{self.k}")
+        self.k = k
+
+    def run(self) -> None:
+        """Every step the recipe asks for, in the fixed order."""
+        if self.keep_removed:
+            self.con.execute(
+                "CREATE TEMP TABLE removed (media_id VARCHAR, step_no INTEGER, step VARCHAR, "
+                "reason VARCHAR, duplicate_of VARCHAR)"
+            )
+        self.base()
+        if self.r.dedupe is not None:
+            self.dedupe()
+        for name, column, cap in (
+            ("per_cluster", "cluster", self.r.per_cluster),
+            ("per_video", "video", self.r.per_video),
+        ):
+            if cap is not None:
+                self.cap(name, column, cap)
+        if self.r.top is not None:
+            self.top(self.r.top)
+        if self.r.sample is not None:
+            self.sample(self.r.sample)
+        if self.r.split:
+            self.split()
+
+    # --- the steps --------------------------------------------------------------------
+
+    def base(self) -> None:
+        """Filters and issue gates in one pass over ``media``: two funnel steps."""
+        p = Params()
+        rv = self.cat.column(self.r.by, "ranking column")
+        strat = "CAST(NULL AS VARCHAR)"
+        if self.r.stratify is not None and self.r.stratify != "label":
+            strat = f"CAST(m.{self.cat.column(self.r.stratify, 'stratify column')} AS VARCHAR)"
+        conds: list[tuple[int, str, str]] = []
+        names: list[str] = []
+        for name, rules in (
+            ("filters", filters(self.con, self.cat, self.r, p)),
+            ("issues", gates(self.cat, self.r, p)),
+        ):
+            if rules:
+                conds += [(len(names), r, c) for r, c in rules]
+                names.append(name)
+        reason, step_no = "NULL", "0"
+        if conds:
+            whens = [(f"WHEN NOT COALESCE({c}, FALSE)", r, s) for s, r, c in conds]
+            reason = "CASE " + " ".join(f"{w} THEN {p.add(r)}" for w, r, _ in whens) + " END"
+            step_no = "CASE " + " ".join(f"{w} THEN {s}" for w, _, s in whens) + " ELSE 0 END"
+        sql = (
+            f"SELECT m.media_id, m.{rv} AS rv, m.uniqueness_score AS uniq, "
+            "CAST(m.width AS BIGINT) * m.height AS px, m.file_path AS fpath, "
+            f"m.cluster_id AS cluster, m.video_name AS video, {strat} AS strat, "
+            f"{reason} AS reason, CAST(NULL AS VARCHAR) AS dup, {step_no} AS step_no "
+            "FROM media AS m"
+        )
+        self._step(names, sql, p)
+
+    def dedupe(self) -> None:
+        """One survivor per duplicate group at the level, by the keep policy."""
+        assert self.r.dedupe is not None
+        p = Params()
+        level = self.cat.level(self.r.dedupe)
+        labelled, join = "FALSE", ""
+        if self.r.keep == "labelled":
+            src = (
+                "TRUE" if self.r.label_source is None else f"source = {p.add(self.r.label_source)}"
+            )
+            join = f"LEFT JOIN (SELECT DISTINCT media_id AS lid FROM labels WHERE {src}) AS lb "
+            join += "ON lb.lid = c.media_id"
+            labelled = "lb.lid IS NOT NULL"
+        reason = p.add(f"duplicate at {level:g} (keep {self.r.keep})")
+        sql = (
+            f"SELECT {BASE}, CASE WHEN surv <> media_id THEN {reason} END AS reason, "
+            "CASE WHEN surv <> media_id THEN surv END AS dup, 0 AS step_no FROM ("
+            f"SELECT c.*, first_value(c.media_id) OVER (PARTITION BY d.gid, "
+            "CASE WHEN d.gid IS NULL THEN c.media_id END "
+            f"ORDER BY {KEEP_ORDER[self.r.keep]}) AS surv "
+            f"FROM (SELECT c.*, {labelled} AS labelled FROM {self.cur} AS c {join}) AS c "
+            f"LEFT JOIN ({duplicate_groups(level, p)}) AS d USING (media_id))"
+        )
+        self._step(["dedupe"], sql, p)
+
+    def cap(self, name: str, column: str, n: int) -> None:
+        """At most ``n`` rows per cluster/video, the best by the ranking; rows without
+        a cluster/video are not capped."""
+        p = Params()
+        over = f"PARTITION BY {column} ORDER BY {rank_order(self.r.ascending)}"
+        reason = p.add(f"{name.replace('_', '-')} cap {n}")
+        sql = (
+            f"SELECT {BASE}, CASE WHEN {column} IS NOT NULL AND row_number() OVER ({over}) "
+            f"> {p.add(n)} THEN {reason} END AS reason, CAST(NULL AS VARCHAR) AS dup, "
+            f"0 AS step_no FROM {self.cur}"
+        )
+        self._step([name], sql, p)
+
+    def top(self, n: int) -> None:
+        p = Params()
+        order = "ascending" if self.r.ascending else "descending"
+        reason = p.add(f"not in top {n} by {self.r.by} ({order})")
+        sql = (
+            f"SELECT {BASE}, CASE WHEN row_number() OVER (ORDER BY "
+            f"{rank_order(self.r.ascending)}) > {p.add(n)} THEN {reason} END AS reason, "
+            f"CAST(NULL AS VARCHAR) AS dup, 0 AS step_no FROM {self.cur}"
+        )
+        self._step(["top"], sql, p)
+
+    def sample(self, n: int) -> None:
+        """A seeded sample of ``n``, proportional per stratum (see _split.quotas)."""
+        p = Params()
+        source = self.cur
+        if self.r.stratify == "label":
+            source = (
+                f"(SELECT c.* REPLACE (pl.label AS strat) FROM {self.cur} AS c LEFT JOIN "
+                f"({primary_labels(self.r, p, f'SELECT media_id FROM {self.cur}')}) AS pl "
+                "USING (media_id))"
+            )
+        counts = self.con.execute(
+            f"SELECT strat, count(*) FROM {source} AS s GROUP BY 1 ORDER BY 1 NULLS LAST",
+            p.values,
+        ).fetchall()
+        quota = sp.quotas([(s, int(c)) for s, c in counts], n)
+        self.con.register(
+            "_vla_quota",
+            pa.table(
+                {"qs": [s for s, _ in quota], "quota": [q for _, q in quota]},
+                schema=pa.schema([("qs", pa.string()), ("quota", pa.int64())]),
+            ),
+        )
+        draw = sp.hash01(p.add(self.r.seed), "media_id")
+        reason = p.add(f"not sampled (seed {self.r.seed})")
+        sql = (
+            f"SELECT {BASE}, CASE WHEN row_number() OVER (PARTITION BY strat ORDER BY {draw}, "
+            f"media_id) > quota THEN {reason} END AS reason, CAST(NULL AS VARCHAR) AS dup, "
+            f"0 AS step_no FROM {source} AS s JOIN _vla_quota AS q ON s.strat IS NOT DISTINCT "
+            "FROM q.qs"
+        )
+        self._step(["sample"], sql, p)
+
+    def split(self) -> None:
+        """Each row's split from its group's draw; then the leakage report."""
+        p = Params()
+        kind, level = parse_group(self.r.group) if self.r.group else ("duplicates", None)
+        loosest = self.cat.levels[0] if self.cat.levels else None
+        if kind == "duplicates" and level is None and loosest is None:
+            kind = "none"  # no duplicates in this export: every row is its own group
+        join = ""
+        if kind == "duplicates":
+            resolved = self.cat.level(level if level is not None else "min", "split level")
+            join = f"LEFT JOIN ({duplicate_groups(resolved, p)}) AS d USING (media_id)"
+            label = f"duplicates@{resolved:g}"
+        else:
+            label = kind
+        draw = sp.hash01(p.add(self.r.seed), sp.group_key(kind))
+        case = sp.split_case(self.r.split, draw, p)
+        self.con.execute(
+            f"CREATE TEMP TABLE splits AS SELECT c.media_id, c.video, {case} AS split "
+            f"FROM {self.cur} AS c {join}",
+            p.values,
+        )
+        n = int(self.con.execute("SELECT count(*) FROM splits").fetchall()[0][0])
+        self.funnel.append({"step": "split", "rows_in": n, "rows_out": n, "removed": 0})
+        self.leakage = sp.leakage(self.con, "splits", loosest, label)

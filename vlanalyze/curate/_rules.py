@@ -10,6 +10,7 @@ Nothing here runs a selection (that is :mod:`vlanalyze.curate._select`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
@@ -38,6 +39,10 @@ class Params:
         name = f"p{len(self.values)}"
         self.values[name] = value
         return f"${name}"
+
+    def used_by(self, sql: str) -> dict[str, Any]:
+        """The parameters ``sql`` refers to (DuckDB refuses unused ones)."""
+        return {k: v for k, v in self.values.items() if re.search(rf"\${k}\b", sql)}
 
 
 class Catalog:

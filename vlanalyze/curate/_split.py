@@ -70,25 +70,30 @@ def quotas(counts: Sequence[tuple[str | None, int]], n: int) -> list[tuple[str |
 
 
 def leakage(
-    con: DuckDBPyConnection, table: str, level: float | None, group: str
+    con: DuckDBPyConnection,
+    table: str,
+    groups: str | None,
+    params: dict[str, object],
+    group: str,
+    level: float | None,
 ) -> dict[str, object]:
-    """Near-duplicate groups (at the loosest ``level``) and videos whose rows of
-    ``table`` (media_id, split, video) sit in more than one split."""
-    report: dict[str, object] = {"group": group, "loosest_level": level}
+    """Near-duplicate groups (``groups``: media_id, gid at the loosest ``level``) and
+    videos whose rows of ``table`` (media_id, split, video) sit in more than one split."""
     dup = 0
-    if level is not None:
+    if groups is not None:
         row = con.execute(
-            f"SELECT count(*) FROM (SELECT i.duplicate_group_id FROM {table} AS s "
-            "JOIN issues AS i USING (media_id) WHERE i.issue_type = 'duplicates' "
-            "AND i.object_id IS NULL AND i.duplicate_threshold = $level "
-            "GROUP BY 1 HAVING count(DISTINCT s.split) > 1)",
-            {"level": level},
+            f"SELECT count(*) FROM (SELECT g.gid FROM {table} AS s JOIN {groups} AS g "
+            "USING (media_id) GROUP BY 1 HAVING count(DISTINCT s.split) > 1)",
+            params,
         ).fetchall()
         dup = int(row[0][0])
     vids = con.execute(
         f"SELECT count(*) FROM (SELECT video FROM {table} WHERE video IS NOT NULL "
         "GROUP BY 1 HAVING count(DISTINCT split) > 1)"
     ).fetchall()
-    report["duplicate_groups_across_splits"] = dup
-    report["videos_across_splits"] = int(vids[0][0])
-    return report
+    return {
+        "group": group,
+        "loosest_level": level,
+        "duplicate_groups_across_splits": dup,
+        "videos_across_splits": int(vids[0][0]),
+    }

@@ -30,8 +30,6 @@ from vlanalyze.curate._rules import (
     rank_order,
 )
 
-BASE = "media_id, rv, uniq, px, fpath, cluster, video, strat"
-
 
 class Pipeline:
     """Runs a recipe's steps on one connection; records the funnel as it goes."""
@@ -43,40 +41,71 @@ class Pipeline:
         self.keep_removed = keep_removed
         self.funnel: list[dict[str, Any]] = []
         self.k = 0
+        self.cur = "media"
+        self.rows = 0
         self.leakage: dict[str, object] | None = None
+        self.group_tables: dict[float, str] = {}
+        self.cols = _columns(recipe)
 
     # --- plumbing -------------------------------------------------------------------
 
     @property
-    def cur(self) -> str:
-        return f"c{self.k}"
+    def base(self) -> str:
+        return ", ".join(self.cols)
 
-    def _step(self, names: list[str], sql: str, p: Params) -> None:
-        """Materialize ``sql`` (BASE columns + reason, dup, step_no) as the next step."""
+    def _step(self, names: list[str], sql: str, p: Params, kept: str | None = None) -> None:
+        """Materialize the next step from ``sql`` (rows in, with ``reason`` NULL for the
+        kept ones, ``dup`` and ``step_no``); ``kept``: a faster query of the kept rows
+        alone, used when the removed rows are not recorded."""
         k = self.k + 1
-        self.con.execute(f"CREATE TEMP TABLE a{k} AS {sql}", p.values)
-        rows = self.con.execute(
-            f"SELECT step_no, count(*) FROM a{k} WHERE reason IS NOT NULL GROUP BY 1"
+        if not self.keep_removed and len(names) == 1:
+            kept = kept or f"SELECT {self.base} FROM ({sql}) WHERE reason IS NULL"
+            self.con.execute(f"CREATE TEMP TABLE a{k} AS {kept}", p.used_by(kept))
+            out = int(self.con.execute(f"SELECT count(*) FROM a{k}").fetchall()[0][0])
+            self._advance(k, f"a{k}")
+            self._count(names, self.rows, {0: self.rows - out})
+            return
+        self.con.execute(f"CREATE TEMP TABLE a{k} AS {sql}", p.used_by(sql))
+        counts = self.con.execute(
+            f"SELECT step_no, count(*) FILTER (reason IS NOT NULL), count(*) FROM a{k} GROUP BY 1"
         ).fetchall()
-        removed = {int(s): int(n) for s, n in rows}
-        rows_in = int(self.con.execute(f"SELECT count(*) FROM a{k}").fetchall()[0][0])
-        for i, name in enumerate(names):
-            out = rows_in - removed.get(i, 0)
-            self.funnel.append(
-                {"step": name, "rows_in": rows_in, "rows_out": out, "removed": rows_in - out}
-            )
-            rows_in = out
+        rows_in = sum(int(r[2]) for r in counts)
+        self._count(names, rows_in, {int(r[0]): int(r[1]) for r in counts})
         if self.keep_removed:
             self.con.execute(
                 f"INSERT INTO removed SELECT media_id, $offset + step_no, $names[step_no + 1], "
                 f"reason, dup FROM a{k} WHERE reason IS NOT NULL",
                 {"offset": len(self.funnel) - len(names), "names": names},
             )
-        self.con.execute(f"CREATE VIEW c{k} AS SELECT {BASE} FROM a{k} WHERE reason IS NULL")
+        self.con.execute(f"CREATE VIEW c{k} AS SELECT {self.base} FROM a{k} WHERE reason IS NULL")
+        self._advance(k, f"c{k}")
+
+    def _count(self, names: list[str], rows_in: int, removed: dict[int, int]) -> None:
+        for i, name in enumerate(names):
+            out = rows_in - removed.get(i, 0)
+            self.funnel.append(
+                {"step": name, "rows_in": rows_in, "rows_out": out, "removed": rows_in - out}
+            )
+            rows_in = out
+        self.rows = rows_in
+
+    def _advance(self, k: int, cur: str) -> None:
+        """Make ``cur`` the current rows; drop the previous step's table and view."""
         if self.k:
-            self.con.execute(f"DROP VIEW c{self.k}")
+            self.con.execute(f"DROP VIEW IF EXISTS c{self.k}")
             self.con.execute(f"DROP TABLE a{self.k}")
-        self.k = k
+        self.k, self.cur = k, cur
+
+    def groups(self, level: float, p: Params) -> str:
+        """A FROM item of ``media_id, gid`` at ``level``: the table dedupe built for it,
+        else a query restricted to the current rows."""
+        table = self.group_tables.get(level)
+        if table is not None:
+            return table
+        return (
+            f"(SELECT * FROM ({duplicate_groups(level, p)}) "
+            f"WHERE media_id IN (SELECT media_id FROM {self.cur}))"
+        )
 
     def run(self) -> None:
         """Every step the recipe asks for, in the fixed order."""
@@ -85,7 +114,8 @@ class Pipeline:
                 "CREATE TEMP TABLE removed (media_id VARCHAR, step_no INTEGER, step VARCHAR, "
                 "reason VARCHAR, duplicate_of VARCHAR)"
             )
-        self.base()
+        self.rows = int(self.con.execute("SELECT count(*) FROM media").fetchall()[0][0])
+        self.first()
         if self.r.dedupe is not None:
             self.dedupe()
         for name, column, cap in (
@@ -103,7 +133,7 @@ class Pipeline:
 
     # --- the steps --------------------------------------------------------------------
 
-    def base(self) -> None:
+    def first(self) -> None:
         """Filters and issue gates in one pass over ``media``: two funnel steps."""
         p = Params()
         rv = self.cat.column(self.r.by, "ranking column")
@@ -124,12 +154,20 @@ class Pipeline:
             whens = [(f"WHEN NOT COALESCE({c}, FALSE)", r, s) for s, r, c in conds]
             reason = "CASE " + " ".join(f"{w} THEN {p.add(r)}" for w, r, _ in whens) + " END"
             step_no = "CASE " + " ".join(f"{w} THEN {s}" for w, _, s in whens) + " ELSE 0 END"
+        exprs = {
+            "media_id": "m.media_id",
+            "rv": f"m.{rv}",
+            "uniq": "m.uniqueness_score",
+            "px": "CAST(m.width AS BIGINT) * m.height",
+            "fpath": "m.file_path",
+            "cluster": "m.cluster_id",
+            "video": "m.video_name",
+            "strat": strat,
+        }
+        cols = ", ".join(f"{exprs[c]} AS {c}" for c in self.cols)
         sql = (
-            f"SELECT m.media_id, m.{rv} AS rv, m.uniqueness_score AS uniq, "
-            "CAST(m.width AS BIGINT) * m.height AS px, m.file_path AS fpath, "
-            f"m.cluster_id AS cluster, m.video_name AS video, {strat} AS strat, "
-            f"{reason} AS reason, CAST(NULL AS VARCHAR) AS dup, {step_no} AS step_no "
-            "FROM media AS m"
+            f"SELECT {cols}, {reason} AS reason, CAST(NULL AS VARCHAR) AS dup, "
+            f"{step_no} AS step_no FROM media AS m"
         )
         self._step(names, sql, p)
 
@@ -146,17 +184,28 @@ class Pipeline:
             join = f"LEFT JOIN (SELECT DISTINCT media_id AS lid FROM labels WHERE {src}) AS lb "
             join += "ON lb.lid = c.media_id"
             labelled = "lb.lid IS NOT NULL"
+        table = f"g{len(self.group_tables)}"
+        gp = Params()
+        self.con.execute(f"CREATE TEMP TABLE {table} AS {duplicate_groups(level, gp)}", gp.values)
+        self.group_tables[level] = table
         reason = p.add(f"duplicate at {level:g} (keep {self.r.keep})")
         sql = (
-            f"SELECT {BASE}, CASE WHEN surv <> media_id THEN {reason} END AS reason, "
+            f"SELECT {self.base}, CASE WHEN surv <> media_id THEN {reason} END AS reason, "
             "CASE WHEN surv <> media_id THEN surv END AS dup, 0 AS step_no FROM ("
             f"SELECT c.*, first_value(c.media_id) OVER (PARTITION BY d.gid, "
             "CASE WHEN d.gid IS NULL THEN c.media_id END "
             f"ORDER BY {KEEP_ORDER[self.r.keep]}) AS surv "
             f"FROM (SELECT c.*, {labelled} AS labelled FROM {self.cur} AS c {join}) AS c "
-            f"LEFT JOIN ({duplicate_groups(level, p)}) AS d USING (media_id))"
+            f"LEFT JOIN {table} AS d USING (media_id))"
         )
-        self._step(["dedupe"], sql, p)
+        kept = (
+            f"SELECT {self.base} FROM (SELECT c.*, row_number() OVER (PARTITION BY d.gid, "
+            "CASE WHEN d.gid IS NULL THEN c.media_id END "
+            f"ORDER BY {KEEP_ORDER[self.r.keep]}) AS rn "
+            f"FROM (SELECT c.*, {labelled} AS labelled FROM {self.cur} AS c {join}) AS c "
+            f"LEFT JOIN {table} AS d USING (media_id)) WHERE rn = 1"
+        )
+        self._step(["dedupe"], sql, p, kept)
 
     def cap(self, name: str, column: str, n: int) -> None:
         """At most ``n`` rows per cluster/video, the best by the ranking; rows without
@@ -165,7 +214,7 @@ class Pipeline:
         over = f"PARTITION BY {column} ORDER BY {rank_order(self.r.ascending)}"
         reason = p.add(f"{name.replace('_', '-')} cap {n}")
         sql = (
-            f"SELECT {BASE}, CASE WHEN {column} IS NOT NULL AND row_number() OVER ({over}) "
+            f"SELECT {self.base}, CASE WHEN {column} IS NOT NULL AND row_number() OVER ({over}) "
             f"> {p.add(n)} THEN {reason} END AS reason, CAST(NULL AS VARCHAR) AS dup, "
             f"0 AS step_no FROM {self.cur}"
         )
@@ -176,11 +225,15 @@ class Pipeline:
         order = "ascending" if self.r.ascending else "descending"
         reason = p.add(f"not in top {n} by {self.r.by} ({order})")
         sql = (
-            f"SELECT {BASE}, CASE WHEN row_number() OVER (ORDER BY "
+            f"SELECT {self.base}, CASE WHEN row_number() OVER (ORDER BY "
             f"{rank_order(self.r.ascending)}) > {p.add(n)} THEN {reason} END AS reason, "
             f"CAST(NULL AS VARCHAR) AS dup, 0 AS step_no FROM {self.cur}"
         )
-        self._step(["top"], sql, p)
+        kept = (
+            f"SELECT {self.base} FROM {self.cur} ORDER BY {rank_order(self.r.ascending)} "
+            f"LIMIT {p.add(n)}"
+        )
+        self._step(["top"], sql, p, kept)
 
     def sample(self, n: int) -> None:
         """A seeded sample of ``n``, proportional per stratum (see _split.quotas)."""
@@ -207,7 +260,7 @@ class Pipeline:
         draw = sp.hash01(p.add(self.r.seed), "media_id")
         reason = p.add(f"not sampled (seed {self.r.seed})")
         sql = (
-            f"SELECT {BASE}, CASE WHEN row_number() OVER (PARTITION BY strat ORDER BY {draw}, "
+            f"SELECT {self.base}, CASE WHEN row_number() OVER (PARTITION BY strat ORDER BY {draw}, "
             f"media_id) > quota THEN {reason} END AS reason, CAST(NULL AS VARCHAR) AS dup, "
             f"0 AS step_no FROM {source} AS s JOIN _vla_quota AS q ON s.strat IS NOT DISTINCT "
             "FROM q.qs"
@@ -224,7 +277,7 @@ class Pipeline:
         join = ""
         if kind == "duplicates":
             resolved = self.cat.level(level if level is not None else "min", "split level")
-            join = f"LEFT JOIN ({duplicate_groups(resolved, p)}) AS d USING (media_id)"
+            join = f"LEFT JOIN {self.groups(resolved, p)} AS d USING (media_id)"
             label = f"duplicates@{resolved:g}"
         else:
             label = kind
@@ -235,6 +288,24 @@ class Pipeline:
             f"FROM {self.cur} AS c {join}",
             p.values,
         )
-        n = int(self.con.execute("SELECT count(*) FROM splits").fetchall()[0][0])
-        self.funnel.append({"step": "split", "rows_in": n, "rows_out": n, "removed": 0})
-        self.leakage = sp.leakage(self.con, "splits", loosest, label)
+        self.funnel.append(
+            {"step": "split", "rows_in": self.rows, "rows_out": self.rows, "removed": 0}
+        )
+        lp = Params()
+        loose = None if loosest is None else self.groups(loosest, lp)
+        self.leakage = sp.leakage(self.con, "splits", loose, lp.values, label, loosest)
+
+
+def _columns(r: Recipe) -> list[str]:
+    """The columns the steps of ``r`` need (fewer columns: faster steps)."""
+    cols = ["media_id", "rv"]
+    kind = parse_group(r.group)[0] if r.group else "duplicates"
+    wanted = {
+        "uniq": r.dedupe is not None,
+        "px": r.dedupe is not None and r.keep == "resolution",
+        "fpath": r.dedupe is not None and r.keep == "first",
+        "cluster": r.per_cluster is not None or (bool(r.split) and kind == "cluster"),
+        "video": r.per_video is not None or bool(r.split),
+        "strat": r.sample is not None,
+    }
+    return cols + [c for c, on in wanted.items() if on]

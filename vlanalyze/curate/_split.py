@@ -33,16 +33,17 @@ def hash01(seed_param: str, key_sql: str) -> str:
 
 
 def group_key(kind: str, prefix: str = "") -> str:
-    """SQL of a row's group key for ``kind`` (``gid`` must be joined for duplicates).
-
-    A row without a group (no duplicates issue at the level, no cluster, no video) is a
-    group of its own.
-    """
+    """SQL of a row's group key for ``kind`` (``gid`` must be joined for duplicates):
+    ``dup:<group id>``, ``cluster:<cluster_id>``, ``video:<video_name>``, and
+    ``media:<media_id>`` for a row without a group (no duplicates issue at the level, no
+    cluster, no video: a group of its own) and for ``none``."""
     own = f"'media:' || {prefix}media_id"
-    column = {"duplicates": "gid", "cluster": "cluster", "video": "video"}.get(kind)
+    column = {"duplicates": ("dup", "gid"), "cluster": ("cluster", "cluster")}.get(kind)
+    column = column or {"video": ("video", "video")}.get(kind)
     if column is None:
         return own
-    return f"COALESCE('{column}:' || {prefix}{column}, {own})"
+    tag, name = column
+    return f"COALESCE('{tag}:' || {prefix}{name}, {own})"
 
 
 def split_case(fractions: Sequence[tuple[str, float]], draw: str, p: Params) -> str:

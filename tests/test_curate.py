@@ -13,8 +13,8 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-from conftest import SAMPLE_EXPORT
 from conftest import REAL_EXPORT as _REAL
+from conftest import SAMPLE_EXPORT
 
 import vlanalyze as vla
 from vlanalyze import Export, Recipe, Selection, SelectionError
@@ -87,11 +87,13 @@ def test_same_inputs_same_bytes(sample: Export, tmp_path: Path, suffix: str) -> 
 def test_both_forms_give_the_same_selection(tmp_path: Path) -> None:
     texts = []
     for form in FORMS:
-        with vla.open_export(SAMPLE_EXPORT / form, cache_dir=tmp_path / form) as ex:
-            with vla.select(ex, **FULL) as sel:  # type: ignore[arg-type]
-                sel.write(tmp_path / f"{form}.json")
-                sel.write(tmp_path / f"{form}.parquet")
-                funnel = sel.funnel
+        with (
+            vla.open_export(SAMPLE_EXPORT / form, cache_dir=tmp_path / form) as ex,
+            vla.select(ex, **FULL) as sel,  # type: ignore[arg-type]
+        ):
+            sel.write(tmp_path / f"{form}.json")
+            sel.write(tmp_path / f"{form}.parquet")
+            funnel = sel.funnel
         texts.append((tmp_path / f"{form}.json").read_bytes())
         assert funnel.height == 5
     assert texts[0] == texts[1]
@@ -270,9 +272,11 @@ def test_top_is_the_seed_pandas_recipe(tmp_path: Path) -> None:
     df = pd.read_parquet(SAMPLE_EXPORT / "metadata.parquet")
     for n in (1, 10, 46, 100):
         expected = df.sort_values(by="uniqueness_score", ascending=False).head(n)
-        with vla.open_export(SAMPLE_EXPORT / "metadata.parquet", cache_dir=tmp_path / "c") as ex:
-            with vla.top(ex, n) as sel:
-                got = sel.table
+        with (
+            vla.open_export(SAMPLE_EXPORT / "metadata.parquet", cache_dir=tmp_path / "c") as ex,
+            vla.top(ex, n) as sel,
+        ):
+            got = sel.table
         assert got["media_id"].to_list() == expected["media_id"].tolist()
         assert got["file_name"].to_list() == expected["image_filename"].tolist()
 

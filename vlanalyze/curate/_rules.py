@@ -137,7 +137,10 @@ def check_where(con: DuckDBPyConnection, expr: str) -> str:
         raise SelectionError(f"--where {expr!r} is not one SQL expression (no ';' allowed)")
     wrapped = f"((\n{expr}\n))"  # newlines: a trailing -- comment cannot eat our ')'
     try:
-        con.execute(f"SELECT count(*) FROM (SELECT * FROM media LIMIT 0) AS m WHERE {wrapped}")
+        con.execute(
+            "SELECT count(*) FROM (SELECT * FROM media LIMIT 0) AS m "
+            f"WHERE NOT COALESCE({wrapped}, FALSE)"  # exactly as the filter step embeds it
+        )
     except duckdb.Error as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SelectionError(

@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 import pyarrow as pa
 from duckdb import DuckDBPyConnection
@@ -22,7 +23,7 @@ from duckdb import DuckDBPyConnection
 from vlanalyze.curate._recipe import IssueGate, Recipe
 from vlanalyze.curate._rules import Params, primary_labels, rank_order
 from vlanalyze.curate._steps import Pipeline
-from vlanalyze.errors import SelectionError
+from vlanalyze.errors import QueryError, SelectionError
 from vlanalyze.query._export import Export
 from vlanalyze.query._sql import quote_ident
 
@@ -288,6 +289,10 @@ def run(ex: Export, recipe: Recipe, *, keep_removed: bool = True) -> Selection:
         return Selection(
             con, recipe, pipe.funnel, pipe.leakage, _export_info(ex), has_removed=keep_removed
         )
+    except duckdb.Error as exc:
+        con.close()
+        text = str(exc).strip()
+        raise QueryError(f"selection failed: {text.splitlines()[0] if text else exc}") from None
     except BaseException:
         con.close()
         raise

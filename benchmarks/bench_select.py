@@ -43,9 +43,8 @@ WITH media AS (SELECT * FROM read_parquet('{c}/media/*.parquet')),
 issues AS (SELECT * FROM read_parquet('{c}/issues/*.parquet')),
 labels AS (SELECT * FROM read_parquet('{c}/labels/*.parquet')),
 grp AS (
-  SELECT media_id, min(duplicate_group_id) AS gid FROM issues
+  SELECT media_id, duplicate_group_id AS gid FROM issues
   WHERE issue_type = 'duplicates' AND object_id IS NULL AND duplicate_threshold = 0.96
-  GROUP BY media_id
 ),
 gated AS (
   SELECT media_id, uniqueness_score AS u, cluster_id FROM media
@@ -127,7 +126,9 @@ def same_selection(ours: Path, ref: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=REPO / "benchmarks/data/n1000000/metadata.parquet")
+    parser.add_argument(
+        "--data", type=Path, default=REPO / "benchmarks/data/n1000000/metadata.parquet"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--max-ratio", type=float, default=1.3)
     parser.add_argument("--json-out", type=Path)

@@ -435,3 +435,22 @@ def test_selection_is_a_context_and_closes(sample: Export) -> None:
     assert sel.table is table and len(sel) == 3
     with pytest.raises(ValueError, match="closed"):
         sel.removed  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        FULL,
+        {"where": "width > 100", "exclude_issues": ["dark"], "dedupe": "max", "keep": "first"},
+        {"labels": ["cat"], "dedupe": 0.97, "keep": "resolution", "per_video": 1, "top": 5},
+        {"dedupe": "min", "by": "width", "split": SPLIT, "group": "duplicates@0.99"},
+        {"dedupe": "min", "keep": "labelled", "split": SPLIT, "group": "video", "sample": 9},
+    ],
+)
+def test_without_removed_rows_the_same_selection(sample: Export, rules: dict[str, object]) -> None:
+    with vla.select(sample, **rules) as a, vla.select(sample, **rules, keep_removed=False) as b:  # type: ignore[arg-type]
+        assert a.table.equals(b.table)
+        assert a.funnel.equals(b.funnel)
+        assert a.leakage == b.leakage
+        with pytest.raises(ValueError, match="keep_removed"):
+            b.removed  # noqa: B018

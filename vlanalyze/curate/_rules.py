@@ -216,12 +216,22 @@ def _gate_sql(gate: IssueGate, level: str, p: Params) -> str:
     return f"SELECT media_id FROM issues WHERE {cond}"
 
 
-def duplicate_groups(level: float, p: Params) -> str:
-    """``media_id, gid``: each image's duplicate group at ``level`` (image-level)."""
+def duplicate_groups(level: float, p: Params, ids: str) -> str:
+    """``media_id, gid``: the duplicate group at ``level`` (image-level) of each image
+    of the query ``ids`` (one per image, should an export ever give two)."""
     return (
         "SELECT media_id, min(duplicate_group_id) AS gid FROM issues "
         "WHERE issue_type = 'duplicates' AND object_id IS NULL "
-        f"AND duplicate_threshold = {p.add(level)} GROUP BY media_id"
+        f"AND duplicate_threshold = {p.add(level)} AND media_id IN ({ids}) GROUP BY media_id"
+    )
+
+
+def duplicate_members(level: float, p: Params) -> str:
+    """``media_id, gid``: every image-level membership of a duplicate group at ``level``."""
+    return (
+        "SELECT media_id, duplicate_group_id AS gid FROM issues "
+        "WHERE issue_type = 'duplicates' AND object_id IS NULL "
+        f"AND duplicate_threshold = {p.add(level)}"
     )
 
 
@@ -231,11 +241,18 @@ def rank_order(ascending: bool, prefix: str = "") -> str:
     return f"{prefix}rv {direction} NULLS LAST, {prefix}media_id"
 
 
-KEEP_ORDER = {
-    "uniqueness": "uniq DESC NULLS LAST, media_id",
-    "resolution": "px DESC NULLS LAST, uniq DESC NULLS LAST, media_id",
-    "labelled": "labelled DESC, uniq DESC NULLS LAST, media_id",
-    "first": "fpath NULLS LAST, media_id",
+# The key whose smallest value names a duplicate group's survivor, for each keep policy
+# (arg_min over a struct: fields compared in order; {u}: the uniqueness column). NULL
+# scores and sizes rank last; media_id last of all, so there are no ties.
+_LAST = "CAST('inf' AS DOUBLE)"
+KEEP_KEY = {
+    "uniqueness": f"struct_pack(a := COALESCE(-{{u}}, {_LAST}), z := media_id)",
+    "resolution": (
+        f"struct_pack(a := COALESCE(-CAST(px AS DOUBLE), {_LAST}), "
+        f"b := COALESCE(-{{u}}, {_LAST}), z := media_id)"
+    ),
+    "labelled": f"struct_pack(a := NOT labelled, b := COALESCE(-{{u}}, {_LAST}), z := media_id)",
+    "first": "struct_pack(a := fpath IS NULL, b := COALESCE(fpath, ''), z := media_id)",
 }
 
 

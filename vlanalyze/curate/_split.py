@@ -32,18 +32,18 @@ def hash01(seed_param: str, key_sql: str) -> str:
     return f"(CAST('0x' || {digest}[1:{DRAW_DIGITS}] AS UBIGINT) / {float(2**52)!r})"
 
 
-def group_key(kind: str, prefix: str = "") -> str:
-    """SQL of a row's group key for ``kind`` (``gid`` must be joined for duplicates):
-    ``dup:<group id>``, ``cluster:<cluster_id>``, ``video:<video_name>``, and
-    ``media:<media_id>`` for a row without a group (no duplicates issue at the level, no
-    cluster, no video: a group of its own) and for ``none``."""
-    own = f"'media:' || {prefix}media_id"
-    column = {"duplicates": ("dup", "gid"), "cluster": ("cluster", "cluster")}.get(kind)
-    column = column or {"video": ("video", "video")}.get(kind)
-    if column is None:
+def group_key(kind: str, columns: dict[str, str]) -> str:
+    """SQL of a row's group key for ``kind``: ``dup:<group id>``, ``cluster:<cluster_id>``,
+    ``video:<video_name>``, and ``media:<media_id>`` for ``none`` and for a row without
+    a group (no duplicates issue at the level, no cluster, no video: a group of its own).
+    ``columns`` names the SQL of ``gid``, ``cluster`` and ``video``; ``c.media_id`` is
+    the row's id."""
+    own = "'media:' || c.media_id"
+    tag = {"duplicates": ("dup", "gid"), "cluster": ("cluster", "cluster")}.get(kind)
+    tag = tag or {"video": ("video", "video")}.get(kind)
+    if tag is None:
         return own
-    tag, name = column
-    return f"COALESCE('{tag}:' || {prefix}{name}, {own})"
+    return f"COALESCE('{tag[0]}:' || {columns[tag[1]]}, {own})"
 
 
 def split_case(fractions: Sequence[tuple[str, float]], draw: str, p: Params) -> str:
@@ -74,7 +74,6 @@ def leakage(
     con: DuckDBPyConnection,
     table: str,
     groups: str | None,
-    params: dict[str, object],
     group: str,
     level: float | None,
 ) -> dict[str, object]:
@@ -84,8 +83,7 @@ def leakage(
     if groups is not None:
         row = con.execute(
             f"SELECT count(*) FROM (SELECT g.gid FROM {table} AS s JOIN {groups} AS g "
-            "USING (media_id) GROUP BY 1 HAVING count(DISTINCT s.split) > 1)",
-            params,
+            "USING (media_id) GROUP BY 1 HAVING count(DISTINCT s.split) > 1)"
         ).fetchall()
         dup = int(row[0][0])
     vids = con.execute(

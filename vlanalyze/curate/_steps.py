@@ -20,10 +20,11 @@ from duckdb import DuckDBPyConnection
 from vlanalyze.curate import _split as sp
 from vlanalyze.curate._recipe import Recipe, parse_group
 from vlanalyze.curate._rules import (
-    KEEP_ORDER,
+    KEEP_KEY,
     Catalog,
     Params,
     duplicate_groups,
+    duplicate_members,
     filters,
     gates,
     primary_labels,
@@ -46,6 +47,8 @@ class Pipeline:
         self.leakage: dict[str, object] | None = None
         self.group_tables: dict[float, str] = {}
         self.cols = _columns(recipe)
+        # with the default ranking, rv is the uniqueness score: no second column for it
+        self.uniq = "rv" if recipe.by == "uniqueness_score" else "uniq"
 
     # --- plumbing -------------------------------------------------------------------
 
@@ -96,16 +99,23 @@ class Pipeline:
             self.con.execute(f"DROP TABLE a{self.k}")
         self.k, self.cur = k, cur
 
-    def groups(self, level: float, p: Params) -> str:
-        """A FROM item of ``media_id, gid`` at ``level``: the table dedupe built for it,
-        else a query restricted to the current rows."""
-        table = self.group_tables.get(level)
-        if table is not None:
-            return table
-        return (
-            f"(SELECT * FROM ({duplicate_groups(level, p)}) "
-            f"WHERE media_id IN (SELECT media_id FROM {self.cur}))"
+    def groups(self, level: float) -> str:
+        """A FROM item of ``media_id, gid`` at ``level`` for the current rows: from the
+        memberships dedupe read at that level, else read once (the split and the
+        leakage report share it)."""
+        ids = f"SELECT media_id FROM {self.cur}"
+        if level in self.group_tables:
+            return (
+                f"(SELECT media_id, min(gid) AS gid FROM {self.group_tables[level]} "
+                f"WHERE media_id IN ({ids}) GROUP BY media_id)"
+            )
+        table = f"groups_{len(self.group_tables)}"
+        p = Params()
+        self.con.execute(
+            f"CREATE TEMP TABLE {table} AS {duplicate_groups(level, p, ids)}", p.values
         )
+        self.group_tables[level] = table
+        return table
 
     def run(self) -> None:
         """Every step the recipe asks for, in the fixed order."""
@@ -157,7 +167,7 @@ class Pipeline:
         exprs = {
             "media_id": "m.media_id",
             "rv": f"m.{rv}",
-            "uniq": "m.uniqueness_score",
+            "uniq": "m.uniqueness_score",  # only when --by is another column
             "px": "CAST(m.width AS BIGINT) * m.height",
             "fpath": "m.file_path",
             "cluster": "m.cluster_id",
@@ -165,6 +175,15 @@ class Pipeline:
             "strat": strat,
         }
         cols = ", ".join(f"{exprs[c]} AS {c}" for c in self.cols)
+        if not self.keep_removed and conds:
+            # Kept rows only, one step per funnel line: a WHERE lets DuckDB anti-join.
+            for i, name in enumerate(names):
+                where = " AND ".join(f"COALESCE({c}, FALSE)" for s, _, c in conds if s == i)
+                source = "media" if i == 0 else f"(SELECT * FROM {self.cur})"
+                select = cols if i == 0 else f"m.{', m.'.join(self.cols)}"
+                kept = f"SELECT {select} FROM {source} AS m WHERE {where}"
+                self._step([name], kept, p, kept)
+            return
         sql = (
             f"SELECT {cols}, {reason} AS reason, CAST(NULL AS VARCHAR) AS dup, "
             f"{step_no} AS step_no FROM media AS m"
@@ -172,7 +191,13 @@ class Pipeline:
         self._step(names, sql, p)
 
     def dedupe(self) -> None:
-        """One survivor per duplicate group at the level, by the keep policy."""
+        """One survivor per duplicate group at the level, by the keep policy.
+
+        A hash aggregate (arg_min of the policy's key, which ends with media_id) picks each
+        group's survivor: faster than a window over every row, and as deterministic.
+        An image in no group at the level is kept; one in several (real exports have
+        none) is kept only if it survives all of them.
+        """
         assert self.r.dedupe is not None
         p = Params()
         level = self.cat.level(self.r.dedupe)
@@ -184,27 +209,26 @@ class Pipeline:
             join = f"LEFT JOIN (SELECT DISTINCT media_id AS lid FROM labels WHERE {src}) AS lb "
             join += "ON lb.lid = c.media_id"
             labelled = "lb.lid IS NOT NULL"
-        table = f"g{len(self.group_tables)}"
-        gp = Params()
-        self.con.execute(f"CREATE TEMP TABLE {table} AS {duplicate_groups(level, gp)}", gp.values)
-        self.group_tables[level] = table
+        key = KEEP_KEY[self.r.keep].format(u=self.uniq)
+        members = f"members_{len(self.group_tables)}"
+        mp = Params()
+        self.con.execute(
+            f"CREATE TEMP TABLE {members} AS {duplicate_members(level, mp)}", mp.values
+        )
+        self.group_tables[level] = members  # the split and the leakage report reuse it
+        lost = (
+            f"WITH j AS (SELECT c.*, {labelled} AS labelled, d.gid FROM {self.cur} AS c {join} "
+            f"JOIN {members} AS d ON d.media_id = c.media_id), "
+            f"s AS (SELECT gid, arg_min(media_id, {key}) AS sv FROM j GROUP BY gid) "
+            "SELECT j.media_id, min(s.sv) AS dup FROM j JOIN s USING (gid) "
+            "WHERE j.media_id <> s.sv GROUP BY j.media_id"
+        )
         reason = p.add(f"duplicate at {level:g} (keep {self.r.keep})")
         sql = (
-            f"SELECT {self.base}, CASE WHEN surv <> media_id THEN {reason} END AS reason, "
-            "CASE WHEN surv <> media_id THEN surv END AS dup, 0 AS step_no FROM ("
-            f"SELECT c.*, first_value(c.media_id) OVER (PARTITION BY d.gid, "
-            "CASE WHEN d.gid IS NULL THEN c.media_id END "
-            f"ORDER BY {KEEP_ORDER[self.r.keep]}) AS surv "
-            f"FROM (SELECT c.*, {labelled} AS labelled FROM {self.cur} AS c {join}) AS c "
-            f"LEFT JOIN {table} AS d USING (media_id))"
+            f"SELECT c.*, CASE WHEN l.dup IS NOT NULL THEN {reason} END AS reason, l.dup, "
+            f"0 AS step_no FROM {self.cur} AS c LEFT JOIN ({lost}) AS l USING (media_id)"
         )
-        kept = (
-            f"SELECT {self.base} FROM (SELECT c.*, row_number() OVER (PARTITION BY d.gid, "
-            "CASE WHEN d.gid IS NULL THEN c.media_id END "
-            f"ORDER BY {KEEP_ORDER[self.r.keep]}) AS rn "
-            f"FROM (SELECT c.*, {labelled} AS labelled FROM {self.cur} AS c {join}) AS c "
-            f"LEFT JOIN {table} AS d USING (media_id)) WHERE rn = 1"
-        )
+        kept = f"SELECT * FROM {self.cur} WHERE media_id NOT IN (SELECT media_id FROM ({lost}))"
         self._step(["dedupe"], sql, p, kept)
 
     def cap(self, name: str, column: str, n: int) -> None:
@@ -274,26 +298,28 @@ class Pipeline:
         loosest = self.cat.levels[0] if self.cat.levels else None
         if kind == "duplicates" and level is None and loosest is None:
             kind = "none"  # no duplicates in this export: every row is its own group
-        join = ""
+        join, label = "", kind
         if kind == "duplicates":
             resolved = self.cat.level(level if level is not None else "min", "split level")
-            join = f"LEFT JOIN {self.groups(resolved, p)} AS d USING (media_id)"
             label = f"duplicates@{resolved:g}"
-        else:
-            label = kind
-        draw = sp.hash01(p.add(self.r.seed), sp.group_key(kind))
+            join = f"LEFT JOIN {self.groups(resolved)} AS d USING (media_id)"
+        video = "c.video"
+        if "video" not in self.cols:  # only the selected rows need it, for the report
+            join += " LEFT JOIN (SELECT media_id, video_name FROM media) AS v USING (media_id)"
+            video = "v.video_name"
+        key = sp.group_key(kind, {"gid": "d.gid", "cluster": "c.cluster", "video": video})
+        draw = sp.hash01(p.add(self.r.seed), key)
         case = sp.split_case(self.r.split, draw, p)
         self.con.execute(
-            f"CREATE TEMP TABLE splits AS SELECT c.media_id, c.video, {case} AS split "
+            f"CREATE TEMP TABLE splits AS SELECT c.media_id, {video} AS video, {case} AS split "
             f"FROM {self.cur} AS c {join}",
             p.values,
         )
         self.funnel.append(
             {"step": "split", "rows_in": self.rows, "rows_out": self.rows, "removed": 0}
         )
-        lp = Params()
-        loose = None if loosest is None else self.groups(loosest, lp)
-        self.leakage = sp.leakage(self.con, "splits", loose, lp.values, label, loosest)
+        loose = None if loosest is None else self.groups(loosest)
+        self.leakage = sp.leakage(self.con, "splits", loose, label, loosest)
 
 
 def _columns(r: Recipe) -> list[str]:
@@ -301,11 +327,11 @@ def _columns(r: Recipe) -> list[str]:
     cols = ["media_id", "rv"]
     kind = parse_group(r.group)[0] if r.group else "duplicates"
     wanted = {
-        "uniq": r.dedupe is not None,
+        "uniq": r.dedupe is not None and r.by != "uniqueness_score",
         "px": r.dedupe is not None and r.keep == "resolution",
         "fpath": r.dedupe is not None and r.keep == "first",
         "cluster": r.per_cluster is not None or (bool(r.split) and kind == "cluster"),
-        "video": r.per_video is not None or bool(r.split),
+        "video": r.per_video is not None or (bool(r.split) and kind == "video"),
         "strat": r.sample is not None,
     }
     return cols + [c for c, on in wanted.items() if on]

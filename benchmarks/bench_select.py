@@ -5,8 +5,9 @@ The selection: drop items with an image-level ``blur`` issue, dedupe at 0.96 (ke
 most unique), at most 5 per cluster, the top 1,000 by uniqueness, split 80/10/10 by
 duplicate group at the loosest level (0.96). Both sides write the same columns to a
 Parquet file (the rows and splits are checked equal). Runs alternate (vlanalyze,
-reference, vlanalyze, ...) so machine load hits both alike; best of N wall times, peak
-RSS from ``os.wait4``.
+reference, vlanalyze, ...) so machine load hits both alike; best of N wall times (the
+target), best of N CPU times (user + system: steadier on a shared machine), peak RSS,
+all from ``os.wait4``.
 
     python benchmarks/make_synthetic.py --items 1000000 --format parquet --no-ndjson
     python benchmarks/bench_select.py --data benchmarks/data/n1000000/metadata.parquet
@@ -92,8 +93,8 @@ con.execute(f"COPY ({sql}) TO '{out}' (FORMAT parquet)")
 """
 
 
-def run(argv: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process."""
+def run(argv: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MB) of one child process."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     t = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -105,7 +106,7 @@ def run(argv: list[str]) -> tuple[float, float]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(argv)}\n{err}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def cache_of(data: Path) -> Path:
@@ -141,19 +142,25 @@ def main() -> int:
         sql = REFERENCE_SQL.format(c=str(cache).replace("'", "''"))
         ref = [sys.executable, "-c", REFERENCE, sql, str(ref_out).replace("'", "''")]
         times: dict[str, list[float]] = {"vlanalyze": [], "reference": []}
+        cpu: dict[str, list[float]] = {"vlanalyze": [], "reference": []}
         rss: dict[str, float] = {"vlanalyze": 0.0, "reference": 0.0}
         for _ in range(args.repeats):
             for name, argv in (("vlanalyze", ours), ("reference", ref)):
-                wall, peak = run(argv)
+                wall, cpu_s, peak = run(argv)
                 times[name].append(wall)
+                cpu[name].append(cpu_s)
                 rss[name] = max(rss[name], peak)
         same_selection(ours_out, ref_out)
     best = {k: min(v) for k, v in times.items()}
     ratio = best["vlanalyze"] / best["reference"]
+    best_cpu = {k: min(v) for k, v in cpu.items()}
     result = {
         "data": str(args.data),
         "best_s": best,
         "median_s": {k: statistics.median(v) for k, v in times.items()},
+        "best_cpu_s": best_cpu,
+        "cpu_ratio": best_cpu["vlanalyze"] / best_cpu["reference"],
+        "load_average": os.getloadavg()[0],
         "peak_rss_mb": rss,
         "ratio": ratio,
         "target": args.max_ratio,

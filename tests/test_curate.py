@@ -454,3 +454,18 @@ def test_without_removed_rows_the_same_selection(sample: Export, rules: dict[str
         assert a.leakage == b.leakage
         with pytest.raises(ValueError, match="keep_removed"):
             b.removed  # noqa: B018
+
+
+def test_write_refuses_to_replace_and_names_the_argument(sample: Export, tmp_path: Path) -> None:
+    target = tmp_path / "s.csv"
+    target.write_text("mine\n")
+    with vla.top(sample, 3) as sel:
+        with pytest.raises(vla.MaterializeError) as info:
+            sel.write(target)
+        assert "overwrite=True" in str(info.value)
+        assert target.read_text() == "mine\n"
+        assert sel.write(target, overwrite=True) == 3
+        with pytest.raises(SelectionError, match="extension"):
+            sel.write(tmp_path / "s.xlsx")
+        assert sel.write(tmp_path / "s.txt", format="tsv") == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.csv", "s.txt"]

@@ -62,7 +62,6 @@ def _split(path: Path, **rules: Any) -> pl.DataFrame:
         return sel.table.select("media_id", "split")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("group", ["duplicates", "duplicates@0.95", "cluster", "none"])
 def test_fractions_within_the_documented_tolerance(exports: tuple[Path, Path], group: str) -> None:
     table = _split(exports[0], group=group, seed=11)
@@ -87,7 +86,6 @@ def test_fractions_within_the_documented_tolerance(exports: tuple[Path, Path], g
         assert abs(share - frac) <= bound, (group, name, share, bound)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("group", ["duplicates", "cluster", "none"])
 def test_adding_and_removing_rows_never_moves_a_row(exports: tuple[Path, Path], group: str) -> None:
     a = _split(exports[0], group=group, seed=5)

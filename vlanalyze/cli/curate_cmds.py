@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from vlanalyze.cli._common import handle_errors
+from vlanalyze.cli._common import handle_errors, overwrite_option
 from vlanalyze.cli.query_cmds import FORMATS, _default_format, export_options, open_for_cli
 
 if TYPE_CHECKING:
@@ -28,8 +28,7 @@ POS = click.IntRange(min=1)
 
 def output_options(func: F) -> F:
     """-o/--output, --format and --overwrite, as ``sql`` has them."""
-    func = click.option("--force", "force", is_flag=True, hidden=True)(func)
-    func = click.option("--overwrite", is_flag=True, help="Replace output files that exist.")(func)
+    func = overwrite_option("Replace output files that exist.")(func)
     func = click.option(
         "-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE ('-': stdout)."
     )(func)
@@ -43,7 +42,7 @@ def output_options(func: F) -> F:
 
 
 def _emit(sel: Selection, output: str | None, fmt: str | None, overwrite: bool) -> None:
-    from vlanalyze.materialize._output import render
+    from vlanalyze.materialize._output import render, write_file
 
     to_stdout = output in (None, "-")
     fmt = fmt or _default_format(None if to_stdout else output)
@@ -56,7 +55,8 @@ def _emit(sel: Selection, output: str | None, fmt: str | None, overwrite: bool) 
         sys.stdout.buffer.flush()
     else:
         assert output is not None
-        rows = sel.write(output, format=fmt, overwrite=overwrite)
+        meta = sel.metadata() if fmt == "parquet" else None
+        rows = write_file(sel.batches(), fmt, output, overwrite=overwrite, metadata=meta)
         click.echo(f"Wrote {rows} rows to {output}", err=True)
 
 
@@ -83,11 +83,12 @@ def _report(sel: Selection) -> None:
 
 
 def _check_targets(overwrite: bool, *paths: str | None) -> None:
+    from vlanalyze._fs import OVERWRITE
     from vlanalyze.errors import MaterializeError
 
     for path in paths:
         if path and path != "-" and Path(path).exists() and not overwrite:
-            raise MaterializeError(f"{path} already exists", hint="pass --overwrite to replace it")
+            raise MaterializeError(f"{path} already exists", fix=OVERWRITE)
 
 
 @click.command()
@@ -108,7 +109,6 @@ def top(
     fmt: str | None,
     output: str | None,
     overwrite: bool,
-    force: bool,
 ) -> None:
     """The N media with the highest --by value (default uniqueness_score), ties by
     media_id: the export page's pandas recipe, sort_values(...).head(N).
@@ -120,12 +120,12 @@ def top(
     """
     from vlanalyze.curate._select import top as top_rows
 
-    _check_targets(overwrite or force, output)
+    _check_targets(overwrite, output)
     with (
         open_for_cli(export, cache_dir, refresh, quiet) as ex,
         top_rows(ex, n, by=by, ascending=ascending) as sel,
     ):
-        _emit(sel, output, fmt, overwrite or force)
+        _emit(sel, output, fmt, overwrite)
 
 
 _RULES: list[tuple[tuple[str, ...], dict[str, Any]]] = [
@@ -187,7 +187,6 @@ def select(
     fmt: str | None,
     output: str | None,
     overwrite: bool,
-    force: bool,
     **rules: Any,
 ) -> None:
     """Pick a training subset. Rules apply in a fixed order: filters, issue gates,
@@ -205,7 +204,6 @@ def select(
     from vlanalyze.curate._recipe import Recipe
     from vlanalyze.curate._select import select as select_rows
 
-    overwrite = overwrite or force
     _check_targets(overwrite, output, removed, save_recipe)
     base = Recipe.from_toml(Path(recipe).read_text("utf-8"), source=recipe) if recipe else None
     given: dict[str, Any] = {
@@ -226,5 +224,6 @@ def select(
 
 
 def fmt_of(path: str) -> str:
-    """The format of a side file from its extension (csv when unknown)."""
-    return _default_format(path)
+    """The format of a side file from its extension (csv when unknown or for screens)."""
+    fmt = _default_format(path)
+    return fmt if fmt in ("csv", "tsv", "json", "ndjson", "parquet") else "csv"

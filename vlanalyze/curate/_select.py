@@ -23,6 +23,7 @@ from duckdb import DuckDBPyConnection
 from vlanalyze.curate._recipe import IssueGate, Recipe
 from vlanalyze.curate._rules import Params, primary_labels, rank_order
 from vlanalyze.curate._steps import Pipeline
+from vlanalyze.curate._write import write_batches
 from vlanalyze.errors import QueryError, SelectionError
 from vlanalyze.query._export import Export
 from vlanalyze.query._sql import quote_ident
@@ -46,7 +47,6 @@ SUFFIX_FORMATS = {
     ".ndjson": "ndjson",
     ".jsonl": "ndjson",
     ".parquet": "parquet",
-    ".md": "markdown",
 }
 
 
@@ -161,7 +161,7 @@ class Selection:
 
         Args:
             path: the file; its extension gives the format unless ``format`` is given.
-            format: csv, tsv, json, ndjson, parquet or markdown.
+            format: csv, tsv, json, ndjson or parquet.
             overwrite: replace ``path`` if it exists.
             removed: write the removed rows instead of the selection.
 
@@ -172,8 +172,6 @@ class Selection:
             MaterializeError: ``path`` exists (without ``overwrite``) or cannot be written.
             SelectionError: the format cannot be told from the extension.
         """
-        from vlanalyze.materialize._output import write_file
-
         fmt = format or SUFFIX_FORMATS.get(Path(path).suffix.lower())
         if fmt is None:
             raise SelectionError(
@@ -182,7 +180,7 @@ class Selection:
             )
         batches = self.batches("removed" if removed else "selection")
         meta = self.metadata() if fmt == "parquet" else None
-        return write_file(batches, fmt, path, overwrite=overwrite, metadata=meta)
+        return write_batches(batches, fmt, path, overwrite=overwrite, metadata=meta)
 
 
 def _frame(table: pa.Table) -> pl.DataFrame:
@@ -197,8 +195,8 @@ def _export_info(ex: Export) -> dict[str, Any]:
         "source": str(ex.source.path),
         "format": ex.format,
         "fingerprint": ex.source.fingerprint(),
-        "dataset": info.get("dataset"),
-        "export_time": info.get("export_time"),
+        "dataset": info.dataset,
+        "export_time": info.export_time,
         "media": ex.counts["media"],
     }
 

@@ -196,7 +196,7 @@ class Pipeline:
         A hash aggregate (arg_min of the policy's key, which ends with media_id) picks each
         group's survivor: faster than a window over every row, and as deterministic.
         An image in no group at the level is kept; one in several (real exports have
-        none) is kept only if it survives all of them.
+        none) is kept if it survives one of them.
         """
         assert self.r.dedupe is not None
         p = Params()
@@ -216,19 +216,24 @@ class Pipeline:
             f"CREATE TEMP TABLE {members} AS {duplicate_members(level, mp)}", mp.values
         )
         self.group_tables[level] = members  # the split and the leakage report reuse it
-        lost = (
+        with_ = (
             f"WITH j AS (SELECT c.*, {labelled} AS labelled, d.gid FROM {self.cur} AS c {join} "
             f"JOIN {members} AS d ON d.media_id = c.media_id), "
             f"s AS (SELECT gid, arg_min(media_id, {key}) AS sv FROM j GROUP BY gid) "
-            "SELECT j.media_id, min(s.sv) AS dup FROM j JOIN s USING (gid) "
-            "WHERE j.media_id <> s.sv GROUP BY j.media_id"
+        )
+        lost = (
+            f"{with_} SELECT j.media_id, min(s.sv) AS dup FROM j JOIN s USING (gid) "
+            "WHERE j.media_id NOT IN (SELECT sv FROM s) GROUP BY j.media_id"
         )
         reason = p.add(f"duplicate at {level:g} (keep {self.r.keep})")
         sql = (
             f"SELECT c.*, CASE WHEN l.dup IS NOT NULL THEN {reason} END AS reason, l.dup, "
             f"0 AS step_no FROM {self.cur} AS c LEFT JOIN ({lost}) AS l USING (media_id)"
         )
-        kept = f"SELECT * FROM {self.cur} WHERE media_id NOT IN (SELECT media_id FROM ({lost}))"
+        kept = (
+            f"{with_} SELECT * FROM {self.cur} WHERE media_id IN (SELECT sv FROM s) "
+            f"OR media_id NOT IN (SELECT media_id FROM {members})"
+        )
         self._step(["dedupe"], sql, p, kept)
 
     def cap(self, name: str, column: str, n: int) -> None:

@@ -56,13 +56,22 @@ class Catalog:
         return [str(row[0]) for row in self.con.execute("DESCRIBE media").fetchall()]
 
     @cached_property
+    def _issue_kinds(self) -> list[tuple[str, bool, float | None]]:
+        """(issue_type, image-level?, duplicate threshold) present: one scan of issues."""
+        rows = self.con.execute(
+            "SELECT DISTINCT issue_type, object_id IS NULL, CASE WHEN issue_type = "
+            "'duplicates' THEN duplicate_threshold END FROM issues WHERE issue_type IS NOT NULL"
+        ).fetchall()
+        return [(str(t), bool(img), None if th is None else float(th)) for t, img, th in rows]
+
+    def issue_types(self, *, image: bool) -> list[str]:
+        """The image-level (or object-level) issue types present, sorted."""
+        return sorted({t for t, img, _ in self._issue_kinds if img == image})
+
+    @cached_property
     def levels(self) -> list[float]:
         """The image-level duplicate thresholds present, loosest (lowest) first."""
-        rows = self.con.execute(
-            "SELECT DISTINCT duplicate_threshold FROM issues WHERE issue_type = 'duplicates' "
-            "AND object_id IS NULL AND duplicate_threshold IS NOT NULL ORDER BY 1"
-        ).fetchall()
-        return [float(r[0]) for r in rows]
+        return sorted({th for t, img, th in self._issue_kinds if img and th is not None})
 
     def distinct(self, table: str, column: str, where: str = "TRUE") -> list[str]:
         """Sorted distinct non-null values of ``table.column`` (our own names only)."""
@@ -201,7 +210,7 @@ def gates(cat: Catalog, r: Recipe, p: Params) -> list[tuple[str, str]]:
     ):
         if not gates_:
             continue
-        types = cat.distinct("issues", "issue_type", level)
+        types = cat.issue_types(image=level == "object_id IS NULL")
         for gate in gates_:
             if gate.issue_type not in types:
                 raise unknown(f"{label} type", gate.issue_type, types)

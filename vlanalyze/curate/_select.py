@@ -21,7 +21,7 @@ import pyarrow as pa
 from duckdb import DuckDBPyConnection
 
 from vlanalyze.curate._recipe import IssueGate, Recipe
-from vlanalyze.curate._rules import Params, primary_labels, rank_order
+from vlanalyze.curate._rules import primary_labels, rank_order
 from vlanalyze.curate._steps import Pipeline
 from vlanalyze.curate._write import write_batches
 from vlanalyze.errors import QueryError, SelectionError
@@ -201,25 +201,25 @@ def _export_info(ex: Export) -> dict[str, Any]:
     }
 
 
-def _finish(pipe: Pipeline, p: Params) -> None:
+def _finish(pipe: Pipeline) -> None:
     """The ``selection`` table: output columns, primary label, split, rank."""
-    r, cur = pipe.r, pipe.cur
+    r, cur, p = pipe.r, pipe.cur, pipe.split_params
     cols = [f"m.{quote_ident(c)}" for c in OUTPUT_COLUMNS]
     if r.by not in OUTPUT_COLUMNS:
         cols.append(f"m.{quote_ident(r.by)}")
     cols.append("pl.label")
-    join = ""
     if r.split:
-        cols.append("s.split")
-        join = "LEFT JOIN splits AS s USING (media_id)"
+        cols.append(f"{pipe.split_case} AS split")
     labels = primary_labels(r, p, f"SELECT media_id FROM {cur}")
     pipe.con.execute(
         f"CREATE TEMP TABLE selection AS SELECT {', '.join(cols)}, "
         f"row_number() OVER (ORDER BY {rank_order(r.ascending, 'f.')}) AS rank "
         f"FROM {cur} AS f JOIN media AS m USING (media_id) "
-        f"LEFT JOIN ({labels}) AS pl USING (media_id) {join}",
+        f"LEFT JOIN ({labels}) AS pl USING (media_id) {pipe.split_join}",
         p.values,
     )
+    if r.split:
+        pipe.report_leakage("selection")
 
 
 def select(
@@ -283,7 +283,7 @@ def run(ex: Export, recipe: Recipe, *, keep_removed: bool = True) -> Selection:
     try:
         pipe = Pipeline(con, recipe, keep_removed=keep_removed)
         pipe.run()
-        _finish(pipe, Params())
+        _finish(pipe)
         return Selection(
             con, recipe, pipe.funnel, pipe.leakage, _export_info(ex), has_removed=keep_removed
         )

@@ -36,9 +36,8 @@ def group_key(kind: str, columns: dict[str, str]) -> str:
     """SQL of a row's group key for ``kind``: ``dup:<group id>``, ``cluster:<cluster_id>``,
     ``video:<video_name>``, and ``media:<media_id>`` for ``none`` and for a row without
     a group (no duplicates issue at the level, no cluster, no video: a group of its own).
-    ``columns`` names the SQL of ``gid``, ``cluster`` and ``video``; ``c.media_id`` is
-    the row's id."""
-    own = "'media:' || c.media_id"
+    ``columns`` names the SQL of ``media_id``, ``gid``, ``cluster`` and ``video``."""
+    own = f"'media:' || {columns['media_id']}"
     tag = {"duplicates": ("dup", "gid"), "cluster": ("cluster", "cluster")}.get(kind)
     tag = tag or {"video": ("video", "video")}.get(kind)
     if tag is None:

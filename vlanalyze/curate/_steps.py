@@ -46,6 +46,8 @@ class Pipeline:
         self.rows = 0
         self.leakage: dict[str, object] | None = None
         self.group_tables: dict[float, str] = {}
+        self.split_params = Params()
+        self.split_join, self.split_case, self.split_label = "", "", ""
         self.cols = _columns(recipe)
         # with the default ranking, rv is the uniqueness score: no second column for it
         self.uniq = "rv" if recipe.by == "uniqueness_score" else "uniq"
@@ -297,34 +299,32 @@ class Pipeline:
         self._step(["sample"], sql, p)
 
     def split(self) -> None:
-        """Each row's split from its group's draw; then the leakage report."""
-        p = Params()
+        """Plan each row's split from its group's draw (the final selection applies it,
+        as ``f``: these rows, ``m``: their media row)."""
+        p = self.split_params
         kind, level = parse_group(self.r.group) if self.r.group else ("duplicates", None)
         loosest = self.cat.levels[0] if self.cat.levels else None
         if kind == "duplicates" and level is None and loosest is None:
             kind = "none"  # no duplicates in this export: every row is its own group
-        join, label = "", kind
+        self.split_label = kind
         if kind == "duplicates":
             resolved = self.cat.level(level if level is not None else "min", "split level")
-            label = f"duplicates@{resolved:g}"
-            join = f"LEFT JOIN {self.groups(resolved)} AS d USING (media_id)"
-        video = "c.video"
-        if "video" not in self.cols:  # only the selected rows need it, for the report
-            join += " LEFT JOIN (SELECT media_id, video_name FROM media) AS v USING (media_id)"
-            video = "v.video_name"
-        key = sp.group_key(kind, {"gid": "d.gid", "cluster": "c.cluster", "video": video})
-        draw = sp.hash01(p.add(self.r.seed), key)
-        case = sp.split_case(self.r.split, draw, p)
-        self.con.execute(
-            f"CREATE TEMP TABLE splits AS SELECT c.media_id, {video} AS video, {case} AS split "
-            f"FROM {self.cur} AS c {join}",
-            p.values,
-        )
+            self.split_label = f"duplicates@{resolved:g}"
+            self.split_join = f"LEFT JOIN {self.groups(resolved)} AS d USING (media_id)"
+        columns = {"media_id": "f.media_id", "gid": "d.gid"}
+        columns |= {"cluster": "m.cluster_id", "video": "m.video_name"}
+        draw = sp.hash01(p.add(self.r.seed), sp.group_key(kind, columns))
+        self.split_case = sp.split_case(self.r.split, draw, p)
         self.funnel.append(
             {"step": "split", "rows_in": self.rows, "rows_out": self.rows, "removed": 0}
         )
+
+    def report_leakage(self, table: str) -> None:
+        """The leakage report over ``table`` (the selection: media_id, video_name, split)."""
+        loosest = self.cat.levels[0] if self.cat.levels else None
         loose = None if loosest is None else self.groups(loosest)
-        self.leakage = sp.leakage(self.con, "splits", loose, label, loosest)
+        rows = f"(SELECT media_id, video_name AS video, split FROM {table})"
+        self.leakage = sp.leakage(self.con, rows, loose, self.split_label, loosest)
 
 
 def _columns(r: Recipe) -> list[str]:

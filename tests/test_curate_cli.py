@@ -127,6 +127,7 @@ BAD = [
     (["--split", "a=0.5,b=0.5", "--group", "frames"], ["frames", "cluster|video|none"]),
     (["--split", "a=0.5,b=0.5", "--group", "duplicates@0.5"], ["0.5", "0.96"]),
     (["--group", "video"], ["needs a split"]),
+    (["--stratify", "label"], ["need a sample"]),
     (["--where", "widthx > 3"], ["widthx", "uniqueness_score"]),
     (["--where", "width > 3; DROP TABLE media"], ["DROP TABLE", "';'"]),
     (["--where", "width >"], ["width >"]),

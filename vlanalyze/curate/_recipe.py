@@ -102,6 +102,8 @@ class Recipe:
             parse_group(self.group)
         if self.group is not None and not self.split:
             raise SelectionError("a split group needs a split", hint="add split=... (--split)")
+        if self.stratify is not None and self.sample is None:
+            raise SelectionError("strata need a sample", hint="add sample=N (--sample N)")
 
     def as_dict(self) -> dict[str, Any]:
         """The rules that differ from the defaults, as plain values (TOML-ready)."""

@@ -145,27 +145,12 @@ class Pipeline:
 
     # --- the steps --------------------------------------------------------------------
 
-    def first(self) -> None:
-        """Filters and issue gates in one pass over ``media``: two funnel steps."""
-        p = Params()
+    def _base_columns(self) -> str:
+        """The SELECT list of the step columns, read from ``media AS m``."""
         rv = self.cat.column(self.r.by, "ranking column")
         strat = "CAST(NULL AS VARCHAR)"
         if self.r.stratify is not None and self.r.stratify != "label":
             strat = f"CAST(m.{self.cat.column(self.r.stratify, 'stratify column')} AS VARCHAR)"
-        conds: list[tuple[int, str, str]] = []
-        names: list[str] = []
-        for name, rules in (
-            ("filters", filters(self.con, self.cat, self.r, p)),
-            ("issues", gates(self.cat, self.r, p)),
-        ):
-            if rules:
-                conds += [(len(names), r, c) for r, c in rules]
-                names.append(name)
-        reason, step_no = "NULL", "0"
-        if conds:
-            whens = [(f"WHEN NOT COALESCE({c}, FALSE)", r, s) for s, r, c in conds]
-            reason = "CASE " + " ".join(f"{w} THEN {p.add(r)}" for w, r, _ in whens) + " END"
-            step_no = "CASE " + " ".join(f"{w} THEN {s}" for w, _, s in whens) + " ELSE 0 END"
         exprs = {
             "media_id": "m.media_id",
             "rv": f"m.{rv}",
@@ -176,7 +161,21 @@ class Pipeline:
             "video": "m.video_name",
             "strat": strat,
         }
-        cols = ", ".join(f"{exprs[c]} AS {c}" for c in self.cols)
+        return ", ".join(f"{exprs[c]} AS {c}" for c in self.cols)
+
+    def first(self) -> None:
+        """Filters and issue gates in one pass over ``media``: two funnel steps."""
+        p = Params()
+        cols = self._base_columns()
+        conds: list[tuple[int, str, str]] = []
+        names: list[str] = []
+        for name, rules in (
+            ("filters", filters(self.con, self.cat, self.r, p)),
+            ("issues", gates(self.cat, self.r, p)),
+        ):
+            if rules:
+                conds += [(len(names), r, c) for r, c in rules]
+                names.append(name)
         if not self.keep_removed and conds:
             # Kept rows only, one step per funnel line: a WHERE lets DuckDB anti-join.
             for i, name in enumerate(names):
@@ -186,6 +185,11 @@ class Pipeline:
                 kept = f"SELECT {select} FROM {source} AS m WHERE {where}"
                 self._step([name], kept, p, kept)
             return
+        reason, step_no = "NULL", "0"
+        if conds:
+            whens = [(f"WHEN NOT COALESCE({c}, FALSE)", r, s) for s, r, c in conds]
+            reason = "CASE " + " ".join(f"{w} THEN {p.add(r)}" for w, r, _ in whens) + " END"
+            step_no = "CASE " + " ".join(f"{w} THEN {s}" for w, _, s in whens) + " ELSE 0 END"
         sql = (
             f"SELECT {cols}, {reason} AS reason, CAST(NULL AS VARCHAR) AS dup, "
             f"{step_no} AS step_no FROM media AS m"
@@ -203,14 +207,7 @@ class Pipeline:
         assert self.r.dedupe is not None
         p = Params()
         level = self.cat.level(self.r.dedupe)
-        labelled, join = "FALSE", ""
-        if self.r.keep == "labelled":
-            src = (
-                "TRUE" if self.r.label_source is None else f"source = {p.add(self.r.label_source)}"
-            )
-            join = f"LEFT JOIN (SELECT DISTINCT media_id AS lid FROM labels WHERE {src}) AS lb "
-            join += "ON lb.lid = c.media_id"
-            labelled = "lb.lid IS NOT NULL"
+        labelled, join = self._labelled(p)
         key = KEEP_KEY[self.r.keep].format(u=self.uniq)
         members = f"members_{len(self.group_tables)}"
         mp = Params()
@@ -237,6 +234,15 @@ class Pipeline:
             f"OR media_id NOT IN (SELECT media_id FROM {members})"
         )
         self._step(["dedupe"], sql, p, kept)
+
+    def _labelled(self, p: Params) -> tuple[str, str]:
+        """(expression, join) telling whether a row ``c`` has an image label (of
+        ``label_source``), for ``keep="labelled"``; ("FALSE", "") otherwise."""
+        if self.r.keep != "labelled":
+            return "FALSE", ""
+        src = "TRUE" if self.r.label_source is None else f"source = {p.add(self.r.label_source)}"
+        join = f"LEFT JOIN (SELECT DISTINCT media_id AS lid FROM labels WHERE {src}) AS lb "
+        return "lb.lid IS NOT NULL", join + "ON lb.lid = c.media_id"
 
     def cap(self, name: str, column: str, n: int) -> None:
         """At most ``n`` rows per cluster/video, the best by the ranking; rows without

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +31,7 @@ from vlanalyze.errors import QueryError, SelectionError
 from vlanalyze.query._export import Export
 from vlanalyze.query._sql import quote_ident
 
+MEMORY_LIMIT = "1GB"  # DuckDB's share; it spills beyond (peak RSS target: 2 GB at 10M)
 OUTPUT_COLUMNS = (
     "media_id",
     "file_path",
@@ -73,8 +77,10 @@ class Selection:
         export: dict[str, Any],
         *,
         has_removed: bool,
+        work: Path,
     ) -> None:
         self._con: DuckDBPyConnection | None = con
+        self._release = weakref.finalize(self, _release, con, work)
         self.recipe = recipe
         self.funnel = pl.DataFrame(
             funnel,
@@ -106,7 +112,7 @@ class Selection:
     def close(self) -> None:
         """Free the rows held in DuckDB (what was already read stays readable)."""
         if self._con is not None:
-            self._con.close()
+            self._release()
             self._con = None
 
     def _con_open(self) -> DuckDBPyConnection:
@@ -279,21 +285,32 @@ def select(
 
 def run(ex: Export, recipe: Recipe, *, keep_removed: bool = True) -> Selection:
     """Run ``recipe`` on ``ex`` (what :func:`select` does after merging its arguments)."""
+    work = Path(tempfile.mkdtemp(prefix="vlanalyze-select-"))
     con = ex.duckdb()
     try:
+        # Bounded memory on any export size: DuckDB spills to our own temp folder.
+        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        con.execute("SET temp_directory = $dir", {"dir": str(work)})
         pipe = Pipeline(con, recipe, keep_removed=keep_removed)
         pipe.run()
         _finish(pipe)
+        info = _export_info(ex)
         return Selection(
-            con, recipe, pipe.funnel, pipe.leakage, _export_info(ex), has_removed=keep_removed
+            con, recipe, pipe.funnel, pipe.leakage, info, has_removed=keep_removed, work=work
         )
     except duckdb.Error as exc:
-        con.close()
+        _release(con, work)
         text = str(exc).strip()
         raise QueryError(f"selection failed: {text.splitlines()[0] if text else exc}") from None
     except BaseException:
-        con.close()
+        _release(con, work)
         raise
+
+
+def _release(con: DuckDBPyConnection, work: Path) -> None:
+    """Close ``con`` and remove its spill folder."""
+    con.close()
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def top(ex: Export, n: int, *, by: str = "uniqueness_score", ascending: bool = False) -> Selection:

@@ -469,3 +469,19 @@ def test_write_refuses_to_replace_and_names_the_argument(sample: Export, tmp_pat
             sel.write(tmp_path / "s.xlsx")
         assert sel.write(tmp_path / "s.txt", format="tsv") == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.csv", "s.txt"]
+
+
+def test_an_export_without_issues(tmp_path: Path, export_kit: type) -> None:
+    items = [export_kit.item(f"m{i}", uniqueness_score=i / 10) for i in range(10)]
+    path = export_kit.write_json(tmp_path / "e" / "metadata.json", items)
+    with vla.open_export(path) as ex:
+        with vla.select(ex, split=SPLIT, seed=2) as sel:
+            assert sel.leakage is not None and sel.leakage["group"] == "none"
+            assert sel.leakage["loosest_level"] is None
+            assert set(sel.table["split"]) <= set(SPLIT)
+        with pytest.raises(SelectionError, match="no image-level duplicates"):
+            vla.select(ex, dedupe="min")
+        with pytest.raises(SelectionError, match="unknown issue type 'blur'"):
+            vla.select(ex, exclude_issues="blur")
+        with pytest.raises(SelectionError, match="no labels|no label"):
+            vla.select(ex, labels="cat")

@@ -93,8 +93,10 @@ def _check_targets(overwrite: bool, *paths: str | None) -> None:
 
 @click.command()
 @export_options
-@click.option("-n", "--top", "n", type=POS, required=True, help="How many rows.")
-@click.option("--by", default="uniqueness_score", show_default=True, help="Ranking column.")
+@click.option("-n", "--top", "n", type=POS, required=True, metavar="N", help="How many rows.")
+@click.option(
+    "--by", default="uniqueness_score", show_default=True, metavar="COLUMN", help="Ranking column."
+)
 @click.option("--ascending", is_flag=True, help="Lowest first.")
 @output_options
 @handle_errors
@@ -129,15 +131,40 @@ def top(
 
 
 _RULES: list[tuple[tuple[str, ...], dict[str, Any]]] = [
-    (("--where",), {"multiple": True, "help": "SQL predicate over media (repeatable, ANDed)."}),
-    (("--label", "labels"), {"multiple": True, "help": "Keep images with this label (any of)."}),
+    (
+        ("--where",),
+        {
+            "multiple": True,
+            "metavar": "SQL",
+            "help": "SQL predicate over media (repeatable, ANDed).",
+        },
+    ),
+    (
+        ("--label", "labels"),
+        {"multiple": True, "metavar": "NAME", "help": "Keep images with this label (any of)."},
+    ),
     (("--all-labels",), {"is_flag": True, "default": None, "help": "Require every --label."}),
-    (("--no-label", "no_labels"), {"multiple": True, "help": "Drop images with this label."}),
-    (("--label-source",), {"help": "Only labels of this source (User, Visual Layer, Model)."}),
-    (("--tag", "tags"), {"multiple": True, "help": "Keep items with this user tag (any of)."}),
-    (("--no-tag", "no_tags"), {"multiple": True, "help": "Drop items with this user tag."}),
+    (
+        ("--no-label", "no_labels"),
+        {"multiple": True, "metavar": "NAME", "help": "Drop images with this label."},
+    ),
+    (
+        ("--label-source",),
+        {"metavar": "SRC", "help": "Only labels of this source (User, Visual Layer, Model)."},
+    ),
+    (
+        ("--tag", "tags"),
+        {"multiple": True, "metavar": "NAME", "help": "Keep items with this user tag (any of)."},
+    ),
+    (
+        ("--no-tag", "no_tags"),
+        {"multiple": True, "metavar": "NAME", "help": "Drop items with this user tag."},
+    ),
     (("--media-type",), {"type": click.Choice(["image", "video_frame"])}),
-    (("--cluster", "clusters"), {"multiple": True, "help": "Keep this cluster id (any of)."}),
+    (
+        ("--cluster", "clusters"),
+        {"multiple": True, "metavar": "ID", "help": "Keep this cluster id (any of)."},
+    ),
     (
         ("--exclude-issue", "exclude_issues"),
         {"multiple": True, "metavar": "TYPE[>=CONF]", "help": "Drop items with this issue."},
@@ -148,16 +175,28 @@ _RULES: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     ),
     (("--dedupe",), {"metavar": "THRESHOLD", "help": "One image per duplicate group (min|max)."}),
     (("--keep",), {"type": click.Choice(KEEP), "help": "Dedupe survivor (default uniqueness)."}),
-    (("--per-cluster",), {"type": POS, "help": "At most N per cluster, best by --by."}),
-    (("--per-video",), {"type": POS, "help": "At most N frames per video, best by --by."}),
-    (("--top",), {"type": POS, "help": "The best N by --by."}),
-    (("--by",), {"help": "Ranking column (default uniqueness_score)."}),
+    (
+        ("--per-cluster",),
+        {"type": POS, "metavar": "N", "help": "At most N per cluster, best by --by."},
+    ),
+    (
+        ("--per-video",),
+        {"type": POS, "metavar": "N", "help": "At most N frames per video, best by --by."},
+    ),
+    (("--top",), {"type": POS, "metavar": "N", "help": "The best N by --by."}),
+    (("--by",), {"metavar": "COLUMN", "help": "Ranking column (default uniqueness_score)."}),
     (("--ascending",), {"is_flag": True, "default": None, "help": "Rank lowest first."}),
-    (("--sample",), {"type": POS, "help": "A seeded sample of N, proportional per stratum."}),
+    (
+        ("--sample",),
+        {"type": POS, "metavar": "N", "help": "A seeded sample of N, proportional per stratum."},
+    ),
     (("--stratify",), {"metavar": "label|COLUMN", "help": "Strata of --sample."}),
     (("--split",), {"metavar": "NAME=FRAC,...", "help": "e.g. train=0.8,val=0.1,test=0.1"}),
     (("--group",), {"metavar": "duplicates[@T]|cluster|video|none", "help": "Split groups."}),
-    (("--seed",), {"type": int, "help": "Seed of --sample and --split (default 0)."}),
+    (
+        ("--seed",),
+        {"type": int, "metavar": "S", "help": "Seed of --sample and --split (default 0)."},
+    ),
 ]
 
 
@@ -171,7 +210,9 @@ def rule_options(func: F) -> F:
 @click.command()
 @export_options
 @rule_options
-@click.option("--removed", type=click.Path(dir_okay=False), help="Write dropped rows to FILE.")
+@click.option(
+    "--removed", type=click.Path(dir_okay=False), help="Write dropped rows (step, reason) to FILE."
+)
 @click.option("--recipe", type=click.Path(exists=True, dir_okay=False), help="Read rules (TOML).")
 @click.option("--save-recipe", type=click.Path(dir_okay=False), help="Write the rules as TOML.")
 @output_options

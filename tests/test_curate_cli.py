@@ -182,3 +182,16 @@ def test_existing_side_files_are_refused_before_any_work(cache: str, tmp_path: P
     line = error_line(run(cache, "select", "--top", "3", "-o", str(out), "--removed", str(removed)))
     assert str(removed) in line
     assert not out.exists() and removed.read_text() == "mine\n"
+
+
+def test_vlanalyze_top_is_the_seed_pandas_recipe(tmp_path: Path) -> None:
+    """The export page's example, `df.sort_values(by="uniqueness_score",
+    ascending=False).head(100)`, on metadata.parquet, against the command."""
+    pd = pytest.importorskip("pandas")
+    metadata = SAMPLE_EXPORT / "metadata.parquet"
+    df = pd.read_parquet(metadata)
+    expected = df.sort_values(by="uniqueness_score", ascending=False).head(100)
+    args = ["top", str(metadata), "--cache-dir", str(tmp_path / "c"), "-n", "100", "-f", "csv"]
+    got = pl.read_csv(io.StringIO(ok(CliRunner().invoke(main, args)).stdout))
+    assert got["media_id"].to_list() == expected["media_id"].tolist()
+    assert got["uniqueness_score"].to_list() == expected["uniqueness_score"].tolist()

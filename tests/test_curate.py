@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,14 +15,14 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 from conftest import REAL_EXPORT as _REAL
-from conftest import SAMPLE_EXPORT
+from conftest import SAMPLE_EXPORT, SAMPLE_PARQUET
 
 import vlanalyze as vla
 from vlanalyze import Export, Recipe, Selection, SelectionError
 
 # VLA_REAL_EXPORT: run the real-export tests from a worktree whose ../shared is elsewhere.
 REAL_EXPORT = Path(os.environ.get("VLA_REAL_EXPORT", _REAL))
-FORMS = ("metadata.json", "metadata.parquet")
+FORMS = {"metadata.json": SAMPLE_EXPORT / "metadata.json", "metadata.parquet": SAMPLE_PARQUET}
 SPLIT = {"train": 0.8, "val": 0.1, "test": 0.1}
 FULL = {
     "exclude_issues": ["blur"],
@@ -33,13 +34,13 @@ FULL = {
 }
 
 
-@pytest.fixture(scope="module", params=FORMS)
+@pytest.fixture(scope="module", params=list(FORMS))
 def sample(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Export]:
     """The sample export, opened from each form's file directly."""
     cache = tmp_path_factory.mktemp("curate") / "cache"
-    with vla.open_export(SAMPLE_EXPORT / request.param, cache_dir=cache) as ex:
+    with vla.open_export(FORMS[request.param], cache_dir=cache) as ex:
         yield ex
 
 
@@ -85,10 +86,14 @@ def test_same_inputs_same_bytes(sample: Export, tmp_path: Path, suffix: str) -> 
 
 
 def test_both_forms_give_the_same_selection(tmp_path: Path) -> None:
+    """Both metadata files, each in a folder with the sample's images: the same bytes."""
     texts = []
-    for form in FORMS:
+    for form, source in FORMS.items():
+        folder = tmp_path / f"export-{form}"
+        shutil.copytree(SAMPLE_EXPORT / "images", folder / "images")
+        shutil.copy2(source, folder / form)
         with (
-            vla.open_export(SAMPLE_EXPORT / form, cache_dir=tmp_path / form) as ex,
+            vla.open_export(folder / form) as ex,
             vla.select(ex, **FULL) as sel,  # type: ignore[arg-type]
         ):
             sel.write(tmp_path / f"{form}.json")
@@ -122,7 +127,8 @@ def test_columns_and_rank(sample: Export) -> None:
     assert table["rank"].to_list() == list(range(1, table.height + 1))
     expected = table.sort(["uniqueness_score", "media_id"], descending=[True, False])
     assert table["media_id"].to_list() == expected["media_id"].to_list()
-    assert table["image_path"].null_count() == 0  # the sample ships every image
+    if sample.format == "json":  # export-json/ ships every image, export-parquet/ none
+        assert table["image_path"].null_count() == 0
 
 
 # --- the funnel ------------------------------------------------------------------------------
@@ -269,11 +275,11 @@ def test_leakage_report(real: Export) -> None:
 
 def test_top_is_the_seed_pandas_recipe(tmp_path: Path) -> None:
     pd = pytest.importorskip("pandas")
-    df = pd.read_parquet(SAMPLE_EXPORT / "metadata.parquet")
+    df = pd.read_parquet(SAMPLE_PARQUET)
     for n in (1, 10, 46, 100):
         expected = df.sort_values(by="uniqueness_score", ascending=False).head(n)
         with (
-            vla.open_export(SAMPLE_EXPORT / "metadata.parquet", cache_dir=tmp_path / "c") as ex,
+            vla.open_export(SAMPLE_PARQUET, cache_dir=tmp_path / "c") as ex,
             vla.top(ex, n) as sel,
         ):
             got = sel.table

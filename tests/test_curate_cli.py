@@ -11,7 +11,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
-from conftest import SAMPLE_EXPORT, error_line
+from conftest import SAMPLE_EXPORT, SAMPLE_PARQUET, error_line
 
 import vlanalyze as vla
 from vlanalyze.cli import main
@@ -188,7 +188,7 @@ def test_vlanalyze_top_is_the_seed_pandas_recipe(tmp_path: Path) -> None:
     """The export page's example, `df.sort_values(by="uniqueness_score",
     ascending=False).head(100)`, on metadata.parquet, against the command."""
     pd = pytest.importorskip("pandas")
-    metadata = SAMPLE_EXPORT / "metadata.parquet"
+    metadata = SAMPLE_PARQUET
     df = pd.read_parquet(metadata)
     expected = df.sort_values(by="uniqueness_score", ascending=False).head(100)
     args = ["top", str(metadata), "--cache-dir", str(tmp_path / "c"), "-n", "100", "-f", "csv"]

@@ -117,7 +117,7 @@ def top(
 
     \b
     Example:
-      vlanalyze top sample_data/export/metadata.json -n 10
+      vlanalyze top sample_data/export-json -n 10
       vlanalyze top exported_dataset/ -n 100 -o top_unique_images.csv
     """
     from vlanalyze.curate._select import top as top_rows
@@ -236,7 +236,7 @@ def select(
 
     \b
     Example:
-      vlanalyze select sample_data/export/metadata.json --exclude-issue blur \\
+      vlanalyze select sample_data/export-json --exclude-issue blur \\
         --dedupe 0.96 --per-cluster 5 --top 20 --split train=0.8,val=0.1,test=0.1 \\
         -o subset.csv --removed dropped.csv --save-recipe subset.toml
       vlanalyze select exported_dataset/ --recipe subset.toml -o subset.parquet

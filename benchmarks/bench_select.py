@@ -110,12 +110,16 @@ def run(argv: list[str]) -> tuple[float, float, float]:
 
 
 def cache_of(data: Path) -> Path:
-    """Build (untimed) and return the export's cache folder."""
-    sys.path.insert(0, str(REPO))
-    import vlanalyze as vla
-
-    with vla.open_export(data) as ex:
-        return ex.cache_path
+    """Build (untimed) and return the export's cache folder, in a child process: a big
+    parent's pages would count in every later child's peak RSS (fork copies them)."""
+    code = "import sys, vlanalyze as v\nwith v.open_export(sys.argv[1]) as ex: print(ex.cache_path)"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(data)], env=env, capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        raise SystemExit(out.stderr)
+    return Path(out.stdout.strip().splitlines()[-1])
 
 
 def same_selection(ours: Path, ref: Path) -> None:

@@ -291,7 +291,7 @@ def run(ex: Export, recipe: Recipe, *, keep_removed: bool = True) -> Selection:
         # Bounded memory on any export size: DuckDB spills to our own temp folder.
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         con.execute("SET temp_directory = $dir", {"dir": str(work)})
-        pipe = Pipeline(con, recipe, keep_removed=keep_removed)
+        pipe = Pipeline(con, recipe, rows=ex.counts["media"], keep_removed=keep_removed)
         pipe.run()
         _finish(pipe)
         info = _export_info(ex)

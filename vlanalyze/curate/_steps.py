@@ -35,7 +35,9 @@ from vlanalyze.curate._rules import (
 class Pipeline:
     """Runs a recipe's steps on one connection; records the funnel as it goes."""
 
-    def __init__(self, con: DuckDBPyConnection, recipe: Recipe, *, keep_removed: bool) -> None:
+    def __init__(
+        self, con: DuckDBPyConnection, recipe: Recipe, *, rows: int, keep_removed: bool
+    ) -> None:
         self.con = con
         self.r = recipe
         self.cat = Catalog(con)
@@ -43,7 +45,7 @@ class Pipeline:
         self.funnel: list[dict[str, Any]] = []
         self.k = 0
         self.cur = "media"
-        self.rows = 0
+        self.rows = rows  # rows of media (the export's count: no scan)
         self.leakage: dict[str, object] | None = None
         self.group_tables: dict[float, str] = {}
         self.split_params = Params()
@@ -126,7 +128,6 @@ class Pipeline:
                 "CREATE TEMP TABLE removed (media_id VARCHAR, step_no INTEGER, step VARCHAR, "
                 "reason VARCHAR, duplicate_of VARCHAR)"
             )
-        self.rows = int(self.con.execute("SELECT count(*) FROM media").fetchall()[0][0])
         self.first()
         if self.r.dedupe is not None:
             self.dedupe()

@@ -11,7 +11,7 @@ Nothing here runs a selection (that is :mod:`vlanalyze.curate._select`).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -48,8 +48,12 @@ class Params:
 class Catalog:
     """What an export holds, asked of its views only when a rule needs it."""
 
-    def __init__(self, con: DuckDBPyConnection) -> None:
+    def __init__(
+        self, con: DuckDBPyConnection, stored: Callable[[str, Callable[[], Any]], Any] | None = None
+    ) -> None:
         self.con = con
+        # Export._stored: keeps a computed value with the cache build (one scan per build)
+        self.stored = stored or (lambda _name, compute: compute())
 
     @cached_property
     def columns(self) -> list[str]:
@@ -57,11 +61,18 @@ class Catalog:
 
     @cached_property
     def _issue_kinds(self) -> list[tuple[str, bool, float | None]]:
-        """(issue_type, image-level?, duplicate threshold) present: one scan of issues."""
-        rows = self.con.execute(
-            "SELECT DISTINCT issue_type, object_id IS NULL, CASE WHEN issue_type = "
-            "'duplicates' THEN duplicate_threshold END FROM issues WHERE issue_type IS NOT NULL"
-        ).fetchall()
+        """(issue_type, image-level?, duplicate threshold) present: one scan of issues,
+        once per cache build."""
+
+        def scan() -> list[list[Any]]:
+            rows = self.con.execute(
+                "SELECT DISTINCT issue_type, object_id IS NULL, CASE WHEN issue_type = "
+                "'duplicates' THEN duplicate_threshold END FROM issues "
+                "WHERE issue_type IS NOT NULL ORDER BY ALL"
+            ).fetchall()
+            return [list(r) for r in rows]
+
+        rows = self.stored("curate-issue-kinds", scan)
         return [(str(t), bool(img), None if th is None else float(th)) for t, img, th in rows]
 
     def issue_types(self, *, image: bool) -> list[str]:

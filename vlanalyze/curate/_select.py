@@ -24,7 +24,7 @@ import pyarrow as pa
 from duckdb import DuckDBPyConnection
 
 from vlanalyze.curate._recipe import IssueGate, Recipe
-from vlanalyze.curate._rules import primary_labels, rank_order
+from vlanalyze.curate._rules import Catalog, primary_labels, rank_order
 from vlanalyze.curate._steps import Pipeline
 from vlanalyze.curate._write import write_batches
 from vlanalyze.errors import QueryError, SelectionError
@@ -291,7 +291,10 @@ def run(ex: Export, recipe: Recipe, *, keep_removed: bool = True) -> Selection:
         # Bounded memory on any export size: DuckDB spills to our own temp folder.
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         con.execute("SET temp_directory = $dir", {"dir": str(work)})
-        pipe = Pipeline(con, recipe, rows=ex.counts["media"], keep_removed=keep_removed)
+        catalog = Catalog(con, ex._stored)
+        pipe = Pipeline(
+            con, recipe, catalog=catalog, rows=ex.counts["media"], keep_removed=keep_removed
+        )
         pipe.run()
         _finish(pipe)
         info = _export_info(ex)

@@ -36,11 +36,17 @@ class Pipeline:
     """Runs a recipe's steps on one connection; records the funnel as it goes."""
 
     def __init__(
-        self, con: DuckDBPyConnection, recipe: Recipe, *, rows: int, keep_removed: bool
+        self,
+        con: DuckDBPyConnection,
+        recipe: Recipe,
+        *,
+        catalog: Catalog,
+        rows: int,
+        keep_removed: bool,
     ) -> None:
         self.con = con
         self.r = recipe
-        self.cat = Catalog(con)
+        self.cat = catalog
         self.keep_removed = keep_removed
         self.funnel: list[dict[str, Any]] = []
         self.k = 0

@@ -566,3 +566,15 @@ def test_leftover_temporary_files_are_removed_and_only_ours(boxed: Path, tmp_pat
     other.write_bytes(b"keep")
     _run(ex, _sel(A, B), out)
     assert not leftover.exists() and other.read_bytes() == b"keep"
+
+
+def test_a_curate_selection_materializes_with_its_splits(
+    sample_json_copy: Path, tmp_path: Path
+) -> None:
+    with vla.open_export(sample_json_copy) as ex:
+        sel = vla.select(ex, top=6, split={"train": 0.5, "val": 0.5}, seed=1)
+        result = vla.materialize(vla.plan_materialize(ex, sel, tmp_path / "out"))
+    assert result.written == 6
+    manifest = pl.read_csv(tmp_path / "out" / "manifest.csv")
+    expected = sel.table.select("media_id", "split").sort("media_id")
+    assert manifest.select("media_id", "split").sort("media_id").equals(expected)

@@ -29,13 +29,15 @@ from vlanalyze.errors import (
 )
 
 if TYPE_CHECKING:
+    from vlanalyze.curate._recipe import Recipe
+    from vlanalyze.curate._select import Selection, select, top
     from vlanalyze.fetch._archive import extract_archive
     from vlanalyze.fetch._client import ExportTask, VisualLayerClient
     from vlanalyze.fetch._pull import PulledExport, pull_export
     from vlanalyze.materialize._apply import MaterializeResult, materialize
     from vlanalyze.materialize._convert import convert
     from vlanalyze.materialize._plan import Plan, plan_materialize
-    from vlanalyze.materialize._selection import Selection, read_selection
+    from vlanalyze.materialize._selection import SelectionTable, read_selection
     from vlanalyze.query._export import Export, open_export
     from vlanalyze.query._results import ExportInfo, Summary
     from vlanalyze.query._summary import summarize
@@ -54,10 +56,14 @@ _LAZY = {
     "plan_materialize": "vlanalyze.materialize._plan",
     "Plan": "vlanalyze.materialize._plan",
     "read_selection": "vlanalyze.materialize._selection",
-    "Selection": "vlanalyze.materialize._selection",
+    "SelectionTable": "vlanalyze.materialize._selection",
     "summarize": "vlanalyze.query._summary",
     "ExportInfo": "vlanalyze.query._results",
     "Summary": "vlanalyze.query._results",
+    "select": "vlanalyze.curate._select",
+    "top": "vlanalyze.curate._select",
+    "Selection": "vlanalyze.curate._select",
+    "Recipe": "vlanalyze.curate._recipe",
 }
 
 __all__ = [
@@ -79,8 +85,10 @@ __all__ = [
     "Plan",
     "PulledExport",
     "QueryError",
+    "Recipe",
     "Selection",
     "SelectionError",
+    "SelectionTable",
     "Summary",
     "UnsafeArchiveError",
     "VLAnalyzeError",
@@ -93,7 +101,9 @@ __all__ = [
     "plan_materialize",
     "pull_export",
     "read_selection",
+    "select",
     "summarize",
+    "top",
 ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from vlanalyze._version import __version__
+from vlanalyze.cli.curate_cmds import select, top
 from vlanalyze.cli.fetch_cmds import fetch, stand_in
 from vlanalyze.cli.materialize_cmds import materialize
 from vlanalyze.cli.query_cmds import convert, info, sql
@@ -24,6 +25,7 @@ def main() -> None:
     Examples:
       vlanalyze info sample_data/export-json
       vlanalyze sql sample_data/export-json "SELECT count(*) FROM media"
+      vlanalyze select exported_dataset/ --dedupe min --top 1000 -o subset.csv
       vlanalyze fetch DATASET_ID -o exported_dataset/
       vlanalyze materialize exported_dataset/ selection.csv -o picked/ --layout yolo
     """
@@ -32,6 +34,8 @@ def main() -> None:
 main.add_command(info)
 main.add_command(sql)
 main.add_command(convert)
+main.add_command(top)
+main.add_command(select)
 main.add_command(fetch)
 main.add_command(stand_in)
 main.add_command(materialize)

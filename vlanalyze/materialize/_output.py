@@ -8,7 +8,7 @@ the stream.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -52,12 +52,14 @@ def render(
     *,
     max_rows: int | None = None,
     width: int | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> int:
     """Write ``batches`` (one result, in pieces) to the binary stream ``out``.
 
     Every format but ``markdown`` (meant for a page) streams: memory stays bounded by
     one batch. ``table`` (meant for a screen) shows at most ``max_rows`` rows, fitted
-    to ``width`` characters, and counts the rest (see :mod:`._table`).
+    to ``width`` characters, and counts the rest (see :mod:`._table`). ``metadata`` goes
+    into a Parquet file's key-value metadata (other formats have none).
 
     Returns:
         The number of rows of the result.
@@ -72,7 +74,7 @@ def render(
         out.write(_pretty(df).encode() + b"\n")
         return df.height
     if fmt == "parquet":
-        return _parquet(batches, out)
+        return _parquet(batches, out, metadata)
     if fmt == "json":
         return _json(batches, out)
     rows = 0
@@ -99,12 +101,16 @@ def _json(batches: Iterable[pl.DataFrame], out: BinaryIO) -> int:
     return rows
 
 
-def _parquet(batches: Iterable[pl.DataFrame], out: BinaryIO) -> int:
+def _parquet(
+    batches: Iterable[pl.DataFrame], out: BinaryIO, metadata: Mapping[str, str] | None = None
+) -> int:
     writer: pq.ParquetWriter | None = None
     rows = 0
     try:
         for df in batches:
             table = df.to_arrow()
+            if metadata:
+                table = table.replace_schema_metadata(dict(metadata))
             if writer is None:
                 writer = pq.ParquetWriter(out, table.schema)
             writer.write_table(table)
@@ -134,8 +140,11 @@ def write_file(
     path: str | os.PathLike[str],
     *,
     overwrite: bool = False,
+    metadata: Mapping[str, str] | None = None,
 ) -> int:
     """Write ``batches`` to ``path`` atomically; refuse to replace a file unless ``overwrite``.
+
+    ``metadata``: key-value metadata of a Parquet file (see :func:`render`).
 
     Returns:
         The number of rows written.
@@ -147,6 +156,6 @@ def write_file(
     doing = Doing(f"writing {target}", error=MaterializeError, space_hint=_SPACE_HINT)
     try:
         with map_exceptions(doing), atomic_file(target, overwrite=overwrite) as fh:
-            return render(batches, fmt, fh)
+            return render(batches, fmt, fh, metadata=metadata)
     except OSError as exc:
         raise MaterializeError(f"cannot write {target}: {exc.strerror or exc}") from None

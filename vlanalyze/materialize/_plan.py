@@ -29,7 +29,7 @@ from vlanalyze._version import __version__
 from vlanalyze.errors import Fix, MaterializeError, SelectionError
 from vlanalyze.materialize import _names as names_mod
 from vlanalyze.materialize._layouts import LAYOUTS, image_dests, side_files
-from vlanalyze.materialize._selection import Selection, read_selection
+from vlanalyze.materialize._selection import HasTable, SelectionTable, read_selection
 from vlanalyze.materialize._sources import resolve_sources
 from vlanalyze.materialize._state import (
     MANIFEST_FILE,
@@ -157,7 +157,7 @@ class Plan:
 
 def plan_materialize(
     export: Export,
-    selection: str | os.PathLike[str] | pl.DataFrame | Selection,
+    selection: str | os.PathLike[str] | pl.DataFrame | SelectionTable | HasTable,
     out: str | os.PathLike[str],
     *,
     layout: str = "flat",
@@ -220,7 +220,7 @@ def plan_materialize(
 
 def _finish(
     export: Export,
-    sel: Selection,
+    sel: SelectionTable,
     out: Path,
     layout: str,
     mode: str,
@@ -285,7 +285,7 @@ def _info(export: Export) -> dict[str, Any]:
     return {**info.block, "format": info.format, "counts": info.counts}
 
 
-def _items(export: Export, sel: Selection) -> pl.DataFrame:
+def _items(export: Export, sel: SelectionTable) -> pl.DataFrame:
     """Selection rows joined to the export's media, with label, split and name fields."""
     media = export.media.select(
         "media_id", "file_name", "file_path", "width", "height", "uniqueness_score", "url"
@@ -320,7 +320,7 @@ def _items(export: Export, sel: Selection) -> pl.DataFrame:
     )
 
 
-def _chosen_labels(export: Export, sel: Selection) -> pl.DataFrame:
+def _chosen_labels(export: Export, sel: SelectionTable) -> pl.DataFrame:
     labels = export.labels.join(sel.frame.lazy().select("media_id"), on="media_id", how="semi")
     rank = pl.col("source").replace_strict(_SOURCE_RANK, default=3, return_dtype=pl.Int32)
     return (
@@ -332,14 +332,14 @@ def _chosen_labels(export: Export, sel: Selection) -> pl.DataFrame:
     )
 
 
-def _all_labels(export: Export, sel: Selection) -> dict[str, list[str]]:
+def _all_labels(export: Export, sel: SelectionTable) -> dict[str, list[str]]:
     labels = export.labels.join(sel.frame.lazy().select("media_id"), on="media_id", how="semi")
     grouped = labels.group_by("media_id").agg(pl.col("category_name").unique().sort()).collect()
     return dict(zip(grouped["media_id"], grouped["category_name"].to_list(), strict=True))
 
 
 def _boxes(
-    export: Export, sel: Selection
+    export: Export, sel: SelectionTable
 ) -> dict[str, list[tuple[str, float, float, float, float]]]:
     objects = (
         export.objects.join(sel.frame.lazy().select("media_id"), on="media_id", how="semi")

@@ -19,19 +19,19 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import polars as pl
 
 from vlanalyze.errors import SelectionError
 
-__all__ = ["Selection", "read_media_ids", "read_selection"]
+__all__ = ["SelectionTable", "read_media_ids", "read_selection"]
 
 USED_COLUMNS = ("media_id", "label", "split")
 
 
 @dataclass(frozen=True)
-class Selection:
+class SelectionTable:
     """A checked selection: ``frame`` has media_id (unique, in order), label, split."""
 
     frame: pl.DataFrame
@@ -45,24 +45,32 @@ class Selection:
         return self.frame.get_column("media_id").to_list()
 
 
+class HasTable(Protocol):
+    """What :func:`vlanalyze.select` returns, as far as materialize needs it."""
+
+    @property
+    def table(self) -> pl.DataFrame: ...
+
+
 def read_selection(
-    selection: str | os.PathLike[str] | pl.DataFrame | Selection | BinaryIO,
-) -> Selection:
+    selection: str | os.PathLike[str] | pl.DataFrame | SelectionTable | BinaryIO | HasTable,
+) -> SelectionTable:
     """Read and check a selection.
 
     Args:
         selection: a CSV / Parquet / NDJSON file with a ``media_id`` column, ``"-"``
-            for standard input, a binary stream, or a polars DataFrame.
+            for standard input, a binary stream, a polars DataFrame, or what
+            :func:`vlanalyze.select` returns (its ``table``).
 
     Returns:
-        The :class:`Selection`: unique media ids in their first order, with ``label``
+        The :class:`SelectionTable`: unique media ids in their first order, with ``label``
         and ``split`` (null where the selection has no such column).
 
     Raises:
         SelectionError: unreadable file, no ``media_id`` column, no rows, or one
             media id given twice with different labels or splits.
     """
-    if isinstance(selection, Selection):
+    if isinstance(selection, SelectionTable):
         return selection
     if isinstance(selection, pl.DataFrame):
         return _check(selection, "<DataFrame>")
@@ -78,6 +86,8 @@ def read_selection(
                 hint="give a CSV, Parquet or NDJSON file with a media_id column",
             ) from None
         return _check(_read_bytes(data, str(path)), str(path))
+    if hasattr(selection, "table"):  # vla.select's Selection (curate is not imported here)
+        return _check(selection.table, "<Selection>")
     return _check(_read_bytes(selection.read(), "the stream"), "<stream>")
 
 
@@ -99,7 +109,7 @@ def _read_bytes(data: bytes, name: str) -> pl.DataFrame:
         ) from None
 
 
-def _check(frame: pl.DataFrame, source: str) -> Selection:
+def _check(frame: pl.DataFrame, source: str) -> SelectionTable:
     columns = {c.lstrip("\ufeff").strip(): c for c in frame.columns}
     if "media_id" not in columns:
         listed = ", ".join(frame.columns) or "none"
@@ -128,7 +138,7 @@ def _check(frame: pl.DataFrame, source: str) -> Selection:
             hint="keep one row per media_id",
         )
     digest = hashlib.sha256(unique.write_csv().encode("utf-8")).hexdigest()
-    return Selection(unique, source, digest, "label" in columns, "split" in columns)
+    return SelectionTable(unique, source, digest, "label" in columns, "split" in columns)
 
 
 def read_media_ids(lines: Iterable[str], *, source: str = "the selection") -> list[str]:

@@ -105,11 +105,15 @@ def _add_operators(what: str, output: Path) -> None:
         tree = json.loads(output.read_text())
     except (OSError, ValueError):
         return
-    stack = list(tree.get("children", []))
+    # DuckDB 2.x: {"operator": [tree]}, nodes {name, timing, extra_info, children}
+    stack = list(tree.get("operator", tree.get("children", [])))
     while stack:
         node = stack.pop()
-        name = node.get("operator_name") or node.get("operator_type") or "?"
-        OPERATORS[what][name.strip()] += float(node.get("operator_timing", 0.0))
+        name = str(node.get("name") or node.get("operator_name") or "?").strip()
+        function = (node.get("extra_info") or {}).get("Function")
+        if function:
+            name = f"{name} ({function})"
+        OPERATORS[what][name] += float(node.get("timing", node.get("operator_timing", 0.0)))
         stack.extend(node.get("children", []))
 
 

@@ -24,8 +24,6 @@ from vlanalyze.errors import CacheError, ExportFormatError, Fix, QueryError
 from vlanalyze.query import _cache as cache_mod
 from vlanalyze.query import _schema as schema
 from vlanalyze.query._cache import Manifest, Snapshot
-from vlanalyze.query._images import list_folder_images, list_zip_images
-from vlanalyze.query._results import ExportInfo, ImageCounts
 from vlanalyze.query._source import Source, copy_member, find_source, zip_names
 from vlanalyze.query._sql import (
     REBUILD,
@@ -36,13 +34,14 @@ from vlanalyze.query._sql import (
     quote_literal,
 )
 
-# polars, pyarrow and the normalizer load only when used: answering SQL over a cache
-# in CSV, JSON or Parquet (the shell's short queries) needs DuckDB alone.
+# polars, pyarrow, the normalizer and the result types load only when used: answering
+# SQL over a cache in CSV, JSON or Parquet (the shell's short queries) needs DuckDB alone.
 if TYPE_CHECKING:
     import polars as pl
     import pyarrow as pa
 
     from vlanalyze.query._images import ImageMatch
+    from vlanalyze.query._results import ExportInfo, ImageCounts
 
 _ELSEWHERE = Fix("cache_dir", "to put the cache elsewhere", None, prefix="free disk space, or ")
 
@@ -210,6 +209,8 @@ class Export:
     @property
     def info(self) -> ExportInfo:
         """The export's ``info`` block, with format, source, counts and image matching."""
+        from vlanalyze.query._results import ExportInfo
+
         block = self._manifest.top_level.get("info", {})
         return ExportInfo(
             format=self.format,
@@ -228,6 +229,8 @@ class Export:
         return read if unread is None else f"{read} ({unread.name} beside it is not read)"
 
     def _image_counts(self) -> ImageCounts:
+        from vlanalyze.query._results import ImageCounts
+
         if not self._image_files:  # nothing to match: no need for polars
             return ImageCounts(0, 0, self.counts["media"], 0)
         images = self.images
@@ -236,6 +239,8 @@ class Export:
     @cached_property
     def _image_files(self) -> list[str]:
         """The export's image files, relative to its ``images/`` folder."""
+        from vlanalyze.query._images import list_folder_images, list_zip_images
+
         if self.source.member is not None:
             return list_zip_images(zip_names(self.source), self.source.zip_prefix)
         return list_folder_images(self.root)

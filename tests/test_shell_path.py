@@ -192,3 +192,21 @@ def test_intervals_are_written_as_everywhere_else(bare: tuple[Path, Path]) -> No
 def test_image_paths_is_there_without_images(bare: tuple[Path, Path]) -> None:
     result = _run(bare, "SELECT count(*) AS n FROM image_paths", "-f", "csv")
     assert (result.exit_code, result.stdout) == (0, "n\n0\n")
+
+
+def test_library_calls(bare: tuple[Path, Path]) -> None:
+    folder, cache = bare
+    with vla.open_export(folder, cache_dir=cache) as ex:
+        out = io.BytesIO()
+        assert ex.copy_sql("SELECT media_id FROM media", out, fmt="ndjson") == 46
+        assert len(out.getvalue().splitlines()) == SAMPLE_COUNTS["media"]
+        assert ex.sql_rows("SELECT count(*) AS n FROM labels") == [{"n": SAMPLE_COUNTS["labels"]}]
+        con = ex.duckdb(tables=["labels"])
+        try:
+            assert [r[0] for r in con.execute("SHOW TABLES").fetchall()] == ["labels"]
+        finally:
+            con.close()
+        with pytest.raises(ValueError, match="no table named 'nope'"):
+            ex.duckdb(tables=["nope"])
+        with pytest.raises(vla.QueryError):
+            ex.copy_sql("SELECT * FROM nope", io.BytesIO(), fmt="csv")

@@ -42,10 +42,12 @@ PROFILE_DIR = Path(tempfile.mkdtemp(prefix="vla-profile-"))
 def kind(sql: str) -> str:
     """What a statement does, from its text."""
     text = " ".join(sql.split())
+    if "json_keys" in text:
+        return "parse: exact unknown-key scan (json_keys)"
     if "read_json" in text and text.startswith("CREATE TABLE"):
         return "parse: read_json -> batch table"
     if "read_json" in text:
-        return "parse: raw items (unknown types)"
+        return "parse: raw items (unknown item types)"
     if "unnest(metadata_items)" in text and "TEMP TABLE items" in text:
         return "write: unnest metadata_items"
     if text.startswith("COPY"):

@@ -31,6 +31,7 @@ VLA_OPEN = """
 import json, sys, time
 import duckdb, polars  # imported before the timer on both sides
 import vlanalyze as vla
+import vlanalyze.query._normalize  # the normalizer (and pyarrow) loads only when used
 open_export = vla.open_export  # resolves a lazy import
 t = time.perf_counter()
 ex = open_export(sys.argv[1], cache_dir=sys.argv[2])
@@ -189,18 +190,26 @@ def ratio_row(name: str, vla: Run, ref: Run | None, target: float) -> Row:
     return Row(name, fmt_run(vla), fmt_run(ref), measured, f"≤ {target}x", ratio <= target, detail)
 
 
-def present_sizes(args: argparse.Namespace, file_name: str) -> list[int]:
-    return [n for n in sorted(args.sizes) if (args.data_dir / f"n{n}" / file_name).exists()]
+def data_folder(args: argparse.Namespace, n: int, profile: str = "mixed") -> Path:
+    """``n<size>`` for the mixed profile, ``n<size>-<profile>`` for the others
+    (make_synthetic.py's folders)."""
+    return args.data_dir / (f"n{n}" if profile == "mixed" else f"n{n}-{profile}")
+
+
+def present_sizes(args: argparse.Namespace, file_name: str, profile: str = "mixed") -> list[int]:
+    return [n for n in sorted(args.sizes) if (data_folder(args, n, profile) / file_name).exists()]
 
 
 def db_target(fresh: Path, mode: str) -> str:
     return ":memory:" if mode == "memory" else str(fresh / "reference.duckdb")
 
 
-def normalize_one(args: argparse.Namespace, n: int, scratch: Path) -> tuple[Run, Run | None]:
-    folder = args.data_dir / f"n{n}"
+def normalize_one(
+    args: argparse.Namespace, n: int, scratch: Path, profile: str = "mixed"
+) -> tuple[Run, Run | None]:
+    folder = data_folder(args, n, profile)
     repeats = args.repeats if n <= 1_000_000 else args.big_repeats
-    log(f"normalize {label(n)}: vlanalyze x {repeats}")
+    log(f"normalize {folder.name}: vlanalyze x {repeats}")
     vla = best_of(
         lambda d: py(VLA_OPEN, folder / "metadata.json", d), repeats, scratch, args.timeout
     )
@@ -209,7 +218,7 @@ def normalize_one(args: argparse.Namespace, n: int, scratch: Path) -> tuple[Run,
     ndjson = folder / "media_items.ndjson"
     if not ndjson.exists():
         return vla, None
-    log(f"normalize {label(n)}: duckdb read_json x {repeats}")
+    log(f"normalize {folder.name}: duckdb read_json x {repeats}")
     ref = best_of(
         lambda d: py(DUCK_LOAD, ndjson, db_target(d, args.duckdb_db)),
         repeats,
@@ -220,21 +229,32 @@ def normalize_one(args: argparse.Namespace, n: int, scratch: Path) -> tuple[Run,
 
 
 def bench_normalize(args: argparse.Namespace, scratch: Path) -> list[Row]:
+    rows = []
+    for profile in args.profiles:
+        sizes = present_sizes(args, "metadata.json", profile)
+        if sizes:
+            rows += normalize_profile(args, scratch, profile, sizes)
+    return rows
+
+
+def normalize_profile(
+    args: argparse.Namespace, scratch: Path, profile: str, sizes: list[int]
+) -> list[Row]:
     rows, rss = [], {}
-    for n in present_sizes(args, "metadata.json"):
-        vla, ref = normalize_one(args, n, scratch)
-        rows.append(ratio_row(f"normalize {label(n)} JSON (time)", vla, ref, args.max_ratio))
+    for n in sizes:
+        vla, ref = normalize_one(args, n, scratch, profile)
+        name = f"normalize {label(n)} {profile} JSON"
+        rows.append(ratio_row(f"{name} (time)", vla, ref, args.max_ratio))
         if vla.ok:
             rss[n] = vla.rss_mb
             ok = vla.rss_mb <= args.max_rss_mb
             ref_rss = f"{ref.rss_mb:,.0f} MB" if ref and ref.ok else "—"
             measured = f"{vla.rss_mb:,.0f} MB"
             target = f"≤ {args.max_rss_mb:,.0f} MB"
-            rows.append(
-                Row(f"normalize {label(n)} peak RSS", measured, ref_rss, measured, target, ok)
-            )
-    rows.append(flat_row(rss, args.max_rss_growth))
-    return rows
+            rows.append(Row(f"{name} peak RSS", measured, ref_rss, measured, target, ok))
+    flat = flat_row(rss, args.max_rss_growth)
+    flat.benchmark = f"normalize RSS flat ({profile})"
+    return [*rows, flat]
 
 
 def flat_row(rss: dict[int, float], max_growth: float) -> Row:
@@ -347,6 +367,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="item counts to use, where <data-dir>/n<size>/ exists",
     )
     p.add_argument("--only", nargs="+", choices=list(BENCHES), default=list(BENCHES))
+    p.add_argument(
+        "--profiles",
+        nargs="+",
+        choices=["mixed", "dense", "sparse"],
+        default=["mixed", "dense", "sparse"],
+        help="item shapes to normalize (make_synthetic.py --profile), where generated",
+    )
     p.add_argument("--repeats", type=int, default=3, help="normalization runs up to 1M (best of)")
     p.add_argument("--big-repeats", type=int, default=1, help="normalization runs above 1M")
     p.add_argument("--top-repeats", type=int, default=7)

@@ -53,6 +53,9 @@ SIZES = ((720, 576), (1080, 1920), (480, 640), (375, 500), (500, 333), (224, 224
 DEFAULT_BATCH = 10_000
 # near-duplicate family sizes, drawn uniformly: ~1 item in 4 has no duplicates at all
 FAMILY_SIZES = (1,) * 12 + (2, 2, 3, 4, 5, 6, 8, 10)
+# dense: objects per item (0.9 on average, as in the 2025 video export)
+DENSE_OBJECTS = (0,) * 11 + (1,) * 7 + (2, 3, 3, 5)
+PROFILES = ("mixed", "dense", "sparse")
 
 
 def uuid4_text(rng: random.Random) -> str:
@@ -73,7 +76,7 @@ def dup_issue(confidence: float, group_id: str, threshold: float) -> str:
     )
 
 
-def family_groups(rng: random.Random, size: int) -> list[list[str | None]]:
+def family_groups(rng: random.Random, size: int, profile: str = "mixed") -> list[list[str | None]]:
     """Duplicate group ids for a family of near-identical items, per threshold level.
 
     Returns ``groups[member][level]``: the group id, or None when the member is not a
@@ -82,6 +85,8 @@ def family_groups(rng: random.Random, size: int) -> list[list[str | None]]:
     a one-member group: kept with a small probability).
     """
     groups: list[list[str | None]] = [[] for _ in range(size)]
+    if profile != "mixed":
+        return _paired_groups(rng, size, profile, groups)
     for level in range(len(THRESHOLDS)):
         n_parts = 1 + level * (size - 1) // len(THRESHOLDS)
         members = [i * n_parts // size for i in range(size)]
@@ -90,6 +95,26 @@ def family_groups(rng: random.Random, size: int) -> list[list[str | None]]:
             alone = members.count(part) == 1
             keep = size > 1 and (not alone or rng.random() < 0.05)
             groups[i].append(ids[part] if keep else None)
+    return groups
+
+
+def _paired_groups(
+    rng: random.Random, size: int, profile: str, groups: list[list[str | None]]
+) -> list[list[str | None]]:
+    """dense and sparse: every member of a family of 2+ is a duplicate on each of the
+    family's levels (dense: all 8 on most families, else 4-6; sparse: 1-4), in groups of
+    at least two; a family of one has none."""
+    if size == 1:
+        return [[None] * len(THRESHOLDS)]
+    if profile == "dense":
+        levels = len(THRESHOLDS) if rng.random() < 0.7 else rng.randint(4, 6)
+    else:
+        levels = rng.randint(1, 4)
+    for level in range(len(THRESHOLDS)):
+        n_parts = 1 + level * (size // 2 - 1) // len(THRESHOLDS)
+        ids = [uuid4_text(rng) for _ in range(n_parts)]
+        for i in range(size):
+            groups[i].append(ids[i * n_parts // size] if level < levels else None)
     return groups
 
 
@@ -116,20 +141,22 @@ def image_labels(rng: random.Random) -> list[str]:
     ]
 
 
-def object_label(rng: random.Random, media_id: str, height: int, width: int) -> str:
+def object_label(
+    rng: random.Random, media_id: str, height: int, width: int, nested: float = 0.3
+) -> str:
     x, y = rng.randint(0, width // 2), rng.randint(0, height // 2)
     bbox = f"[{x},{y},{rng.randint(1, width - x)},{rng.randint(1, height - y)}]"
-    nested = ""
-    if rng.random() < 0.3:
+    nested_items = ""
+    if rng.random() < nested:
         conf = round(rng.uniform(0.9, 0.99), 2)
         levels = THRESHOLDS[: rng.randint(1, len(THRESHOLDS))]
-        nested = ",".join(dup_issue(conf, uuid4_text(rng), t) for t in levels)
+        nested_items = ",".join(dup_issue(conf, uuid4_text(rng), t) for t in levels)
     return meta(
         "object_label",
         f'"original_id":-1,"category_name":"{rng.choice(WORDS)}","source":"Visual Layer",'
         f'"bbox":{bbox},"uniqueness_score":{rng.random()!r},'
         f'"url":"{BASE_URL}/image/{media_id}?&object_id={uuid4_text(rng)}",'
-        f'"metadata_items":[{nested}]',
+        f'"metadata_items":[{nested_items}]',
     )
 
 
@@ -154,8 +181,10 @@ def other_items(rng: random.Random, media_id: str, height: int, width: int) -> l
 class Source:
     """Where consecutive items come from: one video (frames) or one image folder."""
 
-    def __init__(self, rng: random.Random, index: int) -> None:
+    def __init__(self, rng: random.Random, index: int, profile: str = "mixed") -> None:
         self.is_video = rng.random() < 0.5
+        if profile != "mixed":  # dense: every item a frame; sparse: every item an image
+            self.is_video = profile == "dense"
         self.height, self.width = rng.choice(SIZES)
         stamp = f"{rng.getrandbits(63)}_{rng.getrandbits(63)}"
         if self.is_video:
@@ -178,7 +207,39 @@ class Source:
         return name, f"{self.name}/{name}"
 
 
-def render_item(rng: random.Random, src: Source, groups: list[str | None]) -> str:
+def dense_items(rng: random.Random, media_id: str, height: int, width: int) -> list[str]:
+    """Labels and objects shaped like the 2025 video export: 6-18 Visual Layer labels
+    (12 on average), 0-5 objects (0.9 on average, 40% with nested duplicates)."""
+    out = [
+        meta("image_label", f'"original_id":-1,"category_name":"{name}","source":"Visual Layer"')
+        for name in rng.sample(WORDS, rng.randint(6, 18))
+    ]
+    for _ in range(rng.choice(DENSE_OBJECTS)):
+        out.append(object_label(rng, media_id, height, width, nested=0.4))
+    return out
+
+
+def sparse_items(rng: random.Random) -> list[str]:
+    """Shaped like the 2026 ImageNet cluster export: one user label, one user tag, one
+    outliers issue per item."""
+    out = [
+        meta(
+            "image_label",
+            f'"original_id":{rng.randint(0, 999)},"category_name":"{rng.choice(WORDS)}",'
+            '"source":"User"',
+        ),
+        meta(
+            "user_tag",
+            f'"tag_name":"{rng.choice(TAGS)}","assigned_date":"2026-01-{rng.randint(1, 28):02d}"',
+        ),
+        meta("issue", f'"issue_type":"outliers","confidence":{rng.random():.6f}'),
+    ]
+    return out
+
+
+def render_item(
+    rng: random.Random, src: Source, groups: list[str | None], profile: str = "mixed"
+) -> str:
     media_id = uuid4_text(rng)
     file_name, file_path = src.next_file(rng)
     height, width = src.height, src.width
@@ -187,46 +248,64 @@ def render_item(rng: random.Random, src: Source, groups: list[str | None]) -> st
         stamp = (src.frame - 1) / 30
         items.append(meta("video_info", f'"video_name":"{src.name}","frame_timestamp":{stamp}'))
     items += duplicate_items(rng, groups)
-    items += image_labels(rng)
-    items += other_items(rng, media_id, height, width)
+    if profile == "dense":
+        items += dense_items(rng, media_id, height, width)
+    elif profile == "sparse":
+        items += sparse_items(rng)
+    else:
+        items += image_labels(rng)
+        items += other_items(rng, media_id, height, width)
     size = rng.lognormvariate(4.0, 0.8)
     size_text = f"{size:.2f}KB" if size < 1024 else f"{size / 1024:.2f}MB"
     media_type = "video_frame" if src.is_video else "image"
+    score = rng.random()  # drawn before the insertion time, as the mixed data always was
+    # The 2025 video export predates media_status and insertion_time.
+    new_keys = (
+        ""
+        if profile == "dense"
+        else (
+            f'"media_status":"INDEXED","insertion_time":"2025-01-24T18:{rng.randint(0, 59):02d}:'
+            f'{rng.randint(0, 59):02d}.{rng.randint(0, 999999):06d}",'
+        )
+    )
     return (
         f'{{"media_id":"{media_id}","media_type":"{media_type}","file_name":"{file_name}",'
         f'"file_path":"{file_path}","file_size":"{size_text}",'
-        f'"uniqueness_score":{rng.random()!r},"height":{height},"width":{width},'
-        f'"url":"{BASE_URL}/image/{media_id}","cluster_id":"{src.cluster_id}",'
-        f'"media_status":"INDEXED","insertion_time":"2025-01-24T18:{rng.randint(0, 59):02d}:'
-        f'{rng.randint(0, 59):02d}.{rng.randint(0, 999999):06d}",'
+        f'"uniqueness_score":{score!r},"height":{height},"width":{width},'
+        f'"url":"{BASE_URL}/image/{media_id}","cluster_id":"{src.cluster_id}",{new_keys}'
         f'"metadata_items":[{",".join(items)}]}}'
     )
 
 
-def make_batch(seed: int, batch_index: int, start: int, count: int) -> bytes:
+def make_batch(
+    seed: int, batch_index: int, start: int, count: int, profile: str = "mixed"
+) -> bytes:
     """Items ``start``.. ``start+count`` as JSON lines; depends only on the arguments."""
     rng = random.Random(seed * 1_000_003 + batch_index)
     lines: list[str] = []
-    src = Source(rng, start)
+    src = Source(rng, start, profile)
     while len(lines) < count:
         if src.left <= 0:
-            src = Source(rng, start + len(lines))
+            src = Source(rng, start + len(lines), profile)
         size = min(rng.choice(FAMILY_SIZES), count - len(lines))
-        for groups in family_groups(rng, size):
-            lines.append(render_item(rng, src, groups))
+        for groups in family_groups(rng, size, profile):
+            lines.append(render_item(rng, src, groups, profile))
     return ("\n".join(lines) + "\n").encode()
 
 
-def batches(seed: int, total: int, batch: int, workers: int) -> Iterator[bytes]:
+def batches(
+    seed: int, total: int, batch: int, workers: int, profile: str = "mixed"
+) -> Iterator[bytes]:
     """Batches in order, computed by ``workers`` processes, at most 2 per worker ahead."""
     starts = range(0, total, batch)
     if workers <= 1:
-        yield from (make_batch(seed, i, s, min(batch, total - s)) for i, s in enumerate(starts))
+        for i, s in enumerate(starts):
+            yield make_batch(seed, i, s, min(batch, total - s), profile)
         return
     with ProcessPoolExecutor(workers) as pool:
         pending: deque[Future[bytes]] = deque()
         for i, s in enumerate(starts):
-            pending.append(pool.submit(make_batch, seed, i, s, min(batch, total - s)))
+            pending.append(pool.submit(make_batch, seed, i, s, min(batch, total - s), profile))
             if len(pending) >= 2 * workers:
                 yield pending.popleft().result()
         while pending:
@@ -376,7 +455,7 @@ def generate(args: argparse.Namespace) -> dict[str, object]:
     t0 = time.perf_counter()
     timings = {type(s).__name__: 0.0 for s in sinks}
     raw_bytes = 0
-    for batch in batches(args.seed, args.items, args.batch, args.workers):
+    for batch in batches(args.seed, args.items, args.batch, args.workers, args.profile):
         raw_bytes += len(batch)
         for sink in sinks:
             ts = time.perf_counter()
@@ -387,6 +466,7 @@ def generate(args: argparse.Namespace) -> dict[str, object]:
     elapsed = time.perf_counter() - t0
     files = {p.name: p.stat().st_size for p in sorted(args.out.iterdir()) if p.is_file()}
     return {
+        "profile": args.profile,
         "items": args.items,
         "seconds": round(elapsed, 1),
         "items_per_second": round(args.items / elapsed),
@@ -396,9 +476,21 @@ def generate(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
+def folder_name(items: int, profile: str) -> str:
+    """``n<items>`` for the mixed profile, ``n<items>-<profile>`` for the others."""
+    return f"n{items}" if profile == "mixed" else f"n{items}-{profile}"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--items", type=int, default=100_000, help="media items (100000, 1000000, …)")
+    p.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="mixed",
+        help="item shape: mixed (the default mix), dense (like the 2025 video export),\n"
+        "sparse (like the 2026 ImageNet cluster export)",
+    )
     p.add_argument("--format", nargs="+", choices=["json", "parquet"], default=["json", "parquet"])
     p.add_argument("--data-dir", type=Path, default=Path(__file__).parent / "data")
     p.add_argument("--out", type=Path, help="output folder (default: <data-dir>/n<items>)")
@@ -409,7 +501,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="items per batch")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = p.parse_args(argv)
-    args.out = args.out or args.data_dir / f"n{args.items}"
+    args.out = args.out or args.data_dir / folder_name(args.items, args.profile)
     return args
 
 

@@ -152,13 +152,24 @@ def sql(
       vlanalyze sql exported_dataset/ @report.sql -f csv > report.csv
       echo "SELECT count(*) FROM media" | vlanalyze sql exported_dataset/ -
     """
-    from vlanalyze.materialize._output import render, write_file
+    from vlanalyze.materialize._direct import DIRECT_FORMATS, write_result
 
     text = _query_text(query, query_file)
     fmt = fmt or _default_format(output)
     if fmt == "parquet" and output is None and sys.stdout.isatty():
         raise click.UsageError("parquet output is binary: write it to a file with -o FILE")
     with open_for_cli(export, cache_dir, refresh, quiet) as ex:
+        if fmt in DIRECT_FORMATS:  # DuckDB writes these itself: polars is not loaded
+            sys.stdout.flush()
+            target = output or sys.stdout.buffer
+            rows = write_result(ex, text, fmt, target, params=dict(params), overwrite=overwrite)
+            if output:
+                click.echo(f"Wrote {_rows(rows)} to {output}", err=True)
+            else:
+                sys.stdout.buffer.flush()
+            return
+        from vlanalyze.materialize._output import render, write_file
+
         batches = ex.sql_batches(text, params=dict(params))
         if output:
             rows = write_file(batches, fmt, output, overwrite=overwrite)

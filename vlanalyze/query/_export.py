@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import AbstractContextManager, closing, suppress
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import polars as pl
-import pyarrow as pa
 from duckdb import DuckDBPyConnection
 
 from vlanalyze._fs import ProgressCallback, write_text_atomic
@@ -26,11 +24,6 @@ from vlanalyze.errors import CacheError, ExportFormatError, Fix, QueryError
 from vlanalyze.query import _cache as cache_mod
 from vlanalyze.query import _schema as schema
 from vlanalyze.query._cache import Manifest, Snapshot
-from vlanalyze.query._images import ImageMatch, list_folder_images, list_zip_images, match_images
-from vlanalyze.query._infotable import write_info_table
-from vlanalyze.query._jsonchunks import ChunkSizes
-from vlanalyze.query._normalize import normalize_json, normalize_parquet
-from vlanalyze.query._results import ExportInfo, ImageCounts
 from vlanalyze.query._source import Source, copy_member, find_source, zip_names
 from vlanalyze.query._sql import (
     REBUILD,
@@ -40,6 +33,15 @@ from vlanalyze.query._sql import (
     quote_ident,
     quote_literal,
 )
+
+# polars, pyarrow, the normalizer and the result types load only when used: answering
+# SQL over a cache in CSV, JSON or Parquet (the shell's short queries) needs DuckDB alone.
+if TYPE_CHECKING:
+    import polars as pl
+    import pyarrow as pa
+
+    from vlanalyze.query._images import ImageMatch
+    from vlanalyze.query._results import ExportInfo, ImageCounts
 
 _ELSEWHERE = Fix("cache_dir", "to put the cache elsewhere", None, prefix="free disk space, or ")
 
@@ -80,7 +82,7 @@ def open_export(
     """
     source = find_source(path)
     tuning = {"chunk_bytes": chunk_bytes, "batch_bytes": batch_bytes, "head_bytes": head_bytes}
-    sizes = ChunkSizes(**{k: v for k, v in tuning.items() if v is not None})
+    sizes = {k: v for k, v in tuning.items() if v is not None}
     root = cache_mod.cache_root(source.metadata.resolve(), cache_dir)
     doing = Doing(
         f"building the cache of {source.path} in {root}",
@@ -101,7 +103,7 @@ def _snapshot(
     root: Path,
     refresh: bool,
     on_progress: ProgressCallback | None,
-    sizes: ChunkSizes,
+    sizes: dict[str, int],
 ) -> Snapshot:
     """The current cache build of ``source`` under ``root``, built first if need be."""
     entry = cache_mod.entry_folder(root, source.key, source.metadata.name)
@@ -123,8 +125,13 @@ def _fill(
     tmp: Path,
     fingerprint: dict[str, Any],
     on_progress: ProgressCallback | None,
-    sizes: ChunkSizes,
+    tuning: dict[str, int],
 ) -> Manifest:
+    from vlanalyze.query._infotable import write_info_table
+    from vlanalyze.query._jsonchunks import ChunkSizes
+    from vlanalyze.query._normalize import normalize_json, normalize_parquet
+
+    sizes = ChunkSizes(**tuning)
     metadata = copy_member(source, tmp) if source.member else source.metadata
     normalize = normalize_json if source.format == "json" else normalize_parquet
     top_level = normalize(metadata, tmp, on_progress=on_progress, sizes=sizes)
@@ -202,13 +209,14 @@ class Export:
     @property
     def info(self) -> ExportInfo:
         """The export's ``info`` block, with format, source, counts and image matching."""
-        images = self.images
+        from vlanalyze.query._results import ExportInfo
+
         block = self._manifest.top_level.get("info", {})
         return ExportInfo(
             format=self.format,
             source=str(self.source.path),
             counts=self.counts,
-            images=ImageCounts(images.files, images.found, images.missing, images.ambiguous),
+            images=self._image_counts(),
             block=dict(block) if isinstance(block, dict) else {},
             metadata=self._metadata_read(),
         )
@@ -220,13 +228,31 @@ class Export:
         unread = source.unread
         return read if unread is None else f"{read} ({unread.name} beside it is not read)"
 
+    def _image_counts(self) -> ImageCounts:
+        from vlanalyze.query._results import ImageCounts
+
+        if not self._image_files:  # nothing to match: no need for polars
+            return ImageCounts(0, 0, self.counts["media"], 0)
+        images = self.images
+        return ImageCounts(images.files, images.found, images.missing, images.ambiguous)
+
+    @cached_property
+    def _image_files(self) -> list[str]:
+        """The export's image files, relative to its ``images/`` folder."""
+        from vlanalyze.query._images import list_folder_images, list_zip_images
+
+        if self.source.member is not None:
+            return list_zip_images(zip_names(self.source), self.source.zip_prefix)
+        return list_folder_images(self.root)
+
     @cached_property
     def images(self) -> ImageMatch:
         """Which media items have an image file in this export."""
-        if self.source.member is not None:
-            files = list_zip_images(zip_names(self.source), self.source.zip_prefix)
-        else:
-            files = list_folder_images(self.root)
+        import polars as pl
+
+        from vlanalyze.query._images import ImageMatch, match_images
+
+        files = self._image_files
         if not files:
             empty = pl.DataFrame(schema={"media_id": pl.String, "image_path": pl.String})
             return ImageMatch(empty, found=0, missing=self.counts["media"], ambiguous=0, files=0)
@@ -252,6 +278,8 @@ class Export:
 
     def table(self, name: str) -> pl.LazyFrame:
         """The tidy table ``name`` as a polars LazyFrame."""
+        import polars as pl
+
         frame = pl.scan_parquet(self._parts(name))
         if name != "media":
             return frame
@@ -304,12 +332,13 @@ class Export:
         """
         return schema.TABLES
 
-    def duckdb(self) -> DuckDBPyConnection:
-        """A new DuckDB connection with every table as a view; the caller closes it."""
+    def duckdb(self, *, tables: Collection[str] | None = None) -> DuckDBPyConnection:
+        """A new DuckDB connection with every table (or only ``tables``) as a view; the
+        caller closes it."""
         con = connect()
         try:
             with self._errors():
-                for table in schema.TABLES:
+                for table in schema.TABLES if tables is None else _ordered(tables):
                     scan = _scan(self._parts(table))
                     if table == "media":
                         self._media_view(con, scan)
@@ -323,7 +352,13 @@ class Export:
     def _media_view(self, con: DuckDBPyConnection, scan: str) -> None:
         # image_paths (media_id, image_path: the items with an image) is part of the
         # interface: SHOW TABLES lists it, so it is named and documented, not hidden.
-        con.register("image_paths", self.images.paths.to_arrow())
+        if self._image_files:
+            con.register("image_paths", self.images.paths.to_arrow())
+        else:  # nothing to match: an empty table, without loading polars
+            con.execute(
+                "CREATE VIEW image_paths AS SELECT CAST(NULL AS VARCHAR) AS media_id, "
+                "CAST(NULL AS VARCHAR) AS image_path WHERE false"
+            )
         con.execute(
             f"CREATE VIEW media AS SELECT m.*, i.image_path FROM {scan} AS m "
             "LEFT JOIN image_paths AS i USING (media_id)"
@@ -342,7 +377,57 @@ class Export:
             if self._con is None:
                 self._con = self.duckdb()
             rel = self._con.sql(query, params=dict(params) if params else None)
-            return pl.DataFrame() if rel is None else _frame(rel.to_arrow_table())
+            if rel is None:
+                import polars as pl
+
+                return pl.DataFrame()
+            return _frame(rel.to_arrow_table())
+
+    def sql_rows(self, query: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run ``query`` and return its rows as plain dicts (no polars involved).
+
+        Raises:
+            QueryError: the query is invalid. CacheError: a cache file cannot be read.
+        """
+        with self._errors():
+            if self._con is None:
+                self._con = self.duckdb()
+            rel = self._con.sql(query, params=dict(params) if params else None)
+            if rel is None:
+                return []
+            names = rel.columns
+            return [dict(zip(names, row, strict=True)) for row in rel.fetchall()]
+
+    def copy_sql(
+        self,
+        query: str,
+        out: BinaryIO,
+        *,
+        fmt: str,
+        params: Mapping[str, Any] | None = None,
+    ) -> int | None:
+        """Run ``query`` and write its result to the binary stream ``out`` as ``fmt``:
+        ``csv``, ``tsv``, ``json`` (an array), ``ndjson`` or ``parquet``.
+
+        DuckDB writes the result itself, streamed: memory stays bounded, and neither
+        polars nor pyarrow is loaded. Nested values are JSON text in CSV and TSV.
+
+        Returns:
+            The number of rows written; None, with nothing written, when the result has
+            an ``INTERVAL`` column (use :meth:`sql_batches`: vlanalyze writes intervals
+            as durations or ISO 8601 text, DuckDB as its own text).
+
+        Raises:
+            QueryError: the query is invalid. CacheError: a cache file cannot be read.
+            OSError: ``out`` cannot be written.
+        """
+        from vlanalyze.query._copyout import copy_result, tables_named
+
+        named = tables_named(query, (*schema.TABLES, "image_paths"))
+        # image_paths is registered with the media view
+        tables = None if named is None else {"media" if t == "image_paths" else t for t in named}
+        with closing(self.duckdb(tables=tables)) as con:
+            return copy_result(con, query, params, fmt, out, guard=self._errors)
 
     def sql_batches(
         self, query: str, params: Mapping[str, Any] | None = None, *, rows: int = 100_000
@@ -358,6 +443,8 @@ class Export:
             rel = con.sql(query, params=dict(params) if params else None)
             if rel is None:
                 return
+            import pyarrow as pa
+
             reader = rel.to_arrow_reader(rows)
             empty = True
             for batch in reader:
@@ -383,7 +470,17 @@ def _scan(files: list[str]) -> str:
     return f"read_parquet([{', '.join(quote_literal(f) for f in files)}])"
 
 
+def _ordered(tables: Collection[str]) -> list[str]:
+    unknown = sorted(set(tables) - set(schema.TABLES))
+    if unknown:
+        raise ValueError(f"no table named {unknown[0]!r}; tables: {', '.join(schema.TABLES)}")
+    return [t for t in schema.TABLES if t in tables]
+
+
 def _frame(table: pa.Table) -> pl.DataFrame:
+    import polars as pl
+    import pyarrow as pa
+
     for i, field in enumerate(table.schema):
         if pa.types.is_interval(field.type):  # polars cannot import Arrow intervals
             table = table.set_column(i, field.name, _interval_column(table.column(i)))
@@ -397,6 +494,8 @@ def _interval_column(column: pa.ChunkedArray) -> pa.Array:
 
     A month has no fixed length, so ``INTERVAL 1 MONTH`` cannot be a duration.
     """
+    import pyarrow as pa
+
     values = column.to_pylist()
     if all(v is None or v.months == 0 for v in values):
         micros = [

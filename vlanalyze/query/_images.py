@@ -14,8 +14,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import polars as pl
+if TYPE_CHECKING:  # loaded by match_images: listing files needs no polars
+    import polars as pl
 
 IMAGES_DIR = "images"
 
@@ -52,6 +54,8 @@ def list_zip_images(names: list[str], prefix: str) -> list[str]:
 
 def match_images(media: pl.DataFrame, files: list[str]) -> ImageMatch:
     """Match ``media`` (media_id, file_name, file_path) to image ``files``."""
+    import polars as pl
+
     if not files:
         empty = pl.DataFrame(schema={"media_id": pl.String, "image_path": pl.String})
         return ImageMatch(empty, 0, media.height, 0, 0)

@@ -15,13 +15,13 @@
 from __future__ import annotations
 
 import errno
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from vlanalyze.errors import CacheError, Fix, QueryError, VLAnalyzeError
 
@@ -101,7 +101,7 @@ def map_exceptions(doing: Doing) -> Iterator[None]:
         yield
     except (KeyboardInterrupt, VLAnalyzeError):
         raise
-    except (duckdb.Error, pa.ArrowException, OSError, RuntimeError, RecursionError) as exc:
+    except _translatable() as exc:
         mapped = translate(exc, doing)
         if mapped is None:
             raise
@@ -159,9 +159,21 @@ def _no_space(exc: BaseException, lowered: str) -> bool:
 def _names_cache_file(exc: BaseException, message: str, cache: Path) -> bool:
     if isinstance(exc, OSError) and exc.filename:
         return Path(str(exc.filename)).is_relative_to(cache)
-    if isinstance(exc, duckdb.IOException | duckdb.InvalidInputException | pa.ArrowException):
+    if isinstance(exc, (duckdb.IOException, duckdb.InvalidInputException, *_arrow_errors())):
         return str(cache) in message
     return False
+
+
+def _translatable() -> tuple[type[BaseException], ...]:
+    """The errors :func:`map_exceptions` translates."""
+    return (duckdb.Error, OSError, RuntimeError, RecursionError, *_arrow_errors())
+
+
+def _arrow_errors() -> tuple[type[Exception], ...]:
+    """pyarrow's error class, if pyarrow is loaded (only then can it raise): the shell's
+    queries answered by DuckDB alone never import it."""
+    pa = sys.modules.get("pyarrow")
+    return (pa.ArrowException,) if pa is not None else ()
 
 
 def first_line(exc: BaseException) -> str:

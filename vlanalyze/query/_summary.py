@@ -62,9 +62,9 @@ def summarize(export: Export, *, top: int = 10) -> Summary:
 def _queries(export: Export, top: int) -> dict[str, Any]:
     """The summary's parts that need a pass over the tables, as JSON values."""
     return {
-        "issue_types": export.sql(_ISSUE_TYPES).to_dicts(),
-        "duplicate_levels": export.sql(_DUPLICATE_LEVELS).to_dicts(),
-        "top_labels": export.sql(_TOP_LABELS, {"top": top}).to_dicts(),
+        "issue_types": export.sql_rows(_ISSUE_TYPES),
+        "duplicate_levels": export.sql_rows(_DUPLICATE_LEVELS),
+        "top_labels": export.sql_rows(_TOP_LABELS, {"top": top}),
         "uniqueness_quantiles": _quantiles(export),
     }
 
@@ -73,5 +73,5 @@ def _quantiles(export: Export) -> dict[str, float | None]:
     cols = ", ".join(
         f'quantile_cont(uniqueness_score, {q}) AS "p{int(q * 100)}"' for q in _QUANTILES
     )
-    row = export.sql(f"SELECT {cols} FROM media").to_dicts()[0]
+    row = export.sql_rows(f"SELECT {cols} FROM media")[0]
     return {k: (None if v is None else float(v)) for k, v in row.items()}

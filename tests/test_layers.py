@@ -76,7 +76,7 @@ def _modules() -> list[Path]:
 
 def test_the_graph_is_read_from_every_module() -> None:
     names = {_module_name(p) for p in _modules()}
-    assert {"vlanalyze.fetch._pull", "vlanalyze.query._export", "vlanalyze.cli"} <= names
+    assert {"vlanalyze.fetch._pull", "vlanalyze.query._open", "vlanalyze.cli"} <= names
     pull = [m for _, m in _imports(PACKAGE / "fetch" / "_pull.py")]
     assert "vlanalyze.fetch._archive" in pull  # resolution works (a self-check)
 

@@ -38,12 +38,13 @@ if TYPE_CHECKING:
     from vlanalyze.materialize._convert import convert
     from vlanalyze.materialize._plan import Plan, plan_materialize
     from vlanalyze.materialize._selection import SelectionTable, read_selection
-    from vlanalyze.query._export import Export, open_export
+    from vlanalyze.query._export import Export
+    from vlanalyze.query._open import open_export
     from vlanalyze.query._results import ExportInfo, Summary
     from vlanalyze.query._summary import summarize
 
 _LAZY = {
-    "open_export": "vlanalyze.query._export",
+    "open_export": "vlanalyze.query._open",
     "Export": "vlanalyze.query._export",
     "VisualLayerClient": "vlanalyze.fetch._client",
     "ExportTask": "vlanalyze.fetch._client",

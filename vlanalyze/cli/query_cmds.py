@@ -45,7 +45,7 @@ def export_options(func: F) -> F:
 def open_for_cli(path: str, cache_dir: str | None, refresh: bool, quiet: bool) -> Export:
     """Open an export, with a progress bar on stderr while its cache is built."""
     from vlanalyze.cli._progress import Reporter
-    from vlanalyze.query._export import open_export
+    from vlanalyze.query._open import open_export
 
     with Reporter(quiet or not sys.stderr.isatty()) as reporter:
         return open_export(

@@ -24,7 +24,8 @@ from typing import Any
 import polars as pl
 
 from vlanalyze.errors import MaterializeError
-from vlanalyze.query._export import Export, open_export
+from vlanalyze.query._export import Export
+from vlanalyze.query._open import open_export
 
 __all__ = ["SOURCE_SCHEMA", "is_url", "resolve_sources", "url_filesystem"]
 

@@ -1,16 +1,13 @@
-"""Open a Visual Layer export as tidy tables: :func:`open_export` and :class:`Export`.
+"""An opened export as tidy tables: :class:`Export` (made by :mod:`vlanalyze.query._open`).
 
-``open_export`` finds the metadata (:mod:`vlanalyze.query._source`), builds or reuses the
-Parquet cache of the tidy tables (:mod:`vlanalyze.query._cache`, :mod:`vlanalyze.query._normalize`),
-and returns an :class:`Export`: tables as polars LazyFrames, SQL through DuckDB views
-over the cache. It never writes outside the cache root; see :mod:`vlanalyze.query._cache`
+Tables as polars LazyFrames, SQL through DuckDB views over one snapshot of the Parquet
+cache. It never writes outside the cache root; see :mod:`vlanalyze.query._cache`
 for how processes share a cache.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import AbstractContextManager, closing, suppress
 from functools import cached_property
@@ -19,12 +16,12 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from duckdb import DuckDBPyConnection
 
-from vlanalyze._fs import ProgressCallback, write_text_atomic
-from vlanalyze.errors import CacheError, ExportFormatError, Fix, QueryError
-from vlanalyze.query import _cache as cache_mod
+from vlanalyze._fs import write_text_atomic
+from vlanalyze.errors import CacheError, QueryError
 from vlanalyze.query import _schema as schema
-from vlanalyze.query._cache import Manifest, Snapshot
-from vlanalyze.query._source import Source, copy_member, find_source, zip_names
+from vlanalyze.query._arrow import to_frame
+from vlanalyze.query._cache import Snapshot
+from vlanalyze.query._source import Source, zip_names
 from vlanalyze.query._sql import (
     REBUILD,
     Doing,
@@ -38,113 +35,9 @@ from vlanalyze.query._sql import (
 # SQL over a cache in CSV, JSON or Parquet (the shell's short queries) needs DuckDB alone.
 if TYPE_CHECKING:
     import polars as pl
-    import pyarrow as pa
 
     from vlanalyze.query._images import ImageMatch
     from vlanalyze.query._results import ExportInfo, ImageCounts
-
-_ELSEWHERE = Fix("cache_dir", "to put the cache elsewhere", None, prefix="free disk space, or ")
-
-
-def open_export(
-    path: str | os.PathLike[str],
-    *,
-    cache_dir: str | os.PathLike[str] | None = None,
-    refresh: bool = False,
-    on_progress: ProgressCallback | None = None,
-    chunk_bytes: int | None = None,
-    batch_bytes: int | None = None,
-    head_bytes: int | None = None,
-) -> Export:
-    """Open the export at ``path`` (a folder, the downloaded ZIP, or a metadata file).
-
-    Args:
-        path: the export folder, its ZIP, ``metadata.json`` or ``metadata.parquet``.
-        cache_dir: the cache root: each export gets its own folder under it, keyed on
-            its resolved metadata file (default: ``$VLANALYZE_CACHE_DIR``, else
-            ``.vlanalyze-cache`` beside the export, or the user cache folder where that
-            is read-only).
-        refresh: rebuild the cache even if it is up to date.
-        on_progress: called as ``(done, total)`` while the cache is built.
-        chunk_bytes: tuning, JSON only: bytes of media items per chunk (default 32 MiB).
-        batch_bytes: tuning, JSON only: bytes per batch where a file is read item by
-            item (default 48 MiB).
-        head_bytes: tuning, JSON only: read size while finding the items (default 4 MiB).
-            Memory grows, and per-batch overhead shrinks, with each.
-
-    Returns:
-        The opened :class:`Export`.
-
-    Raises:
-        ExportFormatError: the metadata is missing, malformed or not an export.
-        ArchiveError: the ZIP is corrupt or holds no metadata.
-        CacheError: the cache folder cannot be read or written.
-    """
-    source = find_source(path)
-    tuning = {"chunk_bytes": chunk_bytes, "batch_bytes": batch_bytes, "head_bytes": head_bytes}
-    sizes = {k: v for k, v in tuning.items() if v is not None}
-    root = cache_mod.cache_root(source.metadata.resolve(), cache_dir)
-    doing = Doing(
-        f"building the cache of {source.path} in {root}",
-        error=ExportFormatError,
-        space_error=CacheError,
-        space_fix=_ELSEWHERE,
-        subject=str(source.path),
-    )
-    with map_exceptions(doing):
-        return Export(source, _snapshot(source, root, refresh, on_progress, sizes))
-
-
-_ELSEWHERE = Fix("cache_dir", "to put the cache elsewhere", None, prefix="free disk space, or ")
-
-
-def _snapshot(
-    source: Source,
-    root: Path,
-    refresh: bool,
-    on_progress: ProgressCallback | None,
-    sizes: dict[str, int],
-) -> Snapshot:
-    """The current cache build of ``source`` under ``root``, built first if need be."""
-    entry = cache_mod.entry_folder(root, source.key, source.metadata.name)
-    fingerprint = source.fingerprint()
-    snapshot = None if refresh else cache_mod.open_current(entry, fingerprint)
-    if snapshot is not None:
-        cache_mod.tidy(entry, snapshot.path)
-        return snapshot
-    return cache_mod.build(
-        entry,
-        fingerprint,
-        lambda tmp: _fill(source, tmp, fingerprint, on_progress, sizes),
-        refresh=refresh,
-    )
-
-
-def _fill(
-    source: Source,
-    tmp: Path,
-    fingerprint: dict[str, Any],
-    on_progress: ProgressCallback | None,
-    tuning: dict[str, int],
-) -> Manifest:
-    from vlanalyze.query._infotable import write_info_table
-    from vlanalyze.query._jsonchunks import ChunkSizes
-    from vlanalyze.query._normalize import normalize_json, normalize_parquet
-
-    sizes = ChunkSizes(**tuning)
-    metadata = copy_member(source, tmp) if source.member else source.metadata
-    normalize = normalize_json if source.format == "json" else normalize_parquet
-    top_level = normalize(metadata, tmp, on_progress=on_progress, sizes=sizes)
-    if metadata != source.metadata:
-        metadata.unlink()
-    write_info_table(tmp, top_level, fmt=source.format, source=str(source.path))
-    counts = {t: _count(cache_mod.parts_in(tmp, t)) for t in schema.TABLES}
-    return Manifest(fingerprint, source.format, counts, top_level)
-
-
-def _count(files: list[str]) -> int:
-    with closing(connect()) as con:
-        return int(con.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchall()[0][0])
 
 
 class Export:
@@ -381,7 +274,7 @@ class Export:
                 import polars as pl
 
                 return pl.DataFrame()
-            return _frame(rel.to_arrow_table())
+            return to_frame(rel.to_arrow_table())
 
     def sql_rows(self, query: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run ``query`` and return its rows as plain dicts (no polars involved).
@@ -449,9 +342,9 @@ class Export:
             empty = True
             for batch in reader:
                 empty = False
-                yield _frame(pa.Table.from_batches([batch]))
+                yield to_frame(pa.Table.from_batches([batch]))
             if empty:  # still say which columns the result has
-                yield _frame(reader.schema.empty_table())
+                yield to_frame(reader.schema.empty_table())
 
     def _errors(self) -> AbstractContextManager[None]:
         """DuckDB's errors as ours: a cache file's as CacheError, the rest QueryError."""
@@ -475,34 +368,3 @@ def _ordered(tables: Collection[str]) -> list[str]:
     if unknown:
         raise ValueError(f"no table named {unknown[0]!r}; tables: {', '.join(schema.TABLES)}")
     return [t for t in schema.TABLES if t in tables]
-
-
-def _frame(table: pa.Table) -> pl.DataFrame:
-    import polars as pl
-    import pyarrow as pa
-
-    for i, field in enumerate(table.schema):
-        if pa.types.is_interval(field.type):  # polars cannot import Arrow intervals
-            table = table.set_column(i, field.name, _interval_column(table.column(i)))
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    return frame
-
-
-def _interval_column(column: pa.ChunkedArray) -> pa.Array:
-    """An SQL INTERVAL column as durations, or as ISO 8601 text where it counts months.
-
-    A month has no fixed length, so ``INTERVAL 1 MONTH`` cannot be a duration.
-    """
-    import pyarrow as pa
-
-    values = column.to_pylist()
-    if all(v is None or v.months == 0 for v in values):
-        micros = [
-            None if v is None else v.days * 86_400_000_000 + v.nanoseconds // 1000 for v in values
-        ]
-        return pa.array(micros, pa.duration("us"))
-    return pa.array(
-        [None if v is None else f"P{v.months}M{v.days}DT{v.nanoseconds / 1e9:g}S" for v in values],
-        pa.string(),
-    )

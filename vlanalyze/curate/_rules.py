@@ -20,12 +20,15 @@ from duckdb import DuckDBPyConnection
 
 from vlanalyze.curate._recipe import IssueGate, Recipe
 from vlanalyze.errors import SelectionError
-from vlanalyze.query._sql import quote_ident
+from vlanalyze.query._schema import LABEL_SOURCE_PRIORITY
+from vlanalyze.query._sql import quote_ident, quote_literal
 
 SHOW_NAMES = 20  # an error lists at most this many valid names
 # Which label is an image's primary label: the most authoritative source first.
 SOURCE_PRIORITY = (
-    "CASE source WHEN 'User' THEN 0 WHEN 'Model' THEN 1 WHEN 'Visual Layer' THEN 2 ELSE 3 END"
+    "CASE source "
+    + " ".join(f"WHEN {quote_literal(s)} THEN {i}" for i, s in enumerate(LABEL_SOURCE_PRIORITY))
+    + f" ELSE {len(LABEL_SOURCE_PRIORITY)} END"
 )
 
 

@@ -39,13 +39,14 @@ from vlanalyze.materialize._state import (
     side_action,
 )
 from vlanalyze.query._export import Export
+from vlanalyze.query._schema import LABEL_SOURCE_PRIORITY
 
 __all__ = ["MODES", "Plan", "plan_materialize"]
 
 MODES = ("copy", "hardlink", "symlink", "reflink")
 UNLABELED = "unlabeled"
 DEFAULT_SPLIT = "train"
-_SOURCE_RANK = {"User": 0, "Model": 1, "Visual Layer": 2}
+_SOURCE_RANK = {source: i for i, source in enumerate(LABEL_SOURCE_PRIORITY)}
 Box = tuple[str, float, float, float, float]
 
 
@@ -322,7 +323,9 @@ def _items(export: Export, sel: SelectionTable) -> pl.DataFrame:
 
 def _chosen_labels(export: Export, sel: SelectionTable) -> pl.DataFrame:
     labels = export.labels.join(sel.frame.lazy().select("media_id"), on="media_id", how="semi")
-    rank = pl.col("source").replace_strict(_SOURCE_RANK, default=3, return_dtype=pl.Int32)
+    rank = pl.col("source").replace_strict(
+        _SOURCE_RANK, default=len(_SOURCE_RANK), return_dtype=pl.Int32
+    )
     return (
         labels.with_columns(_rank=rank)
         .sort("media_id", "_rank", "category_name")

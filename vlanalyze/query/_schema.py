@@ -68,6 +68,10 @@ KNOWN_ITEM_TYPES = ("issue", "image_label", "object_label", "user_tag", "video_i
 
 ITEMS_STRUCTURE = json.dumps([{"type": "VARCHAR", "properties": ITEM_PROPS}])
 
+#: Which of an image's labels is its primary label: the most authoritative source first
+#: (then any other source), ties by name. curate and materialize both follow it.
+LABEL_SOURCE_PRIORITY = ("User", "Model", "Visual Layer")
+
 TABLES = ("media", "labels", "objects", "issues", "tags", "captions", "other_metadata", "info")
 
 

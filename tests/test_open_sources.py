@@ -53,7 +53,8 @@ def test_zip_is_read_in_place(sample_json_copy: Path, tmp_path: Path, export_kit
         assert set(paths) <= names  # image_path names a member of the ZIP
     assert sorted(p.name for p in workdir.iterdir()) == [".vlanalyze-cache", "export.zip"]
     extracted = [p for p in ex.cache_path.rglob("*") if p.suffix in (".jpg", ".png", ".json")]
-    assert [p.name for p in extracted] == ["manifest.json"]  # no images, no metadata copy
+    # No images, no metadata copy: only our manifest and the stored summary.
+    assert sorted(p.name for p in extracted) == ["manifest.json", "stored-summary-top10.json"]
 
 
 def test_zip_with_a_top_folder(sample_json_copy: Path, tmp_path: Path, export_kit: Any) -> None:

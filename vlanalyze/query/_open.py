@@ -21,6 +21,7 @@ from vlanalyze.query._cache import Manifest, Snapshot
 from vlanalyze.query._export import Export
 from vlanalyze.query._source import Source, copy_member, find_source
 from vlanalyze.query._sql import Doing, connect, map_exceptions
+from vlanalyze.query._summary import summarize
 
 _ELSEWHERE = Fix("cache_dir", "to put the cache elsewhere", None, prefix="free disk space, or ")
 
@@ -71,7 +72,12 @@ def open_export(
         subject=str(source.path),
     )
     with map_exceptions(doing):
-        return Export(source, _snapshot(source, root, refresh, on_progress, sizes))
+        snapshot, built = _snapshot(source, root, refresh, on_progress, sizes)
+        export = Export(source, snapshot)
+        if built:
+            # Kept with the build, so that `info` on a cached export answers at once (#11).
+            summarize(export)
+        return export
 
 
 def _snapshot(
@@ -80,20 +86,25 @@ def _snapshot(
     refresh: bool,
     on_progress: ProgressCallback | None,
     sizes: dict[str, int],
-) -> Snapshot:
-    """The current cache build of ``source`` under ``root``, built first if need be."""
+) -> tuple[Snapshot, bool]:
+    """The current cache build of ``source`` under ``root``, built first if need be.
+
+    Returns:
+        The snapshot, and whether this call built it.
+    """
     entry = cache_mod.entry_folder(root, source.key, source.metadata.name)
     fingerprint = source.fingerprint()
     snapshot = None if refresh else cache_mod.open_current(entry, fingerprint)
     if snapshot is not None:
         cache_mod.tidy(entry, snapshot.path)
-        return snapshot
-    return cache_mod.build(
+        return snapshot, False
+    built = cache_mod.build(
         entry,
         fingerprint,
         lambda tmp: _fill(source, tmp, fingerprint, on_progress, sizes),
         refresh=refresh,
     )
+    return built, True
 
 
 def _fill(

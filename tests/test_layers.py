@@ -3,8 +3,8 @@
 Every module under ``vlanalyze/`` is parsed; every import of a vlanalyze module
 (absolute or relative, at the top or inside a function, under TYPE_CHECKING too) is
 resolved to the layer it lands in: ``cli``, ``fetch``, ``query``, ``curate``,
-``materialize``, ``testing``, the package's public face (``vlanalyze/__init__``), or the
-bottom (``_fs``, ``errors``, ``_metadata``, ...).
+``materialize``, ``reporting``, ``testing``, the package's public face
+(``vlanalyze/__init__``), or the bottom (``_fs``, ``errors``, ``_metadata``, ...).
 """
 
 from __future__ import annotations
@@ -17,16 +17,18 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "vlanalyze"
-LAYERS = ("cli", "fetch", "query", "curate", "materialize", "testing")
+LAYERS = ("cli", "fetch", "query", "curate", "materialize", "reporting", "testing")
 
 #: layer -> the layers it must never import.
 FORBIDDEN = {
-    "query": {"fetch", "curate", "materialize", "cli", "testing"},
-    "fetch": {"query", "curate", "materialize", "cli", "testing"},
-    "curate": {"fetch", "materialize", "cli", "testing"},
-    "materialize": {"fetch", "curate", "cli", "testing"},
-    "testing": {"query", "curate", "materialize", "cli"},
-    "bottom": {"cli", "fetch", "query", "curate", "materialize", "testing", "api"},
+    "query": {"fetch", "curate", "materialize", "reporting", "cli", "testing"},
+    "fetch": {"query", "curate", "materialize", "reporting", "cli", "testing"},
+    "curate": {"fetch", "materialize", "reporting", "cli", "testing"},
+    "materialize": {"fetch", "curate", "reporting", "cli", "testing"},
+    # reporting reads query and curate results and writes one file: it never fetches
+    "reporting": {"fetch", "materialize", "cli", "testing"},
+    "testing": {"query", "curate", "materialize", "reporting", "cli"},
+    "bottom": {"cli", "fetch", "query", "curate", "materialize", "reporting", "testing", "api"},
     "api": {"cli", "testing"},
 }
 #: Front-end libraries only the CLI may use.

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
     from vlanalyze.query._open import open_export
     from vlanalyze.query._results import ExportInfo, Summary
     from vlanalyze.query._summary import summarize
+    from vlanalyze.reporting._draw import Plot
+    from vlanalyze.reporting._plots import plot_issues, plot_labels, plot_splits, plot_uniqueness
+    from vlanalyze.reporting._report import Report, ReportLimits, report
 
 _LAZY = {
     "open_export": "vlanalyze.query._open",
@@ -65,6 +68,14 @@ _LAZY = {
     "top": "vlanalyze.curate._select",
     "Selection": "vlanalyze.curate._select",
     "Recipe": "vlanalyze.curate._recipe",
+    "report": "vlanalyze.reporting._report",
+    "Report": "vlanalyze.reporting._report",
+    "ReportLimits": "vlanalyze.reporting._report",
+    "Plot": "vlanalyze.reporting._draw",
+    "plot_issues": "vlanalyze.reporting._plots",
+    "plot_labels": "vlanalyze.reporting._plots",
+    "plot_splits": "vlanalyze.reporting._plots",
+    "plot_uniqueness": "vlanalyze.reporting._plots",
 }
 
 __all__ = [
@@ -84,9 +95,12 @@ __all__ = [
     "MaterializeError",
     "MaterializeResult",
     "Plan",
+    "Plot",
     "PulledExport",
     "QueryError",
     "Recipe",
+    "Report",
+    "ReportLimits",
     "Selection",
     "SelectionError",
     "SelectionTable",
@@ -100,8 +114,13 @@ __all__ = [
     "materialize",
     "open_export",
     "plan_materialize",
+    "plot_issues",
+    "plot_labels",
+    "plot_splits",
+    "plot_uniqueness",
     "pull_export",
     "read_selection",
+    "report",
     "select",
     "summarize",
     "top",

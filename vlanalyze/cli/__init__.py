@@ -14,6 +14,7 @@ from vlanalyze.cli.curate_cmds import select, top
 from vlanalyze.cli.fetch_cmds import fetch, stand_in
 from vlanalyze.cli.materialize_cmds import materialize
 from vlanalyze.cli.query_cmds import convert, info, sql
+from vlanalyze.cli.report_cmds import report
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,3 +40,4 @@ main.add_command(select)
 main.add_command(fetch)
 main.add_command(stand_in)
 main.add_command(materialize)
+main.add_command(report)

@@ -20,6 +20,9 @@ HIST_BINS = 20
 KEEP_ORDER = "uniqueness_score DESC NULLS LAST, media_id"
 
 _IMAGE_DUPS = "issue_type = 'duplicates' AND object_id IS NULL"
+SOURCE_PRIORITY = (
+    "CASE source WHEN 'User' THEN 0 WHEN 'Model' THEN 1 WHEN 'Visual Layer' THEN 2 ELSE 3 END"
+)
 
 
 @dataclass(frozen=True)
@@ -244,7 +247,8 @@ def selection_stats(
 ) -> SelectionStats:
     """Split sizes, labels per split, leakage and the shown images of a selection."""
     cols = [c for c in ("media_id", "split", "label", "rank") if c in rows.columns]
-    con.register("_vla_sel_in", rows.select(cols).to_arrow())
+    ordered = rows.select(cols).with_row_index("_vla_row")
+    con.register("_vla_sel_in", ordered.to_arrow())
     try:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _vla_sel AS SELECT s.*, m.video_name FROM _vla_sel_in "
@@ -253,7 +257,7 @@ def selection_stats(
     finally:
         con.unregister("_vla_sel_in")
     kept = int(con.execute("SELECT count(*) FROM _vla_sel").fetchall()[0][0])
-    order = "rank NULLS LAST, media_id" if "rank" in cols else "media_id"
+    order = "rank NULLS LAST, media_id" if "rank" in cols else "_vla_row"
     shown = [
         str(r[0])
         for r in con.execute(
@@ -280,20 +284,27 @@ def _labels_per_split(
 ) -> tuple[pl.DataFrame, str]:
     if has_label:
         pairs = "SELECT split, label, media_id FROM _vla_sel"
-        source = "the selection's label column (one primary label per image)"
+        source = "the selection's label column"
     else:
+        # one label per image, as select's "label" column: the most authoritative source
+        # (User, Model, Visual Layer, others), ties by name
         pairs = (
-            "SELECT s.split, l.category_name AS label, s.media_id FROM _vla_sel AS s "
-            "JOIN labels AS l USING (media_id)"
+            "SELECT s.split, l.label, s.media_id FROM _vla_sel AS s LEFT JOIN (SELECT "
+            f"media_id, first(category_name ORDER BY {SOURCE_PRIORITY}, category_name) AS "
+            "label FROM labels WHERE media_id IN (SELECT media_id FROM _vla_sel) "
+            "GROUP BY media_id) AS l USING (media_id)"
         )
-        source = "every image-level label of the export (an image counts once per label)"
+        source = (
+            "each image's primary label (User, then Model, then Visual Layer labels first; "
+            "ties by name)"
+        )
     frame = _frame(
         con,
         f"WITH p AS ({pairs}), t AS (SELECT label FROM p WHERE label IS NOT NULL GROUP BY 1 "
-        "ORDER BY count(DISTINCT media_id) DESC, label LIMIT $k) "
-        "SELECT split, CASE WHEN label IN (SELECT label FROM t) THEN label END AS label, "
-        "count(DISTINCT media_id) AS media FROM p GROUP BY ALL "
-        "ORDER BY split, label IS NULL, media DESC, label",
+        "ORDER BY count(*) DESC, label LIMIT $k) "
+        "SELECT split, shown AS label, count(*) AS media FROM (SELECT split, media_id, "
+        "CASE WHEN label IN (SELECT label FROM t) THEN label END AS shown FROM p) "
+        "GROUP BY split, shown ORDER BY split, shown IS NULL, media DESC, shown",
         {"k": top},
     )
     return frame, source

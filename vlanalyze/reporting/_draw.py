@@ -21,7 +21,19 @@ from vlanalyze.errors import SelectionError
 
 ACCENT = "#2563eb"
 MUTED = "#94a3b8"
-SPLIT_COLORS = ("#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#64748b")
+# matplotlib's tab10, distinct for the 8 labels a split chart shows
+SPLIT_COLORS = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#bcbd22",
+    "#17becf",
+    "#7f7f7f",
+)
 _RC: dict[Any, Any] = {
     "svg.fonttype": "none",  # text stays text
     "svg.hashsalt": "vlanalyze",  # the same plot gives the same bytes

@@ -127,8 +127,9 @@ def selection(
     if sel.recipe:
         parts.append(f"<h3>Recipe</h3><pre>{esc(sel.recipe)}</pre>")
     parts.append(
-        f'<h3>Chosen images</h3><p class="note">The first {num(len(st.grid))} by rank '
-        f"(at most {lim.grid}).</p>{_strip(st.grid, tiles, None, 'grid')}"
+        f'<h3>Chosen images</h3><p class="note">The first {num(len(st.grid))} by rank, or in '
+        f"the selection's order without one (at most {lim.grid}).</p>"
+        + _strip(st.grid, tiles, None, "grid")
     )
     return "selection", "Selection", "".join(parts)
 
@@ -156,24 +157,29 @@ def _funnel(funnel: pl.DataFrame | None) -> str:
 
 def _splits(st: data.SelectionStats) -> str:
     sizes = table(["split", "media"], st.splits.rows(), {1})
+    splits = st.splits["split"].to_list()
+    by = {(sp, lab): n for sp, lab, n in st.per_split.rows()}
+    names = st.per_split["label"].unique(maintain_order=True).to_list()
+    names = [n for n in names if n is not None] + ([None] if None in names else [])
     labels = table(
-        ["split", "label", "media"],
-        [(s, "(other labels)" if lab is None else lab, n) for s, lab, n in st.per_split.rows()],
-        {2},
+        ["label", *splits],
+        [("(other)" if n is None else n, *(by.get((sp, n), 0) for sp in splits)) for n in names],
+        set(range(1, len(splits) + 1)),
     )
     leak = st.leakage or {}
     level = leak.get("loosest_level")
-    dup = leak.get("duplicate_groups_across_splits", 0)
-    vids = leak.get("videos_across_splits", 0)
+    dup = int(str(leak.get("duplicate_groups_across_splits") or 0))
+    vids = int(str(leak.get("videos_across_splits") or 0))
     cls = "warn" if dup or vids else "note"
     where = f" at {level:g}" if isinstance(level, float) else ""
     return (
         '<h3>Splits</h3><div class="plots">'
         f"{plot_img(split_plot(st.per_split).svg(), 'Rows per split by label')}"
         f"<div>{sizes}</div></div>"
-        f'<p class="note">Labels per split count {esc(st.label_source)}.</p>{labels}'
-        f'<h3>Leakage</h3><p class="{cls}">{num(int(dup or 0))} near-duplicate groups{where} '  # type: ignore[call-overload]
-        f"and {num(int(vids or 0))} videos have images in more than one split.</p>"  # type: ignore[call-overload]
+        f'<h3>Labels per split</h3><p class="note">Images per label: {esc(st.label_source)}; '
+        f"the top labels, the rest as (other).</p>{labels}"
+        f'<h3>Leakage</h3><p class="{cls}">{num(dup)} near-duplicate groups{where} '
+        f"and {num(vids)} videos have images in more than one split.</p>"
     )
 
 

@@ -1,0 +1,67 @@
+"""The job notebooks run top to bottom on the bundled sample, in a real Jupyter kernel
+(nbclient + ipykernel), and say what they promise: the SQL tour's ten SQL answers equal
+their polars twins."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+nbclient = pytest.importorskip("nbclient", reason="nbclient is in the dev extra")
+nbformat = pytest.importorskip("nbformat", reason="nbformat comes with nbclient")
+pytest.importorskip("ipykernel", reason="ipykernel is in the dev extra")
+
+REPO = Path(__file__).resolve().parents[1]
+KERNEL = "vlanalyze-test-python"
+
+
+@pytest.fixture
+def kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A kernelspec for ``sys.executable`` in a private Jupyter path; returns its name."""
+    spec = tmp_path / "jupyter" / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    kernel = {"argv": argv, "display_name": "vlanalyze tests", "language": "python"}
+    (spec / "kernel.json").write_text(json.dumps(kernel), encoding="utf-8")
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    return KERNEL
+
+
+def run_notebook(name: str, tmp_path: Path, kernel: str) -> Any:
+    """Run ``notebooks/<name>`` on a copy of the sample; fail on any error output."""
+    shutil.copytree(REPO / "sample_data", tmp_path / "sample_data")
+    (tmp_path / "notebooks").mkdir()
+    nb = nbformat.read(REPO / "notebooks" / name, as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "strip outputs"
+    client = nbclient.NotebookClient(
+        nb,
+        kernel_name=kernel,
+        timeout=300,
+        resources={"metadata": {"path": str(tmp_path / "notebooks")}},
+    )
+    client.execute()
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert not errors
+    return nb
+
+
+def _text(cell: Any) -> str:
+    return "".join(o.get("data", {}).get("text/plain", "") for o in cell.outputs)
+
+
+@pytest.mark.slow
+def test_sql_tour(tmp_path: Path, kernel: str) -> None:
+    nb = run_notebook("sql_tour.ipynb", tmp_path, kernel)
+    checks = [c for c in nb.cells if c.cell_type == "code" and "same(q" in c.source]
+    assert len(checks) == 10
+    assert [_text(c) for c in checks] == ["True"] * 10
+    questions = [c for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("## ")]
+    assert len(questions) >= 10

@@ -3,7 +3,7 @@
 Every module under ``vlanalyze/`` is parsed; every import of a vlanalyze module
 (absolute or relative, at the top or inside a function, under TYPE_CHECKING too) is
 resolved to the layer it lands in: ``cli``, ``fetch``, ``query``, ``curate``,
-``materialize``, ``reporting``, ``testing``, the package's public face
+``materialize``, ``reporting``, ``testing``, ``demo``, the package's public face
 (``vlanalyze/__init__``), or the bottom (``_fs``, ``errors``, ``_metadata``, ...).
 """
 
@@ -17,18 +17,30 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "vlanalyze"
-LAYERS = ("cli", "fetch", "query", "curate", "materialize", "reporting", "testing")
+LAYERS = ("cli", "fetch", "query", "curate", "materialize", "reporting", "testing", "demo")
 
 #: layer -> the layers it must never import.
 FORBIDDEN = {
-    "query": {"fetch", "curate", "materialize", "reporting", "cli", "testing"},
-    "fetch": {"query", "curate", "materialize", "reporting", "cli", "testing"},
-    "curate": {"fetch", "materialize", "reporting", "cli", "testing"},
-    "materialize": {"fetch", "curate", "reporting", "cli", "testing"},
+    "query": {"fetch", "curate", "materialize", "reporting", "demo", "cli", "testing"},
+    "fetch": {"query", "curate", "materialize", "reporting", "demo", "cli", "testing"},
+    "curate": {"fetch", "materialize", "reporting", "demo", "cli", "testing"},
+    "materialize": {"fetch", "curate", "reporting", "demo", "cli", "testing"},
     # reporting reads query and curate results and writes one file: it never fetches
-    "reporting": {"fetch", "materialize", "cli", "testing"},
-    "testing": {"query", "curate", "materialize", "reporting", "cli"},
-    "bottom": {"cli", "fetch", "query", "curate", "materialize", "reporting", "testing", "api"},
+    "reporting": {"fetch", "materialize", "demo", "cli", "testing"},
+    "testing": {"query", "curate", "materialize", "reporting", "demo", "cli"},
+    # the demo shows every layer working together (the stand-in included)
+    "demo": {"cli"},
+    "bottom": {
+        "cli",
+        "fetch",
+        "query",
+        "curate",
+        "materialize",
+        "reporting",
+        "testing",
+        "demo",
+        "api",
+    },
     "api": {"cli", "testing"},
 }
 #: Front-end libraries only the CLI may use.

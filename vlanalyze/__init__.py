@@ -31,6 +31,7 @@ from vlanalyze.errors import (
 if TYPE_CHECKING:
     from vlanalyze.curate._recipe import Recipe
     from vlanalyze.curate._select import Selection, select, top
+    from vlanalyze.demo._demo import DemoResult, DemoStep, run_demo
     from vlanalyze.fetch._archive import extract_archive
     from vlanalyze.fetch._client import ExportTask, VisualLayerClient
     from vlanalyze.fetch._pull import PulledExport, pull_export
@@ -68,6 +69,9 @@ _LAZY = {
     "top": "vlanalyze.curate._select",
     "Selection": "vlanalyze.curate._select",
     "Recipe": "vlanalyze.curate._recipe",
+    "run_demo": "vlanalyze.demo._demo",
+    "DemoResult": "vlanalyze.demo._demo",
+    "DemoStep": "vlanalyze.demo._demo",
     "report": "vlanalyze.reporting._report",
     "Report": "vlanalyze.reporting._report",
     "ReportLimits": "vlanalyze.reporting._report",
@@ -85,6 +89,8 @@ __all__ = [
     "AuthenticationError",
     "CacheError",
     "ConfigurationError",
+    "DemoResult",
+    "DemoStep",
     "DownloadError",
     "Export",
     "ExportFailedError",
@@ -121,6 +127,7 @@ __all__ = [
     "pull_export",
     "read_selection",
     "report",
+    "run_demo",
     "select",
     "summarize",
     "top",

@@ -11,6 +11,7 @@ import click
 
 from vlanalyze._version import __version__
 from vlanalyze.cli.curate_cmds import select, top
+from vlanalyze.cli.demo_cmds import demo
 from vlanalyze.cli.fetch_cmds import fetch, stand_in
 from vlanalyze.cli.materialize_cmds import materialize
 from vlanalyze.cli.query_cmds import convert, info, sql
@@ -41,3 +42,4 @@ main.add_command(fetch)
 main.add_command(stand_in)
 main.add_command(materialize)
 main.add_command(report)
+main.add_command(demo)

@@ -1,6 +1,7 @@
 """The job notebooks run top to bottom on the bundled sample, in a real Jupyter kernel
 (nbclient + ipykernel), and say what they promise: the SQL tour's ten SQL answers equal
-their polars twins."""
+their polars twins; the curation notebook selects, materializes 12 images (a second run
+writes nothing) and loads the train split."""
 
 from __future__ import annotations
 
@@ -65,3 +66,16 @@ def test_sql_tour(tmp_path: Path, kernel: str) -> None:
     assert [_text(c) for c in checks] == ["True"] * 10
     questions = [c for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("## ")]
     assert len(questions) >= 10
+
+
+@pytest.mark.slow
+def test_curate_training_subset(tmp_path: Path, kernel: str) -> None:
+    nb = run_notebook("curate_training_subset.ipynb", tmp_path, kernel)
+    by_source = {c.source.splitlines()[0]: _text(c) for c in nb.cells if c.cell_type == "code"}
+    funnel = next(t for s, t in by_source.items() if s == "sel.funnel")
+    assert "dedupe" in funnel and "split" in funnel
+    result = next(t for s, t in by_source.items() if s.startswith("plan = vla.plan_materialize"))
+    assert "written=12" in result
+    assert next(t for s, t in by_source.items() if s.startswith("again =")) == "True"
+    loaded = next(t for s, t in by_source.items() if s.startswith("train = OUT"))
+    assert loaded.startswith("(") and ", 8," in loaded.replace("\n", "")  # 8 train images

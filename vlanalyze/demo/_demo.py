@@ -118,9 +118,10 @@ def _fetch(sample: Path, dest: Path, done: Callable[[DemoStep], None]) -> Path:
         )
         key, secret = server.api_key, server.api_secret
         with VisualLayerClient(server.base_url, api_key=key, api_secret=secret) as client:
-            path = pull_export(
+            pulled = pull_export(
                 client, DEMO_DATASET_ID, dest, include_images=True, poll_interval=0.1
             )
+            path = Path(pulled)  # a Path, or a path-like result
         env = f"VL_BASE_URL={server.base_url} VL_API_KEY={key} VL_API_SECRET={secret} "
     done(
         DemoStep(

@@ -47,18 +47,42 @@ def build(folder: Path, items: int, images: int) -> Path:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-    marker = folder / "images" / ".complete"
+    marker = folder / "images" / ".complete-shown"
     if not marker.is_file():
         _images(folder, meta, images)
         marker.write_text("ok")
     return meta
 
 
+def _shown_paths(folder: Path) -> list[str]:
+    """The file paths of the items a report shows: they all get an image, so that every
+    tile needs a thumbnail (the worst case)."""
+    sys.path.insert(0, str(ROOT))
+    from contextlib import closing
+
+    import vlanalyze as vla
+    from vlanalyze.reporting import _data
+
+    ex = vla.open_export(folder)
+    with closing(ex.duckdb()) as con:
+        level = _data.resolve_level(_data.levels(con), None)
+        ids = _data.clusters(con, groups=16, members=12).members["media_id"].to_list()
+        if level is not None:
+            ids += (
+                _data.duplicate_groups(con, level, groups=24, members=8)
+                .members["media_id"]
+                .to_list()
+            )
+        return [str(p) for p in _data.items(con, ids)["file_path"].to_list()]
+
+
 def _images(folder: Path, meta: Path, count: int) -> None:
     import pyarrow.parquet as pq
     from PIL import Image, ImageDraw
 
-    paths = pq.read_table(meta, columns=["file_path"]).column(0).to_pylist()[:count]
+    shown = _shown_paths(folder)
+    first = pq.read_table(meta, columns=["file_path"]).column(0).to_pylist()[: count - len(shown)]
+    paths = list(dict.fromkeys(shown + first))
     rng = random.Random(7)
     for i, rel in enumerate(paths):
         base = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
@@ -72,6 +96,8 @@ def _images(folder: Path, meta: Path, count: int) -> None:
                 fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)),
             )
         target = folder / "images" / rel.lstrip("/")
+        if target.is_file():
+            continue  # made by an earlier run
         target.parent.mkdir(parents=True, exist_ok=True)
         im.save(target, "JPEG", quality=85)
         if i % 5000 == 0:

@@ -312,3 +312,26 @@ def test_bad_input_is_one_error_line(tmp_path: Path, sample_export: Path) -> Non
     )
     assert "cannot tell the format" in line
     assert not (tmp_path / "x.html").exists()
+
+
+def test_kept_marks_match_select_dedupe_and_a_selection_object(
+    tmp_path: Path, sample_export: Path
+) -> None:
+    if not hasattr(vla, "select"):
+        pytest.skip("vla.select (the curate layer) is not in this tree")
+    ex = vla.open_export(sample_export / "metadata.json", cache_dir=tmp_path / "c")
+    with vla.select(ex, dedupe="min") as deduped:
+        survivors = set(deduped.table["media_id"].to_list())
+    html = vla.report(ex, tmp_path / "a.html").path.read_text(encoding="utf-8")
+    section = html[html.index('<section id="duplicates">') : html.index('<section id="clusters">')]
+    marked = {
+        part.split("data-media-id=", 1)[1].split('"')[1]
+        for part in section.split('class="tile keep"')[1:]
+    }
+    assert len(marked) == 11 and marked <= survivors  # each group's KEEP is what select keeps
+    with vla.select(ex, exclude_issues=["blur"], dedupe="min", split={"a": 0.5, "b": 0.5}) as sel:
+        made = vla.report(ex, tmp_path / "b.html", selection=sel)
+        assert made.tiles["selection"] == sel.rows
+    page = made.path.read_text(encoding="utf-8")
+    assert "<h3>Funnel</h3>" in page and "<h3>Why rows were removed</h3>" in page
+    assert "duplicate at 0.96 (keep uniqueness)" in page and "<h3>Recipe</h3>" in page

@@ -130,7 +130,11 @@ def split_plot(per_split: pl.DataFrame, *, title: str = "Split balance") -> Plot
     if "split" not in per_split.columns:
         raise SelectionError("this selection has no split column", hint="select with split=...")
     splits = per_split["split"].unique(maintain_order=True).to_list()
-    labels = per_split["label"].unique(maintain_order=True).to_list()
+    totals = per_split.group_by("label").agg(pl.col("media").sum())
+    named = totals.drop_nulls("label").sort(["media", "label"], descending=[True, False])
+    labels: list[str | None] = named["label"].to_list()
+    if totals["label"].null_count():
+        labels.append(None)  # "(other)" last
     fig, ax = _figure(6.0, 0.9 + 0.35 * max(len(splits), 1))
     left = [0] * len(splits)
     for i, label in enumerate(labels):

@@ -122,6 +122,11 @@ def selection(
         parts.append(f' <span class="warn">Made from {esc(made_from)}.</span>')
     parts.append("</p>")
     parts.append(_funnel(sel.funnel))
+    if sel.reasons is not None and not sel.reasons.is_empty():
+        parts.append(
+            "<h3>Why rows were removed</h3>"
+            + table(["step", "reason", "rows"], sel.reasons.rows(), {2})
+        )
     if not st.splits.is_empty():
         parts.append(_splits(st))
     if sel.recipe:

@@ -52,6 +52,7 @@ class SelectionData:
     funnel: pl.DataFrame | None = None  # step, rows_in, rows_out, removed
     recipe: str | None = None  # TOML
     export: dict[str, Any] = field(default_factory=dict)
+    reasons: pl.DataFrame | None = None  # step, reason, rows: why rows were removed
 
 
 def load_selection(selection: object) -> SelectionData:
@@ -70,6 +71,7 @@ def load_selection(selection: object) -> SelectionData:
             funnel=selection.funnel,
             recipe=str(to_toml()) if callable(to_toml) else None,
             export=dict(getattr(selection, "export", None) or {}),
+            reasons=_reasons(selection),
         )
     elif isinstance(selection, (str, os.PathLike)):
         data = _read_file(Path(selection))
@@ -83,7 +85,23 @@ def load_selection(selection: object) -> SelectionData:
     rows = data.rows.with_columns(pl.col("media_id").cast(pl.String))
     if "split" in rows.columns:
         rows = rows.with_columns(pl.col("split").cast(pl.String))
-    return SelectionData(rows, data.name, data.funnel, data.recipe, data.export)
+    return SelectionData(rows, data.name, data.funnel, data.recipe, data.export, data.reasons)
+
+
+def _reasons(selection: object) -> pl.DataFrame | None:
+    """``step, reason, rows`` of a Selection that kept its removed rows, else None."""
+    try:
+        removed = getattr(selection, "removed", None)
+    except ValueError:  # select(..., keep_removed=False)
+        return None
+    if not isinstance(removed, pl.DataFrame) or not {"step", "reason"} <= set(removed.columns):
+        return None
+    return (
+        removed.group_by("step", "reason", maintain_order=True)
+        .agg(rows=pl.len())
+        .sort("rows", descending=True)
+        .head(20)
+    )
 
 
 def _read_file(path: Path) -> SelectionData:

@@ -23,7 +23,7 @@ from vlanalyze.query._export import Export
 from vlanalyze.reporting import _data as data
 from vlanalyze.reporting import _sections as sections
 from vlanalyze.reporting._html import Tile, page
-from vlanalyze.reporting._selection import load_selection
+from vlanalyze.reporting._selection import SelectionData, load_selection
 from vlanalyze.reporting._thumbs import WORKERS, Thumbnailer, thumbnail_cache
 
 
@@ -89,6 +89,46 @@ def report(
     target = Path(out)
     ensure_absent(target, overwrite=overwrite)
     sel = None if selection is None else load_selection(selection)
+    found = _gather(ex, sel, dedupe, lim)
+    tiles = _tiles(ex, found.details, workers, on_progress)
+    body = [sections.overview(found.overview, ex)]
+    shown: dict[str, int] = {}
+    if found.dups is not None and found.level is not None:
+        levels = found.overview.levels
+        body.append(sections.duplicates(found.dups, found.level, levels, tiles, lim))
+        shown["duplicates"] = found.dups.members.height
+    body.append(sections.clusters(found.clusters, tiles, lim))
+    shown["clusters"] = found.clusters.members.height
+    if sel is not None and found.stats is not None:
+        body.append(sections.selection(sel, found.stats, ex, tiles, lim))
+        shown["selection"] = len(found.stats.grid)
+    heading = title or str(ex.info.block.get("dataset") or ex.source.path.name)
+    footer = sections.footer(lim, __version__)
+    text = page(f"vlanalyze report: {heading}", str(ex.source.path), body, footer)
+    try:
+        write_text_atomic(target, text, overwrite=overwrite)
+    except OSError as exc:
+        raise MaterializeError(f"cannot write {target}: {exc.strerror or exc}") from None
+    with_thumb = sum(1 for t in tiles.values() if t.thumb is not None)
+    return Report(target, len(text.encode()), found.level, shown, with_thumb, lim)
+
+
+@dataclass(frozen=True)
+class _Found:
+    """Everything the page shows, before thumbnails and HTML."""
+
+    overview: data.Overview
+    level: float | None
+    dups: data.Groups | None
+    clusters: data.Groups
+    stats: data.SelectionStats | None
+    details: pl.DataFrame  # of every media item shown
+
+
+def _gather(
+    ex: Export, sel: SelectionData | None, dedupe: float | str | None, lim: ReportLimits
+) -> _Found:
+    """Every aggregation, on one DuckDB connection over the export's views."""
     with closing(ex.duckdb()) as con:
         ov = data.overview(con, ex.counts, top_labels=lim.labels)
         level = data.resolve_level(ov.levels, dedupe)
@@ -99,32 +139,8 @@ def report(
         stats = None
         if sel is not None:
             stats = data.selection_stats(con, sel.rows, grid=lim.grid, top_labels=8)
-        ids = _ids(dups, cl, stats)
-        details = data.items(con, ids)
-    tiles = _tiles(ex, details, workers, on_progress)
-    body = [sections.overview(ov, ex)]
-    shown: dict[str, int] = {}
-    if dups is not None and level is not None:
-        body.append(sections.duplicates(dups, level, ov.levels, tiles, lim))
-        shown["duplicates"] = dups.members.height
-    body.append(sections.clusters(cl, tiles, lim))
-    shown["clusters"] = cl.members.height
-    if sel is not None and stats is not None:
-        body.append(sections.selection(sel, stats, ex, tiles, lim))
-        shown["selection"] = len(stats.grid)
-    heading = title or str(ex.info.block.get("dataset") or ex.source.path.name)
-    text = page(
-        f"vlanalyze report: {heading}",
-        str(ex.source.path),
-        body,
-        sections.footer(lim, __version__),
-    )
-    try:
-        write_text_atomic(target, text, overwrite=overwrite)
-    except OSError as exc:
-        raise MaterializeError(f"cannot write {target}: {exc.strerror or exc}") from None
-    with_thumb = sum(1 for t in tiles.values() if t.thumb is not None)
-    return Report(target, len(text.encode()), level, shown, with_thumb, lim)
+        details = data.items(con, _ids(dups, cl, stats))
+    return _Found(ov, level, dups, cl, stats, details)
 
 
 def _ids(dups: data.Groups | None, cl: data.Groups, stats: data.SelectionStats | None) -> list[str]:

@@ -101,7 +101,8 @@ class Tile:
 
     def render(self) -> str:
         score = "—" if self.score is None else f"{self.score:.3f}"
-        name = (self.file_path or self.media_id).rsplit("/", 1)[-1]
+        folder, _, name = (self.file_path or self.media_id).rpartition("/")
+        where = f" · {folder.rsplit('/', 1)[-1]}" if folder else ""  # a video's frames
         tip = "\n".join(
             [
                 self.file_path or self.media_id,
@@ -120,7 +121,8 @@ class Tile:
         cls = "tile keep" if self.keep else "tile"
         return (
             f'<a class="{cls}"{attrs} title="{esc(tip)}" data-media-id="{esc(self.media_id)}">'
-            f'{badge}{picture}<div class="cap">{esc(name)}<br><small>{score}</small></div></a>'
+            f'{badge}{picture}<div class="cap">{esc(name)}<br><small>{score}{esc(where)}'
+            "</small></div></a>"
         )
 
 

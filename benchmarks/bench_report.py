@@ -143,7 +143,7 @@ def main() -> int:
     subprocess.run(
         [py, "-c", f"import vlanalyze as v; v.open_export({str(folder)!r})"], check=True
     )  # the table cache: built once, not timed
-    thumbs = folder / ".vlanalyze-cache-thumbs"
+    thumbs = next((folder / ".vlanalyze-cache").glob("*/"), folder) / "thumbnails"
     out = folder.parent / f"report-n{args.items}.html"
     cli = [py, "-m", "vlanalyze", "report", str(folder), "-o", str(out), "--overwrite", "-q"]
     colds, warms = [], []

@@ -149,7 +149,7 @@ def test_zip_is_read_in_place_and_thumbnails_are_cached(
         "export.zip",
         "r.html",
     ]  # nothing extracted
-    thumbs = tmp_path / ".export.zip.vlanalyze-cache-thumbs"
+    thumbs = ex.cache_path.parent / "thumbnails"  # beside the cache's builds
     files = {p: p.stat().st_mtime_ns for p in thumbs.rglob("*.jpg")}
     assert len(files) == 46
     again = vla.report(ex, tmp_path / "r.html", overwrite=True)
@@ -162,7 +162,7 @@ def test_a_changed_image_gets_a_new_thumbnail(tmp_path: Path, sample_json_copy: 
 
     ex = vla.open_export(sample_json_copy)
     vla.report(ex, tmp_path / "a.html", workers=1)
-    thumbs = sample_json_copy / ".vlanalyze-cache-thumbs"
+    thumbs = ex.cache_path.parent / "thumbnails"
     before = set(thumbs.rglob("*.jpg"))
     Image.new("RGB", (64, 48), "red").save(sample_json_copy / "images/photos/coffee.jpg")
     vla.report(ex, tmp_path / "b.html", workers=1)

@@ -65,7 +65,7 @@ def report(
 
     \b
     Examples:
-      vlanalyze report sample_data/export/metadata.json -o report.html
+      vlanalyze report sample_data/export-json -o report.html
       vlanalyze select exported_dataset/ --dedupe min --top 1000 \\
           --split train=0.8,val=0.2 -o picked.parquet
       vlanalyze report exported_dataset/ --selection picked.parquet -o report.html
@@ -91,3 +91,4 @@ def report(
         )
     shown = ", ".join(f"{n} images in {name}" for name, n in made.tiles.items())
     click.echo(f"Wrote {made.path} ({made.bytes / 1e6:.1f} MB): {shown}", err=True)
+    click.echo(str(made.path))  # on stdout: `xdg-open "$(vlanalyze report ...)"`

@@ -1,5 +1,6 @@
-"""Thumbnails of an export's images, made with Pillow and kept in a cache folder beside
-the export's table cache (``<cache>-thumbs/``), so a second report makes none.
+"""Thumbnails of an export's images, made with Pillow and kept in a folder beside the
+export's table cache builds (``.vlanalyze-cache/<entry>/thumbnails/``), so a second
+report makes none.
 
 Images are read where they are: from the export folder, or from the ZIP in place (one
 member at a time, never extracted). A cached thumbnail is named by a hash of the image's
@@ -166,5 +167,7 @@ class Thumbnailer:
 
 
 def thumbnail_cache(cache_path: Path) -> Path:
-    """The thumbnail folder of the export whose table cache is ``cache_path``."""
-    return cache_path.with_name(cache_path.name + "-thumbs")
+    """The thumbnail folder of the export whose table cache build is ``cache_path``: in
+    the export's cache entry, beside its builds (so it outlives a rebuild; the cache's
+    cleaning removes builds and ``.building-*`` folders only)."""
+    return cache_path.parent / "thumbnails"

@@ -96,8 +96,11 @@ def overview(con: DuckDBPyConnection, counts: dict[str, int], *, top_labels: int
     )
     labels = _frame(
         con,
-        "SELECT category_name AS label, count(DISTINCT media_id) AS media FROM labels "
-        "WHERE category_name IS NOT NULL GROUP BY 1 ORDER BY media DESC, label LIMIT $k",
+        # distinct (label, image) pairs first: a label from two sources counts once, and
+        # this measured faster than count(DISTINCT) on 6.5M label rows
+        "SELECT label, count(*) AS media FROM (SELECT DISTINCT category_name AS label, "
+        "media_id FROM labels WHERE category_name IS NOT NULL) GROUP BY 1 "
+        "ORDER BY media DESC, label LIMIT $k",
         {"k": top_labels},
     )
     kinds = con.execute("SELECT count(DISTINCT category_name) FROM labels").fetchall()

@@ -32,6 +32,7 @@ from vlanalyze.cli.query_cmds import export_options, open_for_cli
 @click.option(
     "--groups",
     type=click.IntRange(0),
+    metavar="N",
     default=24,
     show_default=True,
     help="Duplicate groups shown (the biggest).",
@@ -39,6 +40,7 @@ from vlanalyze.cli.query_cmds import export_options, open_for_cli
 @click.option(
     "--clusters",
     type=click.IntRange(0),
+    metavar="N",
     default=16,
     show_default=True,
     help="Clusters shown (the largest).",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import polars as pl
 from duckdb import DuckDBPyConnection
 
+from vlanalyze.curate._rules import SOURCE_PRIORITY  # select's primary label, the same SQL
 from vlanalyze.errors import SelectionError
 
 HIST_BINS = 20
@@ -20,9 +21,6 @@ HIST_BINS = 20
 KEEP_ORDER = "uniqueness_score DESC NULLS LAST, media_id"
 
 _IMAGE_DUPS = "issue_type = 'duplicates' AND object_id IS NULL"
-SOURCE_PRIORITY = (
-    "CASE source WHEN 'User' THEN 0 WHEN 'Model' THEN 1 WHEN 'Visual Layer' THEN 2 ELSE 3 END"
-)
 
 
 @dataclass(frozen=True)

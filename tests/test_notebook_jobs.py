@@ -5,9 +5,7 @@ writes nothing) and loads the train split."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,25 +16,9 @@ nbformat = pytest.importorskip("nbformat", reason="nbformat comes with nbclient"
 pytest.importorskip("ipykernel", reason="ipykernel is in the dev extra")
 
 REPO = Path(__file__).resolve().parents[1]
-KERNEL = "vlanalyze-test-python"
 
 
-@pytest.fixture
-def kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A kernelspec for ``sys.executable`` in a private Jupyter path; returns its name."""
-    spec = tmp_path / "jupyter" / "kernels" / KERNEL
-    spec.mkdir(parents=True)
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    kernel = {"argv": argv, "display_name": "vlanalyze tests", "language": "python"}
-    (spec / "kernel.json").write_text(json.dumps(kernel), encoding="utf-8")
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
-    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    return KERNEL
-
-
-def run_notebook(name: str, tmp_path: Path, kernel: str) -> Any:
+def run_notebook(name: str, tmp_path: Path, jupyter_kernel: str) -> Any:
     """Run ``notebooks/<name>`` on a copy of the sample; fail on any error output."""
     shutil.copytree(REPO / "sample_data", tmp_path / "sample_data")
     (tmp_path / "notebooks").mkdir()
@@ -44,7 +26,7 @@ def run_notebook(name: str, tmp_path: Path, kernel: str) -> Any:
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "strip outputs"
     client = nbclient.NotebookClient(
         nb,
-        kernel_name=kernel,
+        kernel_name=jupyter_kernel,
         timeout=300,
         resources={"metadata": {"path": str(tmp_path / "notebooks")}},
     )
@@ -59,8 +41,8 @@ def _text(cell: Any) -> str:
 
 
 @pytest.mark.slow
-def test_sql_tour(tmp_path: Path, kernel: str) -> None:
-    nb = run_notebook("sql_tour.ipynb", tmp_path, kernel)
+def test_sql_tour(tmp_path: Path, jupyter_kernel: str) -> None:
+    nb = run_notebook("sql_tour.ipynb", tmp_path, jupyter_kernel)
     checks = [c for c in nb.cells if c.cell_type == "code" and "same(q" in c.source]
     assert len(checks) == 10
     assert [_text(c) for c in checks] == ["True"] * 10
@@ -69,8 +51,8 @@ def test_sql_tour(tmp_path: Path, kernel: str) -> None:
 
 
 @pytest.mark.slow
-def test_curate_training_subset(tmp_path: Path, kernel: str) -> None:
-    nb = run_notebook("curate_training_subset.ipynb", tmp_path, kernel)
+def test_curate_training_subset(tmp_path: Path, jupyter_kernel: str) -> None:
+    nb = run_notebook("curate_training_subset.ipynb", tmp_path, jupyter_kernel)
     by_source = {c.source.splitlines()[0]: _text(c) for c in nb.cells if c.cell_type == "code"}
     funnel = next(t for s, t in by_source.items() if s == "sel.funnel")
     assert "dedupe" in funnel and "split" in funnel

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ REPO = Path(__file__).resolve().parents[1]
 # The job notebooks (curate_training_subset, sql_tour) have their own checks:
 # tests/test_notebook_jobs.py.
 NOTEBOOKS = [REPO / "notebooks" / "explore_export.ipynb"]
-KERNEL = "vlanalyze-test-python"
 
 # Appended to the notebook and run in the same kernel: what the test checks, as JSON.
 PROBE = """
@@ -40,21 +38,6 @@ print(_json.dumps({
 """
 
 
-@pytest.fixture
-def kernel_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A kernelspec for ``sys.executable`` in a private Jupyter path; returns its name."""
-    spec = tmp_path / "jupyter" / "kernels" / KERNEL
-    spec.mkdir(parents=True)
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    kernel = {"argv": argv, "display_name": "vlanalyze tests", "language": "python"}
-    (spec / "kernel.json").write_text(json.dumps(kernel), encoding="utf-8")
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
-    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")  # no migration warning
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    return KERNEL
-
-
 def _run(notebook: Path, workdir: Path, kernel: str) -> tuple[Any, dict[str, Any]]:
     nb = nbformat.read(notebook, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(PROBE))
@@ -67,11 +50,11 @@ def _run(notebook: Path, workdir: Path, kernel: str) -> tuple[Any, dict[str, Any
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs_in_a_kernel(notebook: Path, tmp_path: Path, kernel_env: str) -> None:
+def test_notebook_runs_in_a_kernel(notebook: Path, tmp_path: Path, jupyter_kernel: str) -> None:
     # Work on a copy of the sample so the test leaves no cache in the repo.
     shutil.copytree(REPO / "sample_data", tmp_path / "sample_data")
     (tmp_path / "notebooks").mkdir()
-    nb, probe = _run(notebook, tmp_path / "notebooks", kernel_env)
+    nb, probe = _run(notebook, tmp_path / "notebooks", jupyter_kernel)
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
     assert not errors
     assert (tmp_path / "sample_data" / "export-json" / ".vlanalyze-cache").is_dir()

@@ -224,3 +224,22 @@ def test_the_summary_is_kept_with_the_cache(
     with open_export(hand_json, cache_dir=cache) as ex:  # a new build: a new summary
         assert summarize(ex).export.counts["media"] == 1
         assert summarize(ex).to_dict() != first
+
+
+def test_stored_values_are_computed_once_per_build(hand_json: Path, tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    def compute() -> dict[str, int]:
+        calls.append(1)
+        return {"n": len(calls)}
+
+    cache = tmp_path / "cache"
+    with open_export(hand_json, cache_dir=cache) as ex:
+        assert ex.stored("my-count", compute) == {"n": 1}
+    with open_export(hand_json, cache_dir=cache) as ex:  # another opening, same build
+        assert ex.stored("my-count", compute) == {"n": 1}
+        with pytest.raises(ValueError, match="lowercase"):
+            ex.stored("../escape", compute)
+    with open_export(hand_json, cache_dir=cache, refresh=True) as ex:  # a new build
+        assert ex.stored("my-count", compute) == {"n": 2}
+    assert not list(tmp_path.rglob("*escape*"))

@@ -55,7 +55,7 @@ class Catalog:
         self, con: DuckDBPyConnection, stored: Callable[[str, Callable[[], Any]], Any] | None = None
     ) -> None:
         self.con = con
-        # Export._stored: keeps a computed value with the cache build (one scan per build)
+        # Export.stored: keeps a computed value with the cache build (one scan per build)
         self.stored = stored or (lambda _name, compute: compute())
 
     @cached_property

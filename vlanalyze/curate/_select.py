@@ -291,7 +291,7 @@ def run(ex: Export, recipe: Recipe, *, keep_removed: bool = True) -> Selection:
         # Bounded memory on any export size: DuckDB spills to our own temp folder.
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         con.execute("SET temp_directory = $dir", {"dir": str(work)})
-        catalog = Catalog(con, ex._stored)
+        catalog = Catalog(con, ex.stored)
         pipe = Pipeline(
             con, recipe, catalog=catalog, rows=ex.counts["media"], keep_removed=keep_removed
         )

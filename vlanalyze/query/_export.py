@@ -8,6 +8,7 @@ for how processes share a cache.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import AbstractContextManager, closing, suppress
 from functools import cached_property
@@ -71,9 +72,18 @@ class Export:
             self._con = None
         self._snapshot.close()
 
-    def _stored(self, name: str, compute: Callable[[], Any]) -> Any:
-        """``compute()``'s JSON value, kept with the cache build under ``name``: computed
-        once per build (for summaries that would otherwise cost a pass over the data)."""
+    def stored(self, name: str, compute: Callable[[], Any]) -> Any:
+        """``compute()``'s value, kept with this cache build under ``name``.
+
+        Computed once per build, then read back by any process: for summaries that would
+        otherwise cost a pass over the data (``info``'s summary, curate's catalog).
+
+        Args:
+            name: lowercase letters, digits and ``-`` (it names a file in the cache).
+            compute: returns a JSON-serializable value.
+        """
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,80}", name):
+            raise ValueError(f"stored value name {name!r}: use lowercase letters, digits and -")
         path = self.cache_path / f"stored-{name}.json"
         try:
             return json.loads(path.read_text(encoding="utf-8"))

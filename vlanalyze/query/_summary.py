@@ -49,7 +49,7 @@ def summarize(export: Export, *, top: int = 10) -> Summary:
     """
     # The queries read every row: their answers are kept with the cache build, so
     # only the first summary of a build pays for them (#11).
-    stored = export._stored(f"summary-top{top}", lambda: _queries(export, top))
+    stored = export.stored(f"summary-top{top}", lambda: _queries(export, top))
     return Summary(
         export=export.info,
         issue_types=[IssueType(**r) for r in stored["issue_types"]],

@@ -27,7 +27,8 @@ from vlanalyze.errors import (
     redact_url,
 )
 from vlanalyze.fetch._config import config_path, settings
-from vlanalyze.fetch._http import detail_of, make_retry, make_session
+from vlanalyze.fetch._http import make_retry, make_session
+from vlanalyze.fetch._statuses import status_error
 from vlanalyze.fetch._task import TERMINAL_STATUSES, ExportTask, sign_token
 
 __all__ = [
@@ -207,41 +208,14 @@ class VisualLayerClient:
     def _raise_for_status(
         self, response: requests.Response, dataset_id: str, *, creates_task: bool
     ) -> None:
-        code, detail = response.status_code, detail_of(response)
-        hint: str | None = None
-        if code == 401:
-            raise self._auth_error(detail)
-        message = f"HTTP {code} for dataset {dataset_id}: {detail}"
-        if code == 403:
-            message = f"403: no permission for dataset {dataset_id} ({detail})"
-            hint = "check that this API key's user has access to the dataset"
-        elif code == 404:
-            message = f"dataset {dataset_id} not found (404 from {redact_url(response.url)})"
-            hint = (
-                "check the id (in the dataset's URL), that your account can see it, "
-                f"and VL_BASE_URL (now {self.base_url})"
-            )
-        elif code == 409:
-            message = f"dataset {dataset_id} is not READY (status: {self._status_of(dataset_id)})"
-            hint = "wait until the dataset is READY, then retry"
-        elif code == 422:
-            message = f"the server rejected the request (422): {detail}"
-        elif creates_task and code >= 500:
-            hint = "the export may have started anyway; retry, or check the dataset's exports"
-        raise APIError(message, status_code=code, detail=detail, hint=hint)
-
-    def _auth_error(self, detail: str | None) -> AuthenticationError:
-        """A 401, with a hint about the credentials this client actually has."""
-        if self._api_key:
-            what, hint = "bad or expired credentials", "check VL_API_KEY and VL_API_SECRET"
-        elif self._token:
-            what = "bad or expired token"
-            hint = "VL_TOKEN is invalid or expired: set a fresh one, or VL_API_KEY/VL_API_SECRET"
-        else:
-            what = f"{redact_url(self.base_url)} wants credentials and none are set"
-            hint = "set VL_API_KEY and VL_API_SECRET (or VL_TOKEN), or check VL_BASE_URL"
-        return AuthenticationError(
-            f"401: {what} ({detail})", status_code=401, detail=detail, hint=hint
+        credentials = "key" if self._api_key else "token" if self._token else None
+        raise status_error(
+            response,
+            dataset_id,
+            creates_task=creates_task,
+            base_url=self.base_url,
+            credentials=credentials,
+            status_of=lambda: self._status_of(dataset_id),
         )
 
     def _status_of(self, dataset_id: str) -> str:

@@ -52,7 +52,7 @@ def test_every_public_name_resolves() -> None:
 
 def _commands() -> dict[str, click.Command]:
     assert isinstance(main, click.Group)
-    return dict(sorted(main.commands.items()))
+    return dict(sorted(main.all_commands.items()))
 
 
 def _docs() -> str:

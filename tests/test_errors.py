@@ -59,5 +59,5 @@ def test_every_argument_a_hint_names_has_a_cli_flag() -> None:
     assert {"overwrite", "cache_dir", "refresh", "task_id"} <= arguments
     assert arguments <= set(FLAGS)
     assert isinstance(main, click.Group)
-    options = {o for c in main.commands.values() for p in c.params for o in p.opts}
+    options = {o for c in main.all_commands.values() for p in c.params for o in p.opts}
     assert set(FLAGS.values()) <= options

@@ -299,7 +299,7 @@ def test_refresh_and_quiet(sample: tuple[str, str], tmp_path: Path) -> None:
 
 def _commands() -> list[str]:
     assert isinstance(main, click.Group)
-    return sorted(main.commands)
+    return sorted(main.all_commands)
 
 
 def test_help_examples_name_real_sample_paths() -> None:

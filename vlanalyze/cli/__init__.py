@@ -7,18 +7,50 @@ commands, so ``vlanalyze --help`` stays fast.
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from vlanalyze._version import __version__
-from vlanalyze.cli.curate_cmds import select, top
-from vlanalyze.cli.demo_cmds import demo
-from vlanalyze.cli.fetch_cmds import fetch, stand_in
-from vlanalyze.cli.materialize_cmds import materialize
-from vlanalyze.cli.query_cmds import convert, info, sql
-from vlanalyze.cli.report_cmds import report
+
+# name -> (module, attribute): a command's module is imported only when that command
+# runs (or --help lists them all), so `vlanalyze sql` does not pay for curate's,
+# fetch's or the report's imports on every short query.
+_COMMANDS = {
+    "info": ("vlanalyze.cli.query_cmds", "info"),
+    "sql": ("vlanalyze.cli.query_cmds", "sql"),
+    "convert": ("vlanalyze.cli.query_cmds", "convert"),
+    "top": ("vlanalyze.cli.curate_cmds", "top"),
+    "select": ("vlanalyze.cli.curate_cmds", "select"),
+    "fetch": ("vlanalyze.cli.fetch_cmds", "fetch"),
+    "stand-in": ("vlanalyze.cli.fetch_cmds", "stand_in"),
+    "materialize": ("vlanalyze.cli.materialize_cmds", "materialize"),
+    "report": ("vlanalyze.cli.report_cmds", "report"),
+    "demo": ("vlanalyze.cli.demo_cmds", "demo"),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """A group whose commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        spec = _COMMANDS.get(cmd_name)
+        if spec is None:
+            return None
+        command: click.Command = getattr(importlib.import_module(spec[0]), spec[1])
+        return command
+
+    @property
+    def all_commands(self) -> dict[str, click.Command]:
+        """Every command, imported (for tests and docs)."""
+        ctx = click.Context(self)
+        return {name: cmd for name in _COMMANDS if (cmd := self.get_command(ctx, name))}
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vlanalyze")
 def main() -> None:
     """Fetch, query and materialize Visual Layer dataset exports.
@@ -31,15 +63,3 @@ def main() -> None:
       vlanalyze fetch DATASET_ID -o exported_dataset/
       vlanalyze materialize exported_dataset/ selection.csv -o picked/ --layout yolo
     """
-
-
-main.add_command(info)
-main.add_command(sql)
-main.add_command(convert)
-main.add_command(top)
-main.add_command(select)
-main.add_command(fetch)
-main.add_command(stand_in)
-main.add_command(materialize)
-main.add_command(report)
-main.add_command(demo)

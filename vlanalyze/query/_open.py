@@ -21,7 +21,6 @@ from vlanalyze.query._cache import Manifest, Snapshot
 from vlanalyze.query._export import Export
 from vlanalyze.query._source import Source, copy_member, find_source
 from vlanalyze.query._sql import Doing, connect, map_exceptions
-from vlanalyze.query._summary import summarize
 
 _ELSEWHERE = Fix("cache_dir", "to put the cache elsewhere", None, prefix="free disk space, or ")
 
@@ -75,6 +74,8 @@ def open_export(
         snapshot, built = _snapshot(source, root, refresh, on_progress, sizes)
         export = Export(source, snapshot)
         if built:
+            from vlanalyze.query._summary import summarize
+
             # Kept with the build, so that `info` on a cached export answers at once (#11).
             summarize(export)
         return export

@@ -89,7 +89,8 @@ REFERENCE = """
 import sys, duckdb
 sql, out = sys.argv[1], sys.argv[2]
 con = duckdb.connect()
-con.execute(f"COPY ({sql}) TO '{out}' (FORMAT parquet)")
+quoted = "'" + out.replace("'", "''") + "'"  # COPY takes no parameter for its path
+con.execute(f"COPY ({sql}) TO {quoted} (FORMAT parquet)")
 """
 
 

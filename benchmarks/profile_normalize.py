@@ -28,6 +28,8 @@ from typing import Any
 
 import duckdb
 
+from vlanalyze.query._sql import quote_literal
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -88,7 +90,7 @@ class Timed:
             # Each statement's profile goes to its own file, read at the end (a SET
             # after the statement would discard a result not fetched yet).
             output = PROFILE_DIR / f"{threading.get_ident()}-{time.perf_counter_ns()}.json"
-            self._con.execute(f"SET profiling_output = '{output}'")
+            self._con.execute(f"SET profiling_output = {quote_literal(str(output))}")
             with LOCK:
                 PROFILES.append((what, output))
         t0, c0 = time.perf_counter(), time.thread_time()

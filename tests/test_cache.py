@@ -13,6 +13,7 @@ import pytest
 from conftest import read_only
 
 from vlanalyze import CacheError, open_export
+from vlanalyze.query._sql import quote_literal
 
 
 def _manifests(root: Path) -> list[Path]:
@@ -94,8 +95,9 @@ def test_sql_writing_over_the_cache_is_detected(hand_json: Path, tmp_path: Path)
     cache = tmp_path / "cache"
     with open_export(hand_json, cache_dir=cache) as ex:
         part = next((ex.cache_path / "media").glob("part-*.parquet"))
-        ex.sql(f"COPY (SELECT * FROM media LIMIT 1) TO '{part}' (FORMAT parquet)")
-        ex.sql(f"COPY (SELECT * FROM media) TO '{part.with_name('part-99999.parquet')}'")
+        ex.sql(f"COPY (SELECT * FROM media LIMIT 1) TO {quote_literal(str(part))} (FORMAT parquet)")
+        extra = quote_literal(str(part.with_name("part-99999.parquet")))
+        ex.sql(f"COPY (SELECT * FROM media) TO {extra}")
     with open_export(hand_json, cache_dir=cache) as ex:
         assert ex.sql("SELECT count(*) AS n FROM media")["n"].item() == 5
         assert ex.counts["media"] == 5

@@ -8,13 +8,21 @@ bounded by one batch. Writes to the stream it is given; atomic files are the cal
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import BinaryIO
 
 import polars as pl
 import pyarrow.parquet as pq
 
+from vlanalyze._fs import atomic_file
+
 DATA_FORMATS = ("csv", "tsv", "json", "ndjson", "parquet")
+
+#: ``write(batches, fmt, out, metadata=...) -> rows``: :func:`write_data`, or a caller's
+#: renderer that knows more formats.
+Writer = Callable[..., int]
 
 
 def write_data(
@@ -44,6 +52,28 @@ def write_data(
             _flatten(df).write_csv(out, separator=sep, include_header=i == 0)
         rows += df.height
     return rows
+
+
+def write_data_file(
+    batches: Iterable[pl.DataFrame],
+    fmt: str,
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    metadata: Mapping[str, str] | None = None,
+    write: Writer | None = None,
+) -> int:
+    """Write ``batches`` to ``path`` atomically with ``write`` (default :func:`write_data`).
+
+    Returns:
+        The number of rows written.
+
+    Raises:
+        MaterializeError: ``path`` exists (without ``overwrite``).
+        OSError: it cannot be written (callers word it, see ``query._sql.map_exceptions``).
+    """
+    with atomic_file(Path(path), overwrite=overwrite) as fh:
+        return (write or write_data)(batches, fmt, fh, metadata=metadata)
 
 
 def _flatten(df: pl.DataFrame) -> pl.DataFrame:

@@ -23,13 +23,13 @@ import polars as pl
 import pyarrow as pa
 from duckdb import DuckDBPyConnection
 
+from vlanalyze._tablefile import write_data_file
 from vlanalyze.curate._recipe import IssueGate, Recipe
 from vlanalyze.curate._rules import Catalog, primary_labels, rank_order
 from vlanalyze.curate._steps import Pipeline
-from vlanalyze.curate._write import write_batches
-from vlanalyze.errors import QueryError, SelectionError
+from vlanalyze.errors import MaterializeError, QueryError, SelectionError
 from vlanalyze.query._export import Export
-from vlanalyze.query._sql import quote_ident
+from vlanalyze.query._sql import Doing, map_exceptions, quote_ident
 
 MEMORY_LIMIT = "1GB"  # DuckDB's share; it spills beyond (peak RSS target: 2 GB at 10M)
 OUTPUT_COLUMNS = (
@@ -186,7 +186,8 @@ class Selection:
             )
         batches = self.batches("removed" if removed else "selection")
         meta = self.metadata() if fmt == "parquet" else None
-        return write_batches(batches, fmt, path, overwrite=overwrite, metadata=meta)
+        with map_exceptions(Doing(f"writing {path}", error=MaterializeError)):
+            return write_data_file(batches, fmt, path, overwrite=overwrite, metadata=meta)
 
 
 def _frame(table: pa.Table) -> pl.DataFrame:

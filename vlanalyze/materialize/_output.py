@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import BinaryIO
 
 import polars as pl
 
-from vlanalyze._fs import atomic_file
-from vlanalyze._tablefile import write_data
+from vlanalyze._tablefile import write_data, write_data_file
 from vlanalyze.errors import MaterializeError
 from vlanalyze.materialize._table import render_table
 from vlanalyze.query._sql import Doing, map_exceptions
@@ -87,10 +85,8 @@ def write_file(
     Raises:
         MaterializeError: ``path`` exists (and ``overwrite`` is false) or cannot be written.
     """
-    target = Path(path)
-    doing = Doing(f"writing {target}", error=MaterializeError, space_hint=_SPACE_HINT)
-    try:
-        with map_exceptions(doing), atomic_file(target, overwrite=overwrite) as fh:
-            return render(batches, fmt, fh, metadata=metadata)
-    except OSError as exc:
-        raise MaterializeError(f"cannot write {target}: {exc.strerror or exc}") from None
+    doing = Doing(f"writing {path}", error=MaterializeError, space_hint=_SPACE_HINT)
+    with map_exceptions(doing):
+        return write_data_file(
+            batches, fmt, path, overwrite=overwrite, metadata=metadata, write=render
+        )

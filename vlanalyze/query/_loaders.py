@@ -10,7 +10,7 @@ but the JSON chunk files it is handed.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,8 @@ from vlanalyze.query._sql import is_fault, quote_ident, quote_literal
 
 RawItems = list[tuple[str, Any]]
 _RAW_STRUCTURE = """'[{"type": "VARCHAR", "properties": "JSON"}]'"""
+# read_json types the columns from the first item alone (the sample) and refuses unknown keys.
+_DETECT = "records = true, sample_size = 1, map_inference_threshold = -1"
 _RAW_ITEMS = {"media_id": "VARCHAR", "metadata_items": "STRUCT(type VARCHAR, properties JSON)[]"}
 
 
@@ -49,53 +51,105 @@ def _empty_items_select() -> str:
 
 
 class JsonLoader:
-    """Parses groups of JSON chunk files (see :mod:`vlanalyze.query._jsonchunks`)."""
+    """Parses JSON chunk files (see :mod:`vlanalyze.query._jsonchunks`), one per batch.
 
-    def __init__(
-        self, con: duckdb.DuckDBPyConnection, path: Path, chunks: Iterable[Chunk], *, group: int
-    ) -> None:
+    Each chunk file starts with :data:`~vlanalyze.query._schema.SAMPLE_ITEM`. DuckDB
+    detects the column types from that item alone, so it reads the chunk in one parse
+    with exactly the canonical types, and refuses any key the sample lacks. While that
+    holds, an export has no unknown key. The first chunk it refuses (a new key, a value
+    of the wrong type...) and every chunk after it are read the exact way instead: one
+    more parse lists every unknown top-level key, read as text beside the known columns.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, chunks: Iterable[Chunk]) -> None:
         self.con = con
         self.path = path
-        self.groups = _groups(chunks, size=group)
+        self.chunks = iter(chunks)
         self.total = path.stat().st_size
         self.extras: list[str] = []
         self.count = 0
+        self.detect = True  # the one-parse read still serves
+        self.verified = False  # its types were checked against the canonical ones
 
     def load_next(self) -> Batch | None:
-        """Parse the next group of chunks into a table; None at the end."""
-        group = next(self.groups, None)
-        if group is None:
+        """Parse the next chunk into a table; None at the end."""
+        chunk = next(self.chunks, None)
+        if chunk is None:
             return None
         table = f"batch_{self.count}"
         self.count += 1
-        files = [str(c.path) for c in group]
+        file, fmt = str(chunk.path), chunk.format
         try:
-            fmt = group[0].format
-            self.extras = _merge(self.extras, _json_extra_keys(self.con, files, fmt))
-            _load_json(self.con, table, files, fmt, self.extras)
+            if not (self.detect and chunk.lead and self._load_detected(table, file, fmt)):
+                self.detect = False
+                self.extras = _merge(self.extras, _json_extra_keys(self.con, file, fmt))
+                _load_json(self.con, table, _Scan(file, fmt, chunk.lead), self.extras)
         except duckdb.Error as exc:
             if is_fault(exc):
                 raise
-            if group[0].item_offsets is None:
+            if chunk.item_offsets is None:
                 raise FastPathFailed(str(exc)) from None
-            raise group[0].locate_error(self.path, exc) from None
+            raise chunk.locate_error(self.path, exc) from None
+        scan = _Scan(file, fmt, chunk.lead)
         return Batch(
             table,
             self.extras,
-            lambda con: _raw_json_items(con, files, group[0].format),
-            group[-1].end_offset,
-            lambda: _unlink(group),
+            lambda con: _raw_json_items(con, scan),
+            chunk.end_offset,
+            chunk.path.unlink,
         )
+
+    def _load_detected(self, table: str, file: str, fmt: str) -> bool:
+        """Read ``file`` typed by its leading sample item; False if DuckDB refuses it."""
+        known = ", ".join(quote_ident(k) for k in (*schema.KNOWN_MEDIA_KEYS, "metadata_items"))
+        try:
+            select = f"SELECT {known} FROM read_json(?, format = ?, {_DETECT}) OFFSET 1"
+            self.con.execute(f"CREATE TABLE {table} AS {schema.with_derived(select)}", [file, fmt])
+        except duckdb.Error as exc:
+            if is_fault(exc):
+                raise
+            return False
+        if not self.verified and not _canonical(self.con, table):
+            self.con.execute(f"DROP TABLE {table}")  # another DuckDB's type detection
+            return False
+        self.verified = True
+        return True
 
     def empty(self) -> Batch:
         """An empty batch, so an export without items still gets its tables."""
-        self.con.execute(f"CREATE TABLE batch_empty AS {_empty_items_select()}")
+        self.con.execute(
+            f"CREATE TABLE batch_empty AS {schema.with_derived(_empty_items_select())}"
+        )
         return Batch("batch_empty", [], lambda con: [], 0)
 
 
-def _unlink(group: list[Chunk]) -> None:
-    for chunk in group:
-        chunk.path.unlink()
+@dataclass(frozen=True)
+class _Scan:
+    """One chunk file as DuckDB reads it: whether to skip its leading sample item."""
+
+    file: str
+    format: str
+    lead: bool
+
+    def rows(self, function: str, args: str = "") -> str:
+        """SQL of the file's items through ``function`` (``read_json``...), the lead left
+        out; its parameters are :meth:`params` (``args`` adds SQL-only arguments)."""
+        offset = " OFFSET 1" if self.lead else ""
+        return f"(SELECT * FROM {function}(?, format = ?{args}){offset})"
+
+    def params(self) -> list[Any]:
+        return [self.file, self.format]
+
+
+def _canonical(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether ``table`` has exactly the canonical column types."""
+    con.execute(f"CREATE TEMP TABLE _vla_canon AS {_empty_items_select()}")
+    try:
+        got = con.execute(f"SELECT column_type FROM (DESCRIBE {table})").fetchall()
+        want = con.execute("SELECT column_type FROM (DESCRIBE _vla_canon)").fetchall()
+    finally:
+        con.execute("DROP TABLE _vla_canon")
+    return got[: len(want)] == want
 
 
 def _merge(known: list[str], found: list[str]) -> list[str]:
@@ -103,27 +157,15 @@ def _merge(known: list[str], found: list[str]) -> list[str]:
     return known + [k for k in found if k not in known]
 
 
-def _groups(chunks: Iterable[Chunk], *, size: int) -> Iterator[list[Chunk]]:
-    """Chunks in groups of ``size``, read by one statement."""
-    group: list[Chunk] = []
-    for chunk in chunks:
-        group.append(chunk)
-        if len(group) >= size:
-            yield group
-            group = []
-    if group:
-        yield group
+def _json_extra_keys(con: duckdb.DuckDBPyConnection, file: str, fmt: str) -> list[str]:
+    """Every unknown top-level key of every item in ``file``: exact, read by DuckDB.
 
-
-def _json_extra_keys(con: duckdb.DuckDBPyConnection, files: list[str], fmt: str) -> list[str]:
-    """Every unknown top-level key of every item in ``files``: exact, read by DuckDB.
-
-    One more parse of the group (about a tenth of the load's time), so that a key carried
-    by a handful of items of a huge export is found as surely as a common one.
+    One more parse of the chunk, so that a key carried by a handful of items of a huge
+    export is found as surely as a common one. (The sample item has only known keys.)
     """
     rows = con.execute(
         "SELECT DISTINCT unnest(json_keys(json)) FROM read_json_objects(?, format = ?)",
-        [files, fmt],
+        [file, fmt],
     ).fetchall()
     known = {*schema.KNOWN_MEDIA_KEYS, "metadata_items"}
     return sorted(r[0] for r in rows if r[0] not in known)
@@ -134,34 +176,35 @@ def json_pointer(key: str) -> str:
     return "/" + key.replace("~", "~0").replace("/", "~1")
 
 
-def _load_json(
-    con: duckdb.DuckDBPyConnection, table: str, files: list[str], fmt: str, extras: list[str]
-) -> None:
+def _load_json(con: duckdb.DuckDBPyConnection, table: str, scan: _Scan, extras: list[str]) -> None:
     """The known columns as DuckDB types them; each unknown key's value as text, taken by
     JSON Pointer from the same items (names never reach SQL, and ``Foo``/``foo`` stay two).
     """
     columns = {**schema.KNOWN_MEDIA_KEYS, "metadata_items": schema.ITEMS_TYPE}
     known = ", ".join(quote_ident(k) for k in schema.KNOWN_MEDIA_KEYS)
-    scan = "read_json(?, format = ?, columns = ?)"
+    items = scan.rows("read_json", ", columns = ?")
     if not extras:
+        select = f"SELECT {known}, metadata_items FROM {items}"
         con.execute(
-            f"CREATE TABLE {table} AS SELECT {known}, metadata_items FROM {scan}",
-            [files, fmt, columns],
+            f"CREATE TABLE {table} AS {schema.with_derived(select)}", [*scan.params(), columns]
         )
         return
     unpack = "".join(f", _vla_x[{i + 1}] AS {extra_column(i)}" for i in range(len(extras)))
+    objects = scan.rows("read_json_objects")
+    select = (
+        f"SELECT {known}, metadata_items{unpack} FROM {items} "
+        f"POSITIONAL JOIN (SELECT json_extract_string(json, ?) AS _vla_x FROM {objects})"
+    )
     con.execute(
-        f"CREATE TABLE {table} AS SELECT {known}, metadata_items{unpack} FROM {scan} "
-        "POSITIONAL JOIN (SELECT json_extract_string(json, ?) AS _vla_x "
-        "FROM read_json_objects(?, format = ?))",
-        [files, fmt, columns, [json_pointer(k) for k in extras], files, fmt],
+        f"CREATE TABLE {table} AS {schema.with_derived(select)}",
+        [*scan.params(), columns, [json_pointer(k) for k in extras], *scan.params()],
     )
 
 
-def _raw_json_items(con: duckdb.DuckDBPyConnection, files: list[str], fmt: str) -> RawItems:
+def _raw_json_items(con: duckdb.DuckDBPyConnection, scan: _Scan) -> RawItems:
+    items = scan.rows("read_json", ", columns = ?")
     rows = con.execute(
-        "SELECT media_id, unnest(metadata_items) FROM read_json(?, format = ?, columns = ?)",
-        [files, fmt, _RAW_ITEMS],
+        f"SELECT media_id, unnest(metadata_items) FROM {items}", [*scan.params(), _RAW_ITEMS]
     ).fetchall()
     return [(r[0], r[1]) for r in rows]
 
@@ -204,7 +247,8 @@ class ParquetLoader:
     def _load(self, arrow: pa.Table, table: str) -> str:
         self.con.register("raw", arrow)
         try:
-            self.con.execute(f"CREATE TABLE {table} AS {self.select} FROM raw")
+            select = schema.with_derived(f"{self.select} FROM raw")
+            self.con.execute(f"CREATE TABLE {table} AS {select}")
         finally:
             self.con.unregister("raw")
         return table

@@ -9,7 +9,6 @@ cache build of it or builds one (:mod:`vlanalyze.query._cache`,
 from __future__ import annotations
 
 import os
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from vlanalyze.query import _schema as schema
 from vlanalyze.query._cache import Manifest, Snapshot
 from vlanalyze.query._export import Export
 from vlanalyze.query._source import Source, copy_member, find_source
-from vlanalyze.query._sql import Doing, connect, map_exceptions
+from vlanalyze.query._sql import Doing, map_exceptions
 
 _ELSEWHERE = Fix("cache_dir", "to put the cache elsewhere", None, prefix="free disk space, or ")
 
@@ -122,14 +121,11 @@ def _fill(
     sizes = ChunkSizes(**tuning)
     metadata = copy_member(source, tmp) if source.member else source.metadata
     normalize = normalize_json if source.format == "json" else normalize_parquet
-    top_level = normalize(metadata, tmp, on_progress=on_progress, sizes=sizes)
+    done = normalize(metadata, tmp, on_progress=on_progress, sizes=sizes)
     if metadata != source.metadata:
         metadata.unlink()
-    write_info_table(tmp, top_level, fmt=source.format, source=str(source.path))
-    counts = {t: _count(cache_mod.parts_in(tmp, t)) for t in schema.TABLES}
-    return Manifest(fingerprint, source.format, counts, top_level)
-
-
-def _count(files: list[str]) -> int:
-    with closing(connect()) as con:
-        return int(con.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchall()[0][0])
+    write_info_table(tmp, done.top_level, fmt=source.format, source=str(source.path))
+    counts = {**done.counts, "info": 1}
+    return Manifest(
+        fingerprint, source.format, {t: counts[t] for t in schema.TABLES}, done.top_level
+    )

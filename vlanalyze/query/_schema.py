@@ -88,6 +88,29 @@ def sql_type(structure: object) -> str:
 
 ITEMS_TYPE = sql_type([{"type": "VARCHAR", "properties": ITEM_PROPS}])
 
+
+def _sample(structure: object) -> object:
+    """A JSON value from which DuckDB's type detection infers exactly ``structure``."""
+    if isinstance(structure, list):
+        return [_sample(structure[0])]
+    if isinstance(structure, dict):
+        return {k: _sample(v) for k, v in structure.items()}
+    # Negative: a positive integer would be detected as UBIGINT. "x" is no date.
+    return {"VARCHAR": "x", "DOUBLE": 0.5, "BIGINT": -1}[str(structure)]
+
+
+#: A media item holding every known key, with values whose detected types are the
+#: canonical ones. The JSON loader writes it first in every chunk file: DuckDB, detecting
+#: types from that item alone, then reads the chunk in one parse and refuses any key it
+#: does not know (see :mod:`vlanalyze.query._loaders`).
+SAMPLE_ITEM = json.dumps(
+    {
+        **{k: _sample(t) for k, t in KNOWN_MEDIA_KEYS.items()},
+        "metadata_items": _sample([{"type": "VARCHAR", "properties": ITEM_PROPS}]),
+    },
+    separators=(",", ":"),
+).encode()
+
 _SIZE = r"^\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*$"
 
 # Parse "48.27KB" / "3.38MB" / "512" into bytes (binary multiples, as Visual Layer shows).
@@ -146,6 +169,19 @@ _FRAME_FROM_NAME = (
 )
 
 
+# The first video_info and caption item of each media item: derived by the loaders while
+# they parse (:func:`with_derived`), so that the writer has less to do.
+_DERIVED = (
+    "list_filter(metadata_items, lambda x: x.type = 'video_info')[1].properties AS _vla_vi, "
+    "list_filter(metadata_items, lambda x: x.type = 'caption')[1].properties AS _vla_cap"
+)
+
+
+def with_derived(select: str) -> str:
+    """``select`` (canonical columns) plus the columns :func:`media_sql` derives from."""
+    return f"SELECT *, {_DERIVED} FROM ({select})"
+
+
 def media_sql(extra_keys: list[str]) -> str:
     """SELECT of the ``media`` table from ``src``; ``extra_keys`` are the unknown keys,
     held in ``src`` as :func:`extra_column` columns."""
@@ -162,12 +198,7 @@ SELECT media_id, media_type, file_name, file_path,
        CASE WHEN _vla_vi IS NOT NULL
          THEN COALESCE(_vla_vi.frame_number, {_FRAME_FROM_NAME}) END AS frame_number,
        COALESCE(_vla_cap.text, _vla_cap.caption) AS caption{extras}
-FROM (
-  SELECT *,
-    list_filter(metadata_items, lambda x: x.type = 'video_info')[1].properties AS _vla_vi,
-    list_filter(metadata_items, lambda x: x.type = 'caption')[1].properties AS _vla_cap
-  FROM src
-)
+FROM src
 """
 
 

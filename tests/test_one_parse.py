@@ -1,0 +1,103 @@
+"""A JSON export is parsed once (issue #10): each chunk file starts with a sample item
+from which DuckDB types the columns, and DuckDB refuses any key the sample lacks. These
+tests pin both halves: the one-parse read is what normal exports get, and an export it
+refuses (new keys, unknown item types) loads exactly as the two-parse read loads it,
+with the sample item never reaching a table."""
+
+from __future__ import annotations
+
+import json
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pytest
+
+from vlanalyze import open_export
+from vlanalyze.query import _schema as schema
+from vlanalyze.query._jsonchunks import json_chunks
+from vlanalyze.query._loaders import JsonLoader
+
+
+def _items(export_kit: Any, n: int) -> list[dict[str, Any]]:
+    label = {"type": "image_label", "properties": {"category_name": "cat", "source": "User"}}
+    return [export_kit.item(f"m{i:05d}", metadata_items=[label]) for i in range(n)]
+
+
+def _loader_modes(path: Path, work: Path, *, chunk_bytes: int) -> list[bool]:
+    """Whether each chunk of ``path`` was read in one parse."""
+    from vlanalyze.query._jsonchunks import ChunkSizes
+
+    work.mkdir()
+    sizes = ChunkSizes(chunk_bytes=chunk_bytes)
+    chunks = json_chunks(path, work_dir=work, sizes=sizes, lead=schema.SAMPLE_ITEM)
+    modes = []
+    with closing(duckdb.connect()) as con:
+        loader = JsonLoader(con, path, chunks)
+        while (batch := loader.load_next()) is not None:
+            modes.append(loader.detect)
+            con.execute(f"DROP TABLE {batch.table}")
+            batch.cleanup()
+    return modes
+
+
+def test_the_sample_item_is_detected_as_the_canonical_types(tmp_path: Path) -> None:
+    """Were DuckDB to type the sample otherwise, every export would take the slow read."""
+    path = tmp_path / "sample.json"
+    path.write_bytes(b"[" + schema.SAMPLE_ITEM + b"]")
+    with closing(duckdb.connect()) as con:
+        got = con.execute(
+            "SELECT typeof(COLUMNS(*)) FROM read_json(?, format = 'array', records = true, "
+            "sample_size = 1, map_inference_threshold = -1)",
+            [str(path)],
+        ).fetchall()[0]
+    want = [*schema.KNOWN_MEDIA_KEYS.values(), schema.ITEMS_TYPE]
+    assert [t.replace('"', "") for t in got] == [t.replace('"', "") for t in want]
+
+
+def test_a_normal_export_is_read_in_one_parse(tmp_path: Path, export_kit: Any) -> None:
+    path = export_kit.write_json(tmp_path / "metadata.json", _items(export_kit, 3000))
+    modes = _loader_modes(path, tmp_path / "work", chunk_bytes=100_000)
+    assert len(modes) > 3 and all(modes)
+
+
+def test_a_new_key_midway_switches_to_the_exact_read_for_the_rest(
+    tmp_path: Path, export_kit: Any
+) -> None:
+    items = _items(export_kit, 3000)
+    items[1500]["new_key"] = "v"
+    path = export_kit.write_json(tmp_path / "metadata.json", items)
+    modes = _loader_modes(path, tmp_path / "work", chunk_bytes=100_000)
+    assert modes[0] and not modes[-1]
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["fast-cut", "exact-split"])
+def test_refused_chunks_load_like_accepted_ones(
+    exact: bool, tmp_path: Path, export_kit: Any
+) -> None:
+    """Unknown item types, unknown property keys and a new top-level key, past the first
+    chunks: every item once, the sample item nowhere, other_metadata exact."""
+    items = _items(export_kit, 2400)
+    odd = {"type": "face_box", "properties": {"zzz": [1, 2], "x": "y"}}
+    items[1000]["metadata_items"] = [odd]
+    items[1200]["metadata_items"] = [
+        {"type": "image_label", "properties": {"category_name": "dog", "brand_new": 1}}
+    ]
+    items[2000]["late_key"] = {"a": 1}
+    top = {"media_items": items, "info": {"pad": "]" * 80}}  # 80 "]": no fast cut plan
+    path = tmp_path / "metadata.json"
+    path.write_text(json.dumps(top if exact else {"info": {}, "media_items": items}))
+    with open_export(
+        path, cache_dir=tmp_path / "cache", chunk_bytes=60_000, batch_bytes=60_000
+    ) as ex:
+        assert len(list((ex.cache_path / "media").glob("part-*"))) > 3
+        media = ex.media.collect()
+        labels = ex.labels.collect()
+        other = ex.sql("SELECT media_id, type, properties FROM other_metadata")
+    assert media["media_id"].to_list() == [f"m{i:05d}" for i in range(2400)]
+    assert media.filter(pl.col("late_key").is_not_null())["media_id"].to_list() == ["m02000"]
+    assert labels.height == 2399  # one label per item but m01000 (m01200: a dog)
+    assert labels.filter(pl.col("category_name") == "dog").height == 1
+    assert other.rows() == [("m01000", "face_box", json.dumps(odd["properties"], sort_keys=True))]

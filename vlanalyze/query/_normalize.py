@@ -98,15 +98,19 @@ class _Writer:
             self._write_other([])
 
     def _write_other(self, rows: list[dict[str, Any]]) -> None:
-        """A part of ``other_metadata``: items of unknown types (rare, so written apart)."""
-        table = pa.table(
-            {
-                "media_id": pa.array([r["media_id"] for r in rows], pa.string()),
-                "type": pa.array([r["type"] for r in rows], pa.string()),
-                "properties": pa.array([r["properties"] for r in rows], pa.string()),
-            }
+        """A part of ``other_metadata``: items of unknown types (rare, so written apart).
+
+        Written by DuckDB from list parameters (pyarrow would import pandas, if present,
+        for its first array: a fifth of a second).
+        """
+        target = self.out / "other_metadata" / f"part-{self.other_parts:05d}.parquet"
+        columns = [[r[k] for r in rows] for k in ("media_id", "type", "properties")]
+        self.con.execute(
+            "COPY (SELECT unnest(?::VARCHAR[]) AS media_id, unnest(?::VARCHAR[]) AS type, "
+            f"unnest(?::VARCHAR[]) AS properties) TO {quote_literal(target.as_posix())} "
+            "(FORMAT parquet)",
+            columns,
         )
-        pq.write_table(table, self.out / "other_metadata" / f"part-{self.other_parts:05d}.parquet")
         self.other_parts += 1
         self.counts["other_metadata"] += len(rows)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping
-from contextlib import AbstractContextManager, closing, suppress
+from contextlib import AbstractContextManager, closing, contextmanager, suppress
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -71,6 +71,24 @@ class Export:
             self._con.close()
             self._con = None
         self._snapshot.close()
+
+    def _bounded(self, memory_limit: str) -> AbstractContextManager[None]:
+        """Queries run inside use at most ``memory_limit`` of memory (DuckDB spills the
+        rest): for what the cache build computes on its own, as the normalizer is bounded."""
+
+        @contextmanager
+        def bounded() -> Iterator[None]:
+            if self._con is not None:
+                self._con.close()
+            self._con = self.duckdb()
+            self._con.execute("SET memory_limit = $limit", {"limit": memory_limit})
+            try:
+                yield
+            finally:
+                self._con.close()
+                self._con = None
+
+        return bounded()
 
     def stored(self, name: str, compute: Callable[[], Any]) -> Any:
         """``compute()``'s value, kept with this cache build under ``name``.

@@ -73,10 +73,13 @@ def open_export(
         snapshot, built = _snapshot(source, root, refresh, on_progress, sizes)
         export = Export(source, snapshot)
         if built:
+            from vlanalyze.query._normalize import MEMORY_LIMIT
             from vlanalyze.query._summary import summarize
 
-            # Kept with the build, so that `info` on a cached export answers at once (#11).
-            summarize(export)
+            # Kept with the build, so that `info` on a cached export answers at once (#11);
+            # in the build's memory bound (unbounded, it took 1.7 GB at 1M dense items).
+            with export._bounded(MEMORY_LIMIT):
+                summarize(export)
         return export
 
 

@@ -78,19 +78,18 @@ class JsonLoader:
             return None
         table = f"batch_{self.count}"
         self.count += 1
-        file, fmt = str(chunk.path), chunk.format
+        scan = _Scan(str(chunk.path), chunk.format, chunk.lead)
         try:
-            if not (self.detect and chunk.lead and self._load_detected(table, file, fmt)):
+            if not (self.detect and chunk.lead and self._load_detected(table, scan)):
                 self.detect = False
-                self.extras = _merge(self.extras, _json_extra_keys(self.con, file, fmt))
-                _load_json(self.con, table, _Scan(file, fmt, chunk.lead), self.extras)
+                self.extras = _merge(self.extras, _json_extra_keys(self.con, scan))
+                _load_json(self.con, table, scan, self.extras)
         except duckdb.Error as exc:
             if is_fault(exc):
                 raise
             if chunk.item_offsets is None:
                 raise FastPathFailed(str(exc)) from None
             raise chunk.locate_error(self.path, exc) from None
-        scan = _Scan(file, fmt, chunk.lead)
         return Batch(
             table,
             self.extras,
@@ -99,12 +98,14 @@ class JsonLoader:
             chunk.path.unlink,
         )
 
-    def _load_detected(self, table: str, file: str, fmt: str) -> bool:
-        """Read ``file`` typed by its leading sample item; False if DuckDB refuses it."""
+    def _load_detected(self, table: str, scan: _Scan) -> bool:
+        """Read the chunk typed by its leading sample item; False if DuckDB refuses it."""
         known = ", ".join(quote_ident(k) for k in (*schema.KNOWN_MEDIA_KEYS, "metadata_items"))
+        select = f"SELECT {known} FROM {scan.rows('read_json', ', ' + _DETECT)}"
         try:
-            select = f"SELECT {known} FROM read_json(?, format = ?, {_DETECT}) OFFSET 1"
-            self.con.execute(f"CREATE TABLE {table} AS {schema.with_derived(select)}", [file, fmt])
+            self.con.execute(
+                f"CREATE TABLE {table} AS {schema.with_derived(select)}", scan.params()
+            )
         except duckdb.Error as exc:
             if is_fault(exc):
                 raise
@@ -157,7 +158,7 @@ def _merge(known: list[str], found: list[str]) -> list[str]:
     return known + [k for k in found if k not in known]
 
 
-def _json_extra_keys(con: duckdb.DuckDBPyConnection, file: str, fmt: str) -> list[str]:
+def _json_extra_keys(con: duckdb.DuckDBPyConnection, scan: _Scan) -> list[str]:
     """Every unknown top-level key of every item in ``file``: exact, read by DuckDB.
 
     One more parse of the chunk, so that a key carried by a handful of items of a huge
@@ -165,7 +166,7 @@ def _json_extra_keys(con: duckdb.DuckDBPyConnection, file: str, fmt: str) -> lis
     """
     rows = con.execute(
         "SELECT DISTINCT unnest(json_keys(json)) FROM read_json_objects(?, format = ?)",
-        [file, fmt],
+        scan.params(),
     ).fetchall()
     known = {*schema.KNOWN_MEDIA_KEYS, "metadata_items"}
     return sorted(r[0] for r in rows if r[0] not in known)

@@ -16,27 +16,27 @@ from vlanalyze.query._results import DuplicateLevel, IssueType, LabelCount, Summ
 
 _QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
 
+# Distinct images are counted by ``{media}``: see _media_key.
 _ISSUE_TYPES = """
     SELECT issue_type,
            count(*) FILTER (WHERE object_id IS NULL) AS image_rows,
            count(*) FILTER (WHERE object_id IS NOT NULL) AS object_rows,
-           count(DISTINCT media_id) AS media
+           count(DISTINCT {media}) AS media
     FROM issues GROUP BY issue_type ORDER BY media DESC, issue_type
 """
 _DUPLICATE_LEVELS = """
     SELECT duplicate_threshold AS threshold,
            count(DISTINCT duplicate_group_id) AS groups,
-           count(DISTINCT media_id) AS media
+           count(DISTINCT {media}) AS media
     FROM issues WHERE issue_type = 'duplicates' AND object_id IS NULL
     GROUP BY duplicate_threshold ORDER BY duplicate_threshold
 """
-# Labels per (label, image) first: a quarter faster than count(DISTINCT media_id).
 _TOP_LABELS = """
-    SELECT category_name, count(*) AS media, sum(n) AS labels
-    FROM (SELECT category_name, media_id, count(*) AS n FROM labels GROUP BY ALL)
-    GROUP BY category_name
+    SELECT category_name, count(DISTINCT {media}) AS media, count(*) AS labels
+    FROM labels GROUP BY category_name
     ORDER BY media DESC, category_name LIMIT $top
 """
+_HASH = "CASE WHEN media_id IS NOT NULL THEN hash(media_id) END"
 
 
 def summarize(export: Export, *, top: int = 10) -> Summary:
@@ -63,12 +63,27 @@ def summarize(export: Export, *, top: int = 10) -> Summary:
 
 def _queries(export: Export, top: int) -> dict[str, Any]:
     """The summary's parts that need a pass over the tables, as JSON values."""
+    media = _media_key(export)
     return {
-        "issue_types": export.sql_rows(_ISSUE_TYPES),
-        "duplicate_levels": export.sql_rows(_DUPLICATE_LEVELS),
-        "top_labels": export.sql_rows(_TOP_LABELS, {"top": top}),
+        "issue_types": export.sql_rows(_ISSUE_TYPES.format(media=media)),
+        "duplicate_levels": export.sql_rows(_DUPLICATE_LEVELS.format(media=media)),
+        "top_labels": export.sql_rows(_TOP_LABELS.format(media=media), {"top": top}),
         "uniqueness_quantiles": _quantiles(export),
     }
+
+
+def _media_key(export: Export) -> str:
+    """What ``count(DISTINCT ...)`` counts images by: a 64-bit hash of ``media_id`` where
+    the hash tells every image of this export apart (checked here, once: then counting
+    hashes is exactly counting ids, and twice as fast), else ``media_id`` itself.
+
+    Every row of labels and issues carries the media_id of a row of media, so a hash
+    without collisions on media's ids has none on theirs.
+    """
+    row = export.sql_rows(
+        f"SELECT count(DISTINCT media_id) AS ids, count(DISTINCT {_HASH}) AS hashes FROM media"
+    )[0]
+    return _HASH if row["ids"] == row["hashes"] else "media_id"
 
 
 def _quantiles(export: Export) -> dict[str, float | None]:

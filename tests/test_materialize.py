@@ -299,28 +299,66 @@ def test_coco_layout(boxed: Path, tmp_path: Path) -> None:
 def test_hf_layout_metadata(boxed: Path, tmp_path: Path) -> None:
     out = tmp_path / "hf"
     _run(_open(boxed), _sel(A, D, split=["train", "test"]), out, layout="hf")
-    rows = pl.read_parquet(out / "train" / "metadata.parquet").to_dicts()
+    train = pl.read_parquet(out / "train" / "metadata.parquet")
+    rows = train.to_dicts()
     assert len(rows) == 1 and (out / "train" / rows[0]["file_name"]).is_file()
-    assert rows[0]["labels"] == ["cat", "dog"] and rows[0]["label"] == "cat"
-    assert rows[0]["objects"] == {
-        "bbox": [[10, 20, 30, 40], [0, 0, 200, 100]],
-        "categories": ["cat", "dog"],
-    }
+    assert rows[0]["labels"] == ["cat", "dog"]
+    # ClassLabel indices over the sorted names, which ride in the schema's metadata.
+    features = json.loads(pq_metadata(out / "train" / "metadata.parquet")[b"huggingface"])
+    features = features["info"]["features"]
+    assert features["label"] == {"names": ["cat", "unlabeled"], "_type": "ClassLabel"}
+    cats = features["objects"]["categories"]["feature"]["names"]
+    assert cats == ["cat", "dog"]
+    assert rows[0]["label"] == 0
+    boxes = {"bbox": [[10, 20, 30, 40], [0, 0, 200, 100]], "categories": [0, 1]}
+    assert rows[0]["objects"] == boxes
     test_rows = pl.read_parquet(out / "test" / "metadata.parquet").to_dicts()
     assert test_rows[0]["objects"] == {"bbox": [], "categories": []}
+    assert test_rows[0]["label"] == 1
+    again = _run(_open(boxed), _sel(A, D, split=["train", "test"]), out, layout="hf")
+    assert again.nothing_to_do
+
+
+def pq_metadata(path: Path) -> dict[bytes, bytes]:
+    import pyarrow.parquet as pq
+
+    return dict(pq.read_schema(path).metadata or {})
 
 
 @pytest.mark.slow
 def test_hf_layout_loads_with_datasets(boxed: Path, tmp_path: Path) -> None:
+    """A split with boxes and one without any load together, typed and named."""
     datasets = pytest.importorskip("datasets", reason="datasets is not installed")
     pytest.importorskip("PIL", reason="Pillow is not installed (datasets decodes images with it)")
     out = tmp_path / "hf"
-    _run(_open(boxed), _sel(A, B, C, D, split=["train", "train", "test", "test"]), out, layout="hf")
+    splits = {A: "train", B: "train", C: "test", D: "test"}
+    sel = _sel(*splits, split=list(splits.values()))
+    assert _run(_open(boxed), sel, out, layout="hf").written == 4
     ds = datasets.load_dataset("imagefolder", data_dir=str(out), cache_dir=str(tmp_path / "c"))
+    # Expected, from the fixture: A's label is its User label, B's its Model label, C's
+    # its only one, D has none; boxes as given, in pixels.
+    label_of = {A: "cat", B: "zebra", C: "cat", D: "unlabeled"}
+    boxes_of = {
+        A: [("cat", [10, 20, 30, 40]), ("dog", [0, 0, 200, 100])],
+        B: [("bird", [150, 50, 50, 50])],
+        C: [],
+        D: [],
+    }
+    names = ds["train"].features["label"].names
+    assert names == sorted(set(label_of.values())) == ds["test"].features["label"].names
+    categories = ds["train"].features["objects"]["categories"].feature.names
+    assert categories == ["bird", "cat", "dog"]
     assert ds["train"].num_rows == 2 and ds["test"].num_rows == 2
-    first = {r["media_id"]: r for r in ds["train"]}
-    assert first[A]["objects"]["bbox"] == [[10, 20, 30, 40], [0, 0, 200, 100]]
-    assert first[A]["image"].size == (2, 2)
+    for split in ("train", "test"):
+        for row in ds[split]:
+            media_id = row["media_id"]
+            assert splits[media_id] == split
+            assert names[row["label"]] == label_of[media_id]
+            objects = row["objects"]
+            pairs = zip(objects["categories"], objects["bbox"], strict=True)
+            got = [(categories[c], b) for c, b in pairs]
+            assert got == [(c, [float(v) for v in b]) for c, b in boxes_of[media_id]]
+            assert row["image"].size == (2, 2)
 
 
 # --- modes -------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """Training layouts: where each image goes, and the side files a framework reads.
 
 ``flat``, ``by-label``, ``imagefolder`` (torchvision), ``hf`` (Hugging Face
-imagefolder with ``metadata.parquet`` per split), ``yolo`` (Ultralytics), ``coco`` and
-``csv`` (the manifest alone). Boxes in an export are ``[x, y, w, h]`` in pixels from the
+imagefolder with ``metadata.parquet`` per split, typed, with ``datasets`` features in its
+schema metadata: JSONL types are inferred per split, and a split without boxes would not
+load beside one with boxes), ``yolo`` (Ultralytics), ``coco`` and ``csv`` (the manifest
+alone). Boxes in an export are ``[x, y, w, h]`` in pixels from the
 top-left corner; YOLO wants ``cx cy w h`` normalized by the item's width and height,
 COCO keeps pixels. One class list serves every split (a list per split swaps labels).
 Pure: returns paths and file contents, writes nothing.
@@ -159,11 +161,13 @@ def _coco(items: pl.DataFrame, boxes: Boxes) -> dict[str, bytes]:
 
 
 def _hf(items: pl.DataFrame, boxes: Boxes, all_labels: Mapping[str, list[str]]) -> dict[str, bytes]:
-    # Parquet, not JSONL: datasets infers JSONL types per split from its first rows, so a
-    # split without boxes gets null-typed lists and loading fails ("different features").
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    label_names = sorted(set(items["label"].to_list()))
+    label_ids = {name: i for i, name in enumerate(label_names)}
+    classes = _classes(items, boxes)
+    class_ids = {name: i for i, name in enumerate(classes)}
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in items.iter_rows(named=True):
         own: Sequence[tuple[str, float, float, float, float]] = boxes.get(row["media_id"], ())
@@ -171,18 +175,19 @@ def _hf(items: pl.DataFrame, boxes: Boxes, all_labels: Mapping[str, list[str]]) 
             {
                 "file_name": row["name"],
                 "media_id": row["media_id"],
-                "label": row["label"],
+                "label": label_ids[row["label"]],
                 "labels": all_labels.get(row["media_id"], []),
                 "objects": {
                     "bbox": [[float(v) for v in box] for _c, *box in own],
-                    "categories": [c for c, *_box in own],
+                    "categories": [class_ids[c] for c, *_box in own],
                 },
             }
         )
+    schema = _hf_schema().with_metadata(_hf_features(label_names, classes))
     files = {}
     for split, records in sorted(rows.items()):
         sink = pa.BufferOutputStream()
-        pq.write_table(pa.Table.from_pylist(records, schema=_hf_schema()), sink)
+        pq.write_table(pa.Table.from_pylist(records, schema=schema), sink)
         files[f"{split}/metadata.parquet"] = sink.getvalue().to_pybytes()
     return files
 
@@ -194,16 +199,40 @@ def _hf_schema() -> Any:
         [
             ("file_name", pa.string()),
             ("media_id", pa.string()),
-            ("label", pa.string()),
+            ("label", pa.int64()),
             ("labels", pa.list_(pa.string())),
             (
                 "objects",
                 pa.struct(
                     [
                         ("bbox", pa.list_(pa.list_(pa.float64()))),
-                        ("categories", pa.list_(pa.string())),
+                        ("categories", pa.list_(pa.int64())),
                     ]
                 ),
             ),
         ]
     )
+
+
+def _hf_features(label_names: list[str], classes: list[str]) -> dict[bytes, bytes]:
+    """The columns' ``datasets`` features (4.0 and later), kept in the Parquet schema's
+    ``huggingface`` metadata, where ``datasets`` reads them: explicit types (never
+    inferred from a split's rows) and ClassLabel names for ``label`` and ``categories``."""
+
+    def value(dtype: str) -> dict[str, Any]:
+        return {"dtype": dtype, "_type": "Value"}
+
+    def listed(feature: dict[str, Any]) -> dict[str, Any]:
+        return {"feature": feature, "_type": "List"}
+
+    features = {
+        "file_name": value("string"),
+        "media_id": value("string"),
+        "label": {"names": label_names, "_type": "ClassLabel"},
+        "labels": listed(value("string")),
+        "objects": {
+            "bbox": listed(listed(value("float64"))),
+            "categories": listed({"names": classes, "_type": "ClassLabel"}),
+        },
+    }
+    return {b"huggingface": json.dumps({"info": {"features": features}}).encode()}

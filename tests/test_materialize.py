@@ -492,6 +492,23 @@ def test_prune_removes_only_what_left_and_was_ours(boxed: Path, tmp_path: Path) 
     assert (out / "cat" / "notes.txt").read_text() == "mine" and (out / dests[A]).exists()
 
 
+def test_prune_keeps_a_hard_link_whose_source_is_gone(boxed: Path, tmp_path: Path) -> None:
+    """Links are planned without a size (no stat per source); prune still never deletes
+    the last copy of an image: a link whose source was deleted since."""
+    ex = _open(boxed)
+    out = tmp_path / "o"
+    first = vla.plan_materialize(ex, _sel(A, B, C), out, mode="hardlink")
+    assert first.table["bytes"].null_count() == 3
+    vla.materialize(first)
+    dests = dict(pl.read_csv(out / "manifest.csv").select("media_id", "dest").iter_rows())
+    gone = boxed / "images" / "v2.mp4" / "frame.jpg"
+    content = gone.read_bytes()
+    gone.unlink()
+    result = _run(_open(boxed), _sel(A), out, mode="hardlink", prune=True)
+    assert result.pruned == 1  # C's link; B's is the only copy left
+    assert (out / dests[B]).read_bytes() == content and not (out / dests[C]).exists()
+
+
 # --- idempotent, verify ------------------------------------------------------------------
 
 

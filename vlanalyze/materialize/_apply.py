@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -201,6 +202,9 @@ def _write_images(
     def run(chunk: list[tuple[Any, ...]]) -> int:
         copier = Copier(plan.mode, url_opener=opener)
         try:
+            if plan.mode in ("hardlink", "symlink"):
+                _link_chunk(copier, plan, chunk)
+                return len(chunk)
             for kind, source, dest, mtime_ns in chunk:
                 _put(copier, plan, kind, source, dest, mtime_ns)
         finally:
@@ -222,6 +226,23 @@ def _write_images(
 
 def _in_order(pool: ThreadPoolExecutor, fn: Any, chunks: list[Any]) -> Iterator[int]:
     yield from pool.map(fn, chunks)
+
+
+def _link_chunk(copier: Copier, plan: Plan, chunk: list[tuple[Any, ...]]) -> None:
+    """Links, one system call each: a link never replaces anything, so a destination
+    taken meanwhile (an earlier run's out-of-date link) or any error goes to :func:`_put`,
+    which replaces only our own files and words the error."""
+    out = str(plan.out)
+    hard = plan.mode == "hardlink"
+    absolute = plan.absolute_links
+    for kind, source, dest, mtime_ns in chunk:
+        try:
+            if hard:
+                os.link(source, f"{out}/{dest}")
+            else:
+                os.symlink(link_target(plan.out, dest, source, absolute), f"{out}/{dest}")
+        except OSError:
+            _put(copier, plan, kind, source, dest, mtime_ns)
 
 
 def _put(copier: Copier, plan: Plan, kind: str, source: str, dest: str, mtime: int | None) -> None:
@@ -310,8 +331,11 @@ def _prune(out: Path, stale: list[str], previous: dict[str, int]) -> int:
         except FileNotFoundError:
             continue
         recorded = previous.get(rel, -1)
-        if recorded >= 0 and not os.path.islink(path) and st.st_size != recorded:
-            continue  # changed since we wrote it: someone's work, keep it
+        if stat.S_ISREG(st.st_mode):
+            if recorded >= 0 and st.st_size != recorded:
+                continue  # changed since we wrote it: someone's work, keep it
+            if recorded < 0 and st.st_nlink == 1:
+                continue  # a hard link (no size recorded) whose source is gone: the last copy
         path.unlink()
         removed += 1
         _remove_empty_parents(out, path.parent)

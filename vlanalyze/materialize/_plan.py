@@ -210,6 +210,7 @@ def plan_materialize(
         extra=extra_sources,
         images_root=images_root,
         storage_options=storage_options,
+        sizes=mode not in ("hardlink", "symlink"),
     )
     table = items.join(sources, on="media_id", how="left", maintain_order="left")
     _check_mode(table, mode, out_path, layout)

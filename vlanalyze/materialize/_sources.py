@@ -17,6 +17,7 @@ import posixpath
 import re
 import stat
 import zipfile
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,18 +54,23 @@ def resolve_sources(
     extra: Sequence[Export | str | os.PathLike[str]] = (),
     images_root: str | os.PathLike[str] | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    sizes: bool = True,
 ) -> pl.DataFrame:
-    """A SOURCE_SCHEMA row for every item of ``media`` (media_id, file_path) found."""
-    found = [_from_export(export, media)]
+    """A SOURCE_SCHEMA row for every item of ``media`` (media_id, file_path) found.
+
+    ``sizes=False`` (links, which copy no bytes): local files may come without size and
+    mtime, found by listing their folders where that is cheaper than a stat per file.
+    """
+    found = [_from_export(export, media, sizes)]
     for other in extra:
         other_ex = other if isinstance(other, Export) else open_export(other)
-        found.append(_from_export(other_ex, media))
+        found.append(_from_export(other_ex, media, sizes))
     if images_root is not None:
         root = os.fspath(images_root)
         if is_url(root):
             found.append(_from_url(root, media, storage_options or {}))
         else:
-            found.append(_from_folder(Path(root), media))
+            found.append(_from_folder(Path(root), media, sizes))
     return pl.concat(found, how="vertical").unique("media_id", keep="first", maintain_order=True)
 
 
@@ -72,14 +78,55 @@ def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=SOURCE_SCHEMA)
 
 
-def _from_export(export: Export, media: pl.DataFrame) -> pl.DataFrame:
+def _from_export(export: Export, media: pl.DataFrame, sizes: bool) -> pl.DataFrame:
     paths = export.images.paths.join(media.select("media_id"), on="media_id", how="semi")
     if paths.height == 0:
         return _frame([])
     pairs = list(zip(paths["media_id"], paths["image_path"], strict=True))
     if export.source.member is not None:
         return _from_zip(export.root, export.source.zip_prefix, pairs)
-    return _stat_files(os.path.abspath(export.root), pairs)
+    return _local_files(os.path.abspath(export.root), pairs, sizes)
+
+
+def _local_files(root: str, pairs: list[tuple[str, str]], sizes: bool) -> pl.DataFrame:
+    if sizes:
+        return _stat_files(root, pairs)
+    by_folder: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for media_id, rel in pairs:
+        folder, _, name = rel.rpartition("/")
+        by_folder[folder].append((media_id, name))
+    found = [_list_folder(f"{root}/{folder}" if folder else root, members)
+             for folder, members in by_folder.items()]  # fmt: skip
+    return pl.concat(found, how="vertical") if found else _frame([])
+
+
+def _list_folder(folder: str, members: list[tuple[str, str]]) -> pl.DataFrame:
+    """The regular files among ``members`` (media_id, name) of ``folder``, found by one
+    listing (no size or mtime; the folder's device), unless the folder is much larger
+    than the members (a few images of a big folder): then a stat each."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return _frame([])
+    # A directory's size grows with its entries (ext4: 8 bytes + the name, per entry).
+    if st.st_size > 4096 + 256 * len(members):
+        return _stat_files(folder, [(media_id, name) for media_id, name in members])
+    try:
+        with os.scandir(folder) as entries:
+            listed = {entry.name: entry for entry in entries}
+    except OSError:
+        return _frame([])
+    ids: list[str] = []
+    sources: list[str] = []
+    for media_id, name in members:
+        entry = listed.get(name)
+        if entry is not None and entry.is_file():  # follows a symlink, as stat does
+            ids.append(media_id)
+            sources.append(entry.path)
+    n = len(ids)
+    columns: dict[str, list[Any]] = {"media_id": ids, "source": sources, "kind": ["file"] * n}
+    columns |= {"bytes": [None] * n, "mtime_ns": [None] * n, "dev": [st.st_dev] * n}
+    return pl.DataFrame(columns, schema=SOURCE_SCHEMA)
 
 
 def _stat_files(root: str, pairs: list[tuple[str, str]]) -> pl.DataFrame:
@@ -146,7 +193,7 @@ def _safe_rel(file_path: str | None) -> str | None:
     return rel
 
 
-def _from_folder(root: Path, media: pl.DataFrame) -> pl.DataFrame:
+def _from_folder(root: Path, media: pl.DataFrame, sizes: bool) -> pl.DataFrame:
     if not root.is_dir():
         raise MaterializeError(
             f"the images root {root} is not a folder",
@@ -157,7 +204,7 @@ def _from_folder(root: Path, media: pl.DataFrame) -> pl.DataFrame:
         rel = _safe_rel(file_path)
         if rel is not None:
             pairs.append((media_id, rel))
-    return _stat_files(os.path.abspath(root), pairs)
+    return _local_files(os.path.abspath(root), pairs, sizes)
 
 
 def url_filesystem(url: str, storage_options: Mapping[str, Any]) -> Any:

@@ -16,6 +16,8 @@ from materialize_kit import item, jpeg, tree, write_export, write_images
 import vlanalyze as vla
 from vlanalyze.errors import MaterializeError, SelectionError
 
+FILES = "vlanalyze-materialize-files.parquet"
+
 # --- fixtures ----------------------------------------------------------------------------
 
 A, B, C, D = (f"{n}0000000-0000-4000-8000-00000000000{n}" for n in "1234")
@@ -60,7 +62,7 @@ def _sel(*ids: str, **cols: list[str]) -> pl.DataFrame:
 
 
 def _images(out: Path) -> dict[str, bytes]:
-    skip = {"manifest.csv", "vlanalyze-materialize.json"}
+    skip = {"manifest.csv", "vlanalyze-materialize.json", FILES}
     return {k: v for k, v in tree(out).items() if k not in skip}
 
 
@@ -525,7 +527,37 @@ def test_second_run_writes_nothing(boxed: Path, tmp_path: Path) -> None:
     assert record["status"] == "complete" and record["parameters"]["layout"] == "coco"
     assert record["selection"]["rows"] == 3 and len(record["selection"]["sha256"]) == 64
     assert record["export"]["info"]["dataset"] == "t" and record["version"] == vla.__version__
-    assert "annotations/instances_train.json" in record["files"]
+    assert record["files_table"] == FILES and record["files_count"] == 5
+    files = dict(pl.read_parquet(out / FILES).iter_rows())
+    assert set(files) == {*_images(out), "manifest.csv"}
+    assert files["annotations/instances_train.json"] == len(
+        (out / "annotations/instances_train.json").read_bytes()
+    )
+
+
+def test_a_record_of_an_earlier_version_is_read(boxed: Path, tmp_path: Path) -> None:
+    """Records once listed the files in the JSON: a rerun and prune still know them."""
+    ex = _open(boxed)
+    out = tmp_path / "o"
+    _run(ex, _sel(A, B), out)
+    record = json.loads((out / "vlanalyze-materialize.json").read_text())
+    files = dict(pl.read_parquet(out / FILES).iter_rows())
+    del record["files_table"], record["files_count"]
+    (out / "vlanalyze-materialize.json").write_text(json.dumps({**record, "files": files}))
+    (out / FILES).unlink()
+    dests = dict(pl.read_csv(out / "manifest.csv").select("media_id", "dest").iter_rows())
+    result = _run(ex, _sel(A), out, prune=True)
+    assert result.written == 0 and result.pruned == 1 and not (out / dests[B]).exists()
+    assert set(dict(pl.read_parquet(out / FILES).iter_rows())) == {dests[A], "manifest.csv"}
+
+
+def test_a_files_table_without_a_record_is_a_conflict(boxed: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / FILES).write_bytes(b"not ours")
+    with pytest.raises(MaterializeError, match=FILES):
+        _run(_open(boxed), _sel(A), out)
+    assert tree(out) == {FILES: b"not ours"}
 
 
 def test_verify_finds_a_changed_file_the_quick_check_misses(boxed: Path, tmp_path: Path) -> None:
@@ -566,7 +598,7 @@ def test_missing_images_listed_before_writing(tmp_path: Path) -> None:
 def test_csv_layout_writes_only_the_manifest(tmp_path: Path) -> None:
     export = write_export(tmp_path / "e", [item(A, "a.jpg"), item(B, "b.jpg")], images=False)
     _run(_open(export), _sel(B, A), tmp_path / "o", layout="csv")
-    assert set(tree(tmp_path / "o")) == {"manifest.csv", "vlanalyze-materialize.json"}
+    assert set(tree(tmp_path / "o")) == {"manifest.csv", "vlanalyze-materialize.json", FILES}
     manifest = pl.read_csv(tmp_path / "o" / "manifest.csv")
     assert manifest["media_id"].to_list() == [B, A]
     assert manifest["url"][0].endswith(B)

@@ -57,7 +57,7 @@ def test_run_then_nothing_to_do(export: Path, sel: Path, tmp_path: Path) -> None
     assert first.stdout.startswith("Wrote 3 images") and "0 up to date" in first.stdout
     second = _cli(str(export), str(sel), "-o", str(out), "-q")
     assert second.exit_code == 0 and second.stdout.startswith("Nothing to do: 3 items")
-    assert len(tree(out)) == 5  # 3 images, manifest, record
+    assert len(tree(out)) == 6  # 3 images, manifest, record (JSON and files table)
 
 
 def test_dry_run_writes_nothing(export: Path, sel: Path, tmp_path: Path) -> None:

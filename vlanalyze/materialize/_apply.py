@@ -11,6 +11,7 @@ when their content changes, so a run with nothing to do writes nothing.
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import stat
@@ -29,7 +30,7 @@ from vlanalyze.errors import Fix, MaterializeError
 from vlanalyze.materialize._copy import Copier
 from vlanalyze.materialize._plan import Plan
 from vlanalyze.materialize._sources import url_filesystem
-from vlanalyze.materialize._state import MANIFEST_FILE, RECORD_FILE, link_target
+from vlanalyze.materialize._state import FILES_FILE, MANIFEST_FILE, RECORD_FILE, link_target
 from vlanalyze.materialize._verify import same_content
 
 __all__ = ["MaterializeResult", "materialize"]
@@ -101,7 +102,7 @@ def materialize(
     stale = sorted(left) if prune else []
     manifest = _manifest(table)
     if todo.height or sides or stale or _changed(out / MANIFEST_FILE, manifest):
-        begin(plan)
+        begin(plan, files)
     notes = _write_images(plan, todo, on_progress, workers)
     side_written = _write_sides(out, sides)
     pruned = _prune(out, stale, plan.previous) if stale else 0
@@ -120,10 +121,11 @@ def materialize(
     )
 
 
-def begin(plan: Plan) -> None:
+def begin(plan: Plan, files: dict[str, int] | None = None) -> None:
     """Record, before any image is written, every file ``plan`` will write (status
     ``in-progress``): what lets a later run tell its own files from a user's."""
-    files = _files_of(plan.table, plan)
+    if files is None:
+        files = _files_of(plan.table, plan)
     _write_record(plan.out, plan, {**plan.previous, **files}, status="in-progress")
 
 
@@ -174,13 +176,22 @@ def _write_record(out: Path, plan: Plan, files: dict[str, int], *, status: str) 
             "image_bytes": int(images["bytes"].fill_null(0).sum()),
             "side_files": len(plan.side_files),
         },
-        "files": dict(sorted(files.items())),
+        "files_table": FILES_FILE,
+        "files_count": len(files),
     }
-    # Compact: the C encoder (indent= falls back to pure Python, 10x slower on big records).
-    data = (json.dumps(record, default=str, separators=(",", ":")) + "\n").encode("utf-8")
-    if _changed(out / RECORD_FILE, data):
-        out.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(out / RECORD_FILE, data, overwrite=True)
+    data = (json.dumps(record, default=str, indent=1) + "\n").encode("utf-8")
+    table = pl.DataFrame(
+        {"path": list(files), "bytes": list(files.values())},
+        schema={"path": pl.String, "bytes": pl.Int64},
+    ).sort("path")
+    sink = io.BytesIO()
+    table.write_parquet(sink, statistics=False)
+    # The JSON first: until the table is written, the one on disk lists at least every
+    # file there (this run writes nothing before both are written).
+    for name, content in ((RECORD_FILE, data), (FILES_FILE, sink.getvalue())):
+        if _changed(out / name, content):
+            out.mkdir(parents=True, exist_ok=True)
+            write_bytes_atomic(out / name, content, overwrite=True)
 
 
 def _write_images(

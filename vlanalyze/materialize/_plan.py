@@ -32,6 +32,7 @@ from vlanalyze.materialize._layouts import LAYOUTS, image_dests, side_files
 from vlanalyze.materialize._selection import HasTable, SelectionTable, read_selection
 from vlanalyze.materialize._sources import resolve_sources
 from vlanalyze.materialize._state import (
+    FILES_FILE,
     MANIFEST_FILE,
     RECORD_FILE,
     dest_action,
@@ -86,7 +87,7 @@ class Plan:
     def stale(self) -> list[str]:
         """Files an earlier run wrote that this plan no longer has (what prune removes)."""
         keep = set(self.table["dest"].drop_nulls()) | set(self.side_files)
-        keep |= {MANIFEST_FILE, RECORD_FILE}
+        keep |= {MANIFEST_FILE, RECORD_FILE, FILES_FILE}
         return sorted(p for p in self.previous if p not in keep)
 
     def summary(self) -> dict[str, int]:
@@ -239,6 +240,8 @@ def _finish(
     side_actions = {p: side_action(out, p, data, previous) for p, data in extra.items()}
     if MANIFEST_FILE not in previous and os.path.lexists(out / MANIFEST_FILE):
         side_actions[MANIFEST_FILE] = "conflict"  # someone's own manifest.csv
+    if not os.path.lexists(out / RECORD_FILE) and os.path.lexists(out / FILES_FILE):
+        side_actions[FILES_FILE] = "conflict"  # not ours: our record would name it
     record = {
         "tool": "vlanalyze materialize",
         "version": __version__,
@@ -359,7 +362,7 @@ def _boxes(
 
 def _check_paths(dests: list[str], extra: list[str]) -> None:
     names_mod.check_all(dests, "the destination")
-    reserved = [MANIFEST_FILE, RECORD_FILE]
+    reserved = [MANIFEST_FILE, RECORD_FILE, FILES_FILE]
     clashes = names_mod.find_collisions([*dests, *extra, *reserved])
     if clashes:
         a, b = clashes[0]

@@ -91,42 +91,46 @@ def _from_export(export: Export, media: pl.DataFrame, sizes: bool) -> pl.DataFra
 def _local_files(root: str, pairs: list[tuple[str, str]], sizes: bool) -> pl.DataFrame:
     if sizes:
         return _stat_files(root, pairs)
-    by_folder: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    by_folder: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for media_id, rel in pairs:
         folder, _, name = rel.rpartition("/")
-        by_folder[folder].append((media_id, name))
-    found = [_list_folder(f"{root}/{folder}" if folder else root, members)
-             for folder, members in by_folder.items()]  # fmt: skip
-    return pl.concat(found, how="vertical") if found else _frame([])
+        by_folder[folder][name].append(media_id)
+    columns: dict[str, list[Any]] = {"media_id": [], "source": [], "dev": []}
+    stated = []
+    for folder, members in by_folder.items():
+        path = f"{root}/{folder}" if folder else root
+        if not _list_folder(path, members, columns):
+            pairs_here = [(m, name) for name, ids in members.items() for m in ids]
+            stated.append(_stat_files(path, pairs_here))
+    n = len(columns["media_id"])
+    columns |= {"kind": ["file"] * n, "bytes": [None] * n, "mtime_ns": [None] * n}
+    listed = pl.DataFrame(columns, schema=SOURCE_SCHEMA)
+    return pl.concat([listed, *stated], how="vertical") if stated else listed
 
 
-def _list_folder(folder: str, members: list[tuple[str, str]]) -> pl.DataFrame:
-    """The regular files among ``members`` (media_id, name) of ``folder``, found by one
-    listing (no size or mtime; the folder's device), unless the folder is much larger
-    than the members (a few images of a big folder): then a stat each."""
+def _list_folder(folder: str, members: dict[str, list[str]], columns: dict[str, list[Any]]) -> bool:
+    """Append the regular files among ``members`` (name -> media ids) of ``folder``, found
+    by one listing (no size or mtime; the folder's device), to ``columns``. False (and
+    nothing appended) when the folder is much larger than the members (a few images of
+    a big folder): a stat each is cheaper then."""
     try:
         st = os.stat(folder)
     except OSError:
-        return _frame([])
+        return True  # no folder: none of the members is there
     # A directory's size grows with its entries (ext4: 8 bytes + the name, per entry).
     if st.st_size > 4096 + 256 * len(members):
-        return _stat_files(folder, [(media_id, name) for media_id, name in members])
+        return False
     try:
         with os.scandir(folder) as entries:
-            listed = {entry.name: entry for entry in entries}
+            for entry in entries:
+                ids = members.get(entry.name)
+                if ids is not None and entry.is_file():  # follows symlinks, as stat
+                    columns["media_id"].extend(ids)
+                    columns["source"].extend([entry.path] * len(ids))
+                    columns["dev"].extend([st.st_dev] * len(ids))
     except OSError:
-        return _frame([])
-    ids: list[str] = []
-    sources: list[str] = []
-    for media_id, name in members:
-        entry = listed.get(name)
-        if entry is not None and entry.is_file():  # follows a symlink, as stat does
-            ids.append(media_id)
-            sources.append(entry.path)
-    n = len(ids)
-    columns: dict[str, list[Any]] = {"media_id": ids, "source": sources, "kind": ["file"] * n}
-    columns |= {"bytes": [None] * n, "mtime_ns": [None] * n, "dev": [st.st_dev] * n}
-    return pl.DataFrame(columns, schema=SOURCE_SCHEMA)
+        pass
+    return True
 
 
 def _stat_files(root: str, pairs: list[tuple[str, str]]) -> pl.DataFrame:

@@ -1,9 +1,13 @@
 """What is already in an output folder, and whether this tool wrote it.
 
-``OUT/vlanalyze-materialize.json`` records every file a run wrote (path -> bytes). It is
-written *before* the first file (as ``in-progress``, listing what the run will write)
+``OUT/vlanalyze-materialize.json`` records a run (export, selection, parameters, counts)
+and names ``OUT/vlanalyze-materialize-files.parquet``, the files runs wrote (path, bytes;
+-1: not known, e.g. a hard link): a table, not JSON, as it holds millions of paths. Both
+are written *before* the first file (as ``in-progress``, listing what the run will write)
 and again at the end, so a run killed midway leaves files the next run recognizes as
-its own. A file at a destination that no record lists is a user's file: a conflict.
+its own. The JSON is written first: the files table on disk always lists at least
+the files there. A file at a destination that no record lists is a user's file: a
+conflict. Records of earlier versions (a ``files`` object in the JSON) are read too.
 Reads only; writing is :mod:`vlanalyze.materialize._apply`'s job.
 """
 
@@ -15,9 +19,12 @@ import stat
 from functools import lru_cache
 from pathlib import Path
 
+import polars as pl
+
 from vlanalyze.errors import MaterializeError
 
 __all__ = [
+    "FILES_FILE",
     "MANIFEST_FILE",
     "RECORD_FILE",
     "dest_action",
@@ -28,6 +35,7 @@ __all__ = [
 
 MANIFEST_FILE = "manifest.csv"
 RECORD_FILE = "vlanalyze-materialize.json"
+FILES_FILE = "vlanalyze-materialize-files.parquet"
 
 
 def read_record(out: Path) -> dict[str, int]:
@@ -44,6 +52,8 @@ def read_record(out: Path) -> dict[str, int]:
             f"cannot read {path}: {exc}",
             hint="it is not a vlanalyze record; move it away, or choose another folder",
         ) from None
+    if isinstance(data, dict) and data.get("files_table") == FILES_FILE:
+        return _read_files(out / FILES_FILE)
     files = data.get("files") if isinstance(data, dict) else None
     if not isinstance(files, dict):
         raise MaterializeError(
@@ -51,6 +61,23 @@ def read_record(out: Path) -> dict[str, int]:
             hint="move it away, or choose another folder",
         )
     return {str(k): int(v) if isinstance(v, int) else -1 for k, v in files.items()}
+
+
+def _read_files(path: Path) -> dict[str, int]:
+    """The files table; {} when it is not there yet (a run killed between the two
+    writes of its record, before any image): every file then counts as a user's."""
+    try:
+        table = pl.read_parquet(path, columns=["path", "bytes"])
+    except FileNotFoundError:
+        return {}
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise MaterializeError(
+            f"cannot read {path}: {exc}",
+            hint="it is not a vlanalyze files table; move the folder's "
+            f"{RECORD_FILE} and {FILES_FILE} away, or choose another folder",
+        ) from None
+    sizes = table["bytes"].fill_null(-1).to_list()
+    return dict(zip(table["path"].to_list(), sizes, strict=True))
 
 
 @lru_cache(maxsize=4096)

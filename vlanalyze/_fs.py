@@ -21,7 +21,7 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -77,15 +77,20 @@ def _create_exclusive(path: Path) -> int:
 
 
 @contextmanager
-def atomic_path(target: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
+def atomic_path(
+    target: str | os.PathLike[str], *, overwrite: bool = False, clean: bool = True
+) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` on success.
 
     For writers that take a path (DuckDB ``COPY``, pyarrow). The temporary file is
-    removed if the block raises (Ctrl-C included) or leaves nothing there.
+    removed if the block raises (Ctrl-C included) or leaves nothing there. ``clean``:
+    first remove stale temporary files of ``target`` (see :func:`clean_stale_temps`),
+    which lists its folder; False when the caller did so already.
     """
     dest = Path(target)
     ensure_absent(dest, overwrite=overwrite)
-    clean_stale_temps(dest)
+    if clean:
+        clean_stale_temps(dest)
     tmp = temp_sibling(dest)
     fd = _create_exclusive(tmp)
     try:
@@ -121,17 +126,20 @@ else:
         return True
 
 
-def clean_stale_temps(target: Path, *, older_than: float = STALE_SECONDS) -> list[Path]:
-    """Remove temporary files of ``target`` left by killed runs; return what was removed.
+def clean_stale_temps(
+    target: Path, *, older_than: float = STALE_SECONDS, siblings: Sequence[str] = ()
+) -> list[Path]:
+    """Remove temporary files of ``target`` (and of the files named ``siblings`` in its
+    folder: one listing for all) left by killed runs; return what was removed.
 
     A temporary file is stale when it is older than ``older_than`` seconds and no process
     holds its lock (:func:`atomic_path` holds one while it writes): another process's
     file being written is never touched.
     """
     removed: list[Path] = []
-    prefix = f".{target.name}{TEMP_PREFIX}"
+    prefixes = tuple(f".{name}{TEMP_PREFIX}" for name in (target.name, *siblings))
     try:
-        entries = [e for e in os.scandir(target.parent or ".") if e.name.startswith(prefix)]
+        entries = [e for e in os.scandir(target.parent or ".") if e.name.startswith(prefixes)]
     except OSError:
         return removed
     now = time.time()
@@ -158,16 +166,20 @@ def clean_stale_temps(target: Path, *, older_than: float = STALE_SECONDS) -> lis
 
 
 @contextmanager
-def atomic_file(target: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[BinaryIO]:
+def atomic_file(
+    target: str | os.PathLike[str], *, overwrite: bool = False, clean: bool = True
+) -> Iterator[BinaryIO]:
     """Yield a binary file open on a temporary name; rename it onto ``target`` on success."""
-    with atomic_path(target, overwrite=overwrite) as tmp, tmp.open("wb") as fh:
+    with atomic_path(target, overwrite=overwrite, clean=clean) as tmp, tmp.open("wb") as fh:
         yield fh
         fh.flush()
 
 
-def write_bytes_atomic(target: str | os.PathLike[str], data: bytes, *, overwrite: bool) -> None:
-    """Write ``data`` to ``target`` atomically."""
-    with atomic_file(target, overwrite=overwrite) as fh:
+def write_bytes_atomic(
+    target: str | os.PathLike[str], data: bytes, *, overwrite: bool, clean: bool = True
+) -> None:
+    """Write ``data`` to ``target`` atomically (``clean``: as :func:`atomic_path`)."""
+    with atomic_file(target, overwrite=overwrite, clean=clean) as fh:
         fh.write(data)
 
 

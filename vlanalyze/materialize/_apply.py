@@ -14,6 +14,7 @@ import errno
 import io
 import json
 import os
+import posixpath
 import stat
 import threading
 import time
@@ -101,13 +102,15 @@ def materialize(
     left = set(plan.stale)
     stale = sorted(left) if prune else []
     manifest = _manifest(table)
+    if out.is_dir():  # one listing, then every write in OUT skips its own
+        _clear_temp_files(out, [""], [RECORD_FILE, FILES_FILE, MANIFEST_FILE])
     if todo.height or sides or stale or _changed(out / MANIFEST_FILE, manifest):
         begin(plan, files)
     notes = _write_images(plan, todo, on_progress, workers)
     side_written = _write_sides(out, sides)
     pruned = _prune(out, stale, plan.previous) if stale else 0
     if _changed(out / MANIFEST_FILE, manifest):
-        write_bytes_atomic(out / MANIFEST_FILE, manifest, overwrite=True)
+        write_bytes_atomic(out / MANIFEST_FILE, manifest, overwrite=True, clean=False)
     kept = {} if prune else {p: s for p, s in plan.previous.items() if p in left}
     _write_record(out, plan, {**kept, **files}, status="complete")
     return MaterializeResult(
@@ -191,7 +194,7 @@ def _write_record(out: Path, plan: Plan, files: dict[str, int], *, status: str) 
     for name, content in ((RECORD_FILE, data), (FILES_FILE, sink.getvalue())):
         if _changed(out / name, content):
             out.mkdir(parents=True, exist_ok=True)
-            write_bytes_atomic(out / name, content, overwrite=True)
+            write_bytes_atomic(out / name, content, overwrite=True, clean=False)
 
 
 def _write_images(
@@ -321,15 +324,15 @@ def _url_opener(todo: pl.DataFrame, options: dict[str, Any]) -> Any:
 
 
 def _write_sides(out: Path, sides: dict[str, bytes]) -> int:
-    written = 0
-    for rel, data in sides.items():
+    changed = {rel: data for rel, data in sides.items() if _changed(out / rel, data)}
+    folders = sorted({posixpath.dirname(rel) for rel in changed})
+    # One listing per folder (not one per file: YOLO writes a label file per image).
+    _clear_temp_files(out, [f for f in folders if (out / f).is_dir()], list(changed))
+    for rel, data in changed.items():
         target = out / rel
-        if not _changed(target, data):
-            continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(target, data, overwrite=True)
-        written += 1
-    return written
+        write_bytes_atomic(target, data, overwrite=True, clean=False)
+    return len(changed)
 
 
 def _prune(out: Path, stale: list[str], previous: dict[str, int]) -> int:

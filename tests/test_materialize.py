@@ -263,6 +263,27 @@ def test_yolo_layout(boxed: Path, tmp_path: Path) -> None:
     assert not list((out / "labels" / "val").glob(Path(dests[C]).stem + ".txt"))
 
 
+def test_temporary_files_a_killed_run_left_are_removed(boxed: Path, tmp_path: Path) -> None:
+    """Beside layout files and the record too, not only beside images; a user's
+    hidden file that merely looks alike stays."""
+    out = tmp_path / "y"
+    sel = _sel(A, B, split=["train", "val"])
+    _run(_open(boxed), sel, out, layout="yolo")
+    (label,) = (out / "labels" / "train").iterdir()
+    left = [
+        label.parent / f".{label.name}.vla-tmp-part-0123456789ab",
+        out / ".vlanalyze-materialize.json.vla-tmp-part-0123456789ab",
+        out / f".{FILES}.vla-tmp-part-0123456789ab",
+    ]
+    for path in left:
+        path.write_bytes(b"partial")
+    label.write_text("0 0.5 0.5 0.1 0.1\n")  # out of date: rewritten
+    mine = out / "labels" / "train" / ".notes.txt.vla-tmp-part-0123456789ab"
+    mine.write_text("mine")
+    _run(_open(boxed), sel, out, layout="yolo")
+    assert [p for p in left if p.exists()] == [] and mine.read_text() == "mine"
+
+
 def test_yolo_rejects_unknown_split_names(boxed: Path, tmp_path: Path) -> None:
     with pytest.raises(MaterializeError, match="train, val or test"):
         vla.plan_materialize(_open(boxed), _sel(A, split=["dev"]), tmp_path / "o", layout="yolo")

@@ -101,18 +101,21 @@ def materialize(
     files = _files_of(table, plan)
     left = set(plan.stale)
     stale = sorted(left) if prune else []
-    manifest = _manifest(table)
     if out.is_dir():  # one listing, then every write in OUT skips its own
         _clear_temp_files(out, [""], [RECORD_FILE, FILES_FILE, MANIFEST_FILE])
-    if todo.height or sides or stale or _changed(out / MANIFEST_FILE, manifest):
-        begin(plan, files)
-    notes = _write_images(plan, todo, on_progress, workers)
-    side_written = _write_sides(out, sides)
-    pruned = _prune(out, stale, plan.previous) if stale else 0
-    if _changed(out / MANIFEST_FILE, manifest):
-        write_bytes_atomic(out / MANIFEST_FILE, manifest, overwrite=True, clean=False)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # Rendered while the images are written (polars writes CSV off the GIL).
+        manifest = pool.submit(_manifest, table)
+        begun = None
+        if todo.height or sides or stale or _changed(out / MANIFEST_FILE, manifest.result()):
+            begun = begin(plan, files)
+        notes = _write_images(plan, todo, on_progress, workers)
+        side_written = _write_sides(out, sides)
+        pruned = _prune(out, stale, plan.previous) if stale else 0
+        if _changed(out / MANIFEST_FILE, manifest.result()):
+            write_bytes_atomic(out / MANIFEST_FILE, manifest.result(), overwrite=True, clean=False)
     kept = {} if prune else {p: s for p, s in plan.previous.items() if p in left}
-    _write_record(out, plan, {**kept, **files}, status="complete")
+    _write_record(out, plan, {**kept, **files}, status="complete", written=begun)
     return MaterializeResult(
         out=out,
         written=todo.height,
@@ -124,12 +127,13 @@ def materialize(
     )
 
 
-def begin(plan: Plan, files: dict[str, int] | None = None) -> None:
+def begin(plan: Plan, files: dict[str, int] | None = None) -> _FilesTable:
     """Record, before any image is written, every file ``plan`` will write (status
     ``in-progress``): what lets a later run tell its own files from a user's."""
     if files is None:
         files = _files_of(plan.table, plan)
-    _write_record(plan.out, plan, {**plan.previous, **files}, status="in-progress")
+    files = {**plan.previous, **files}
+    return _write_record(plan.out, plan, files, status="in-progress", written=None)
 
 
 def _verified(plan: Plan) -> pl.DataFrame:
@@ -168,7 +172,14 @@ def _changed(path: Path, data: bytes) -> bool:
         return True
 
 
-def _write_record(out: Path, plan: Plan, files: dict[str, int], *, status: str) -> None:
+_FilesTable = tuple[dict[str, int], bytes]  # the files a record lists, as Parquet
+
+
+def _write_record(
+    out: Path, plan: Plan, files: dict[str, int], *, status: str, written: _FilesTable | None
+) -> _FilesTable:
+    """Write the record's JSON and files table where they changed (``written``: the
+    table this run wrote already, reused when ``files`` are the same)."""
     images = plan.table.filter(pl.col("dest").is_not_null())
     record: dict[str, Any] = {
         **plan.record,
@@ -183,18 +194,24 @@ def _write_record(out: Path, plan: Plan, files: dict[str, int], *, status: str) 
         "files_count": len(files),
     }
     data = (json.dumps(record, default=str, indent=1) + "\n").encode("utf-8")
+    table = written[1] if written and written[0] == files else _files_table(files)
+    # The JSON first: until the table is written, the one on disk lists at least every
+    # file there (this run writes nothing before both are written).
+    for name, content in ((RECORD_FILE, data), (FILES_FILE, table)):
+        if _changed(out / name, content):
+            out.mkdir(parents=True, exist_ok=True)
+            write_bytes_atomic(out / name, content, overwrite=True, clean=False)
+    return files, table
+
+
+def _files_table(files: dict[str, int]) -> bytes:
     table = pl.DataFrame(
         {"path": list(files), "bytes": list(files.values())},
         schema={"path": pl.String, "bytes": pl.Int64},
     ).sort("path")
     sink = io.BytesIO()
     table.write_parquet(sink, statistics=False)
-    # The JSON first: until the table is written, the one on disk lists at least every
-    # file there (this run writes nothing before both are written).
-    for name, content in ((RECORD_FILE, data), (FILES_FILE, sink.getvalue())):
-        if _changed(out / name, content):
-            out.mkdir(parents=True, exist_ok=True)
-            write_bytes_atomic(out / name, content, overwrite=True, clean=False)
+    return sink.getvalue()
 
 
 def _write_images(

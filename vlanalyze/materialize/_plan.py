@@ -319,10 +319,11 @@ def _items(export: Export, sel: SelectionTable) -> pl.DataFrame:
         media_id8=pl.col("media_id").str.slice(0, 8),
     )
     # As names_mod.split_name: the last extension, none for ".hidden".
-    return items.drop("_known").with_columns(
-        stem=pl.col("file_name").str.extract(r"^(.+)\.[^.]*$", 1).fill_null(pl.col("file_name")),
-        ext=pl.col("file_name").str.extract(r"^.+(\.[^.]*)$", 1).fill_null(""),
+    items = items.drop("_known").with_columns(
+        ext=pl.col("file_name").str.extract(r".(\.[^.]*)$", 1).fill_null("")
     )
+    chars = pl.col("file_name").str.len_chars() - pl.col("ext").str.len_chars()
+    return items.with_columns(stem=pl.col("file_name").str.head(chars))
 
 
 def _chosen_labels(export: Export, sel: SelectionTable) -> pl.DataFrame:

@@ -133,9 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     archive.read_bytes()
     out = folder / "out"
     times: dict[str, list[float]] = {}
+    loads: dict[str, list[float]] = {}
 
     def add(name: str, seconds: float) -> None:
         times.setdefault(name, []).append(seconds)
+        loads.setdefault(name, []).append(os.getloadavg()[0])
 
     images = str(export / "images")
     unzip = ["unzip", "-q", str(archive), "images/*", "-d", str(out / "unzip")]
@@ -158,15 +160,19 @@ def main(argv: list[str] | None = None) -> int:
         add("rerun", time.perf_counter() - start)
         assert done.stdout.startswith("Nothing to do"), done.stdout
     shutil.rmtree(out, ignore_errors=True)
-    report(times, args.count, total)
+    report(times, loads, args.count, total)
     return 0
 
 
-def report(times: dict[str, list[float]], count: int, total: int) -> None:
+def report(
+    times: dict[str, list[float]], loads: dict[str, list[float]], count: int, total: int
+) -> None:
     best = {k: min(v) for k, v in times.items()}
     print(f"files {count}, {total / 1e9:.2f} GB; load average {os.getloadavg()[0]:.2f}")
+    print("  (each run: seconds @ the 1-minute load average when it ended)")
     for name, runs in times.items():
-        print(f"  {name:<9} best {best[name]:7.3f} s   runs: {', '.join(f'{t:.3f}' for t in runs)}")
+        shown = ", ".join(f"{t:.3f}@{load:.1f}" for t, load in zip(runs, loads[name], strict=True))
+        print(f"  {name:<9} best {best[name]:7.3f} s   runs: {shown}")
     copy = min(best["copy w1"], best["copy w2"])
     rows = [
         ("copy", copy, "cp -r"),

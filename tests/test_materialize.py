@@ -166,6 +166,33 @@ def test_hostile_labels_never_leave_out(
     assert after == before
 
 
+@pytest.mark.parametrize("mode", ["hardlink", "symlink", "copy"])
+def test_sources_found_alike_by_listing_or_stat(tmp_path: Path, mode: str) -> None:
+    """Link modes find sources by listing folders (a stat each where a folder is much
+    larger than what is wanted from it); copies stat each. Both find the same files:
+    at the root, in a big folder, through a symlink; not a folder named like an image."""
+    E = "50000000-0000-4000-8000-000000000005"
+    paths = {A: "top.jpg", B: "big/b.jpg", C: "sub/c.jpg", D: "sub/dir.jpg", E: "sub/gone.jpg"}
+    export = write_export(tmp_path / "e", [item(m, p) for m, p in paths.items()], images=False)
+    root = tmp_path / "root"
+    write_images(root, ["top.jpg", "big/b.jpg", "elsewhere/c.jpg"])
+    for i in range(400):  # "big/" is far larger than the one image wanted from it
+        (root / "big" / f"other_{i:04d}.jpg").write_bytes(b"x")
+    assert (root / "big").stat().st_size > 4096 + 256  # so it takes the stat path
+    (root / "sub").mkdir()
+    (root / "sub" / "c.jpg").symlink_to(root / "elsewhere" / "c.jpg")
+    (root / "sub" / "dir.jpg").mkdir()
+    plan = vla.plan_materialize(_open(export), _sel(*paths), tmp_path / "o", mode=mode,
+                                images_root=root)  # fmt: skip
+    assert sorted(plan.missing) == sorted([D, E])
+    sources = dict(plan.table.select("media_id", "source").iter_rows())
+    assert {m: sources[m] for m in (A, B, C)} == {m: f"{root}/{paths[m]}" for m in (A, B, C)}
+    ok = vla.plan_materialize(_open(export), _sel(A, B, C), tmp_path / "o", mode=mode,
+                              images_root=root)  # fmt: skip
+    assert vla.materialize(ok).written == 3
+    assert (tmp_path / "o" / "c__30000000.jpg").read_bytes() == jpeg("elsewhere/c.jpg")
+
+
 def test_hostile_file_path_under_images_root_is_not_a_source(tmp_path: Path) -> None:
     (tmp_path / "secret.jpg").write_bytes(b"secret")
     export = write_export(tmp_path / "e", [item(A, "../secret.jpg")], images=False)

@@ -222,7 +222,8 @@ def _write_images(
         return []
     dests = todo["dest"].to_list()
     _clear_temp_files(plan.out, _make_folders(plan.out, todo), dests)
-    rows = list(todo.select("kind", "source", "dest", "mtime_ns").iter_rows())
+    columns = (todo[c].to_list() for c in ("kind", "source", "dest", "mtime_ns"))
+    rows = list(zip(*columns, strict=True))
     chunks = [rows[i : i + _CHUNK] for i in range(0, total, _CHUNK)]
     workers = workers or 1
     opener = _url_opener(todo, plan.storage_options)

@@ -17,7 +17,6 @@ import posixpath
 import re
 import stat
 import zipfile
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -82,54 +81,58 @@ def _from_export(export: Export, media: pl.DataFrame, sizes: bool) -> pl.DataFra
     paths = export.images.paths.join(media.select("media_id"), on="media_id", how="semi")
     if paths.height == 0:
         return _frame([])
-    pairs = list(zip(paths["media_id"], paths["image_path"], strict=True))
     if export.source.member is not None:
+        pairs = list(zip(paths["media_id"], paths["image_path"], strict=True))
         return _from_zip(export.root, export.source.zip_prefix, pairs)
-    return _local_files(os.path.abspath(export.root), pairs, sizes)
+    wanted = paths.select("media_id", rel="image_path")
+    return _local_files(os.path.abspath(export.root), wanted, sizes)
 
 
-def _local_files(root: str, pairs: list[tuple[str, str]], sizes: bool) -> pl.DataFrame:
+def _local_files(root: str, wanted: pl.DataFrame, sizes: bool) -> pl.DataFrame:
+    """The regular files ``root/<rel>`` of ``wanted`` (media_id, rel)."""
     if sizes:
-        return _stat_files(root, pairs)
-    by_folder: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for media_id, rel in pairs:
-        folder, _, name = rel.rpartition("/")
-        by_folder[folder][name].append(media_id)
-    columns: dict[str, list[Any]] = {"media_id": [], "source": [], "dev": []}
-    stated = []
-    for folder, members in by_folder.items():
-        path = f"{root}/{folder}" if folder else root
-        if not _list_folder(path, members, columns):
-            pairs_here = [(m, name) for name, ids in members.items() for m in ids]
-            stated.append(_stat_files(path, pairs_here))
-    n = len(columns["media_id"])
-    columns |= {"kind": ["file"] * n, "bytes": [None] * n, "mtime_ns": [None] * n}
-    listed = pl.DataFrame(columns, schema=SOURCE_SCHEMA)
-    return pl.concat([listed, *stated], how="vertical") if stated else listed
+        return _stat_files(root, wanted.rows())
+    wanted = wanted.with_columns(folder=pl.col("rel").str.extract(r"^(.*)/", 1).fill_null(""))
+    listing: dict[str, list[Any]] = {"rel": [], "dev": []}
+    big: list[str] = []
+    for folder, count in wanted.group_by("folder").len().iter_rows():
+        if not _list_folder(root, folder, count, listing):
+            big.append(folder)
+    listed = pl.DataFrame(listing, schema={"rel": pl.String, "dev": pl.Int64})
+    found = wanted.join(listed, on="rel", how="inner").select(
+        "media_id",
+        source=pl.lit(f"{root}/") + pl.col("rel"),
+        kind=pl.lit("file"),
+        bytes=pl.lit(None, pl.Int64),
+        mtime_ns=pl.lit(None, pl.Int64),
+        dev="dev",
+    )
+    if not big:
+        return found
+    rest = wanted.filter(pl.col("folder").is_in(big)).select("media_id", "rel").rows()
+    return pl.concat([found, _stat_files(root, rest)], how="vertical")
 
 
-def _list_folder(folder: str, members: dict[str, list[str]], columns: dict[str, list[Any]]) -> bool:
-    """Append the regular files among ``members`` (name -> media ids) of ``folder``, found
-    by one listing (no size or mtime; the folder's device), to ``columns``. False (and
-    nothing appended) when the folder is much larger than the members (a few images of
-    a big folder): a stat each is cheaper then."""
+def _list_folder(root: str, folder: str, count: int, listing: dict[str, list[Any]]) -> bool:
+    """Append the regular files of ``root/folder`` to ``listing`` (rel, dev): one listing
+    for the ``count`` files wanted there (no size or mtime; the folder's device). False
+    (and nothing appended) when the folder is much larger: a stat each is cheaper then."""
+    path = f"{root}/{folder}" if folder else root
     try:
-        st = os.stat(folder)
+        st = os.stat(path)
     except OSError:
-        return True  # no folder: none of the members is there
+        return True  # no folder: none of the files is there
     # A directory's size grows with its entries (ext4: 8 bytes + the name, per entry).
-    if st.st_size > 4096 + 256 * len(members):
+    if st.st_size > 4096 + 256 * count:
         return False
+    prefix = f"{folder}/" if folder else ""
     try:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                ids = members.get(entry.name)
-                if ids is not None and entry.is_file():  # follows symlinks, as stat
-                    columns["media_id"].extend(ids)
-                    columns["source"].extend([entry.path] * len(ids))
-                    columns["dev"].extend([st.st_dev] * len(ids))
+        with os.scandir(path) as entries:  # is_file follows symlinks, as stat does
+            rels = [prefix + entry.name for entry in entries if entry.is_file()]
     except OSError:
-        pass
+        return True
+    listing["rel"].extend(rels)
+    listing["dev"].extend([st.st_dev] * len(rels))
     return True
 
 
@@ -203,12 +206,17 @@ def _from_folder(root: Path, media: pl.DataFrame, sizes: bool) -> pl.DataFrame:
             f"the images root {root} is not a folder",
             hint="give the folder the dataset's file_paths are relative to",
         )
-    pairs = []
+    ids: list[str] = []
+    rels: list[str] = []
     for media_id, file_path in zip(media["media_id"], media["file_path"], strict=True):
         rel = _safe_rel(file_path)
         if rel is not None:
-            pairs.append((media_id, rel))
-    return _local_files(os.path.abspath(root), pairs, sizes)
+            ids.append(media_id)
+            rels.append(rel)
+    wanted = pl.DataFrame(
+        {"media_id": ids, "rel": rels}, schema={"media_id": pl.String, "rel": pl.String}
+    )
+    return _local_files(os.path.abspath(root), wanted, sizes)
 
 
 def url_filesystem(url: str, storage_options: Mapping[str, Any]) -> Any:

@@ -105,6 +105,16 @@ def test_missing_images_exit_1(tmp_path: Path, sel: Path) -> None:
     assert "--fetch-missing" in line and not (tmp_path / "o").exists()
 
 
+def test_links_are_reported_as_linked_without_a_size(export: Path, sel: Path) -> None:
+    out = export.parent / "linked"
+    dry = _cli(str(export), str(sel), "-o", str(out), "--mode", "symlink", "--dry-run")
+    assert dry.exit_code == 0 and "  write:     3 images\n" in dry.stdout
+    result = _cli(str(export), str(sel), "-o", str(out), "--mode", "symlink", "-q")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Linked 3 images, 0 up to date in ")
+    assert all(p.is_symlink() for p in out.glob("*.jpg")) and len(list(out.glob("*.jpg"))) == 3
+
+
 def test_hardlink_across_filesystems_names_mode_copy(export: Path, sel: Path) -> None:
     other = Path("/dev/shm")
     if not os.access(other, os.W_OK) or other.stat().st_dev == export.stat().st_dev:

@@ -134,7 +134,10 @@ def materialize(
     if result.nothing_to_do:
         click.echo(f"Nothing to do: {plan.table.height} items up to date in {result.out}")
         return
-    parts = [f"wrote {result.written} images ({_size(result.bytes_written)})"]
+    if mode in ("hardlink", "symlink"):  # links write no bytes (nor know the sizes)
+        parts = [f"linked {result.written} images"]
+    else:
+        parts = [f"wrote {result.written} images ({_size(result.bytes_written)})"]
     parts.append(f"{result.skipped} up to date")
     if result.side_files_written:
         parts.append(f"{result.side_files_written} layout files")
@@ -147,10 +150,11 @@ def materialize(
 def _describe(plan: Plan) -> str:
     s = plan.summary()
     side = len(plan.side_files)
+    size = "" if plan.mode in ("hardlink", "symlink") else f" ({_size(s['bytes_to_write'])})"
     return "\n".join(
         [
             f"Plan for {plan.out} (layout {plan.layout}, mode {plan.mode}): {s['items']} items",
-            f"  write:     {s['write']} images ({_size(s['bytes_to_write'])})",
+            f"  write:     {s['write']} images{size}",
             f"  skip:      {s['skip']} up to date",
             f"  layout:    {s['side_files_to_write']} of {side} files to write",
             f"  conflicts: {s['conflict']}",

@@ -559,6 +559,18 @@ def test_prune_keeps_a_hard_link_whose_source_is_gone(boxed: Path, tmp_path: Pat
     assert (out / dests[B]).read_bytes() == content and not (out / dests[C]).exists()
 
 
+def test_prune_keeps_a_folder_that_replaced_a_file(boxed: Path, tmp_path: Path) -> None:
+    ex = _open(boxed)
+    out = tmp_path / "o"
+    _run(ex, _sel(A, C), out)
+    dests = dict(pl.read_csv(out / "manifest.csv").select("media_id", "dest").iter_rows())
+    (out / dests[C]).unlink()
+    (out / dests[C]).mkdir()
+    (out / dests[C] / "mine.txt").write_text("mine")
+    result = _run(ex, _sel(A), out, prune=True)
+    assert result.pruned == 0 and (out / dests[C] / "mine.txt").read_text() == "mine"
+
+
 # --- idempotent, verify ------------------------------------------------------------------
 
 

@@ -363,6 +363,8 @@ def _prune(out: Path, stale: list[str], previous: dict[str, int]) -> int:
         except FileNotFoundError:
             continue
         recorded = previous.get(rel, -1)
+        if stat.S_ISDIR(st.st_mode):
+            continue  # a folder where we wrote a file: someone's, keep it
         if stat.S_ISREG(st.st_mode):
             if recorded >= 0 and st.st_size != recorded:
                 continue  # changed since we wrote it: someone's work, keep it

@@ -358,6 +358,7 @@ def test_hf_layout_metadata(boxed: Path, tmp_path: Path) -> None:
     features = features["info"]["features"]
     assert features["label"] == {"names": ["cat", "unlabeled"], "_type": "ClassLabel"}
     cats = features["objects"]["categories"]["feature"]["names"]
+    assert features["objects"]["bbox"]["_type"] == "Sequence"  # known before datasets 4.0 too
     assert cats == ["cat", "dog"]
     assert rows[0]["label"] == 0
     boxes = {"bbox": [[10, 20, 30, 40], [0, 0, 200, 100]], "categories": [0, 1]}

@@ -215,15 +215,16 @@ def _hf_schema() -> Any:
 
 
 def _hf_features(label_names: list[str], classes: list[str]) -> dict[bytes, bytes]:
-    """The columns' ``datasets`` features (4.0 and later), kept in the Parquet schema's
-    ``huggingface`` metadata, where ``datasets`` reads them: explicit types (never
-    inferred from a split's rows) and ClassLabel names for ``label`` and ``categories``."""
+    """The columns' ``datasets`` features, kept in the Parquet schema's ``huggingface``
+    metadata, where ``datasets`` reads them: explicit types (never inferred from a
+    split's rows) and ClassLabel names for ``label`` and ``categories``. Lists are
+    ``Sequence``s of values: what datasets before 4.0 know, read as ``List`` since."""
 
     def value(dtype: str) -> dict[str, Any]:
         return {"dtype": dtype, "_type": "Value"}
 
     def listed(feature: dict[str, Any]) -> dict[str, Any]:
-        return {"feature": feature, "_type": "List"}
+        return {"feature": feature, "_type": "Sequence"}
 
     features = {
         "file_name": value("string"),

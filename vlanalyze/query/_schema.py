@@ -113,15 +113,19 @@ SAMPLE_ITEM = json.dumps(
 
 _SIZE = r"^\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*$"
 
-# Parse "48.27KB" / "3.38MB" / "512" into bytes (binary multiples, as Visual Layer shows).
-FILE_SIZE_SQL = f"""
-CASE upper(regexp_extract(CAST(file_size AS VARCHAR), '{_SIZE}', 2))
+# Parse "48.27KB" / "3.38MB" / "512" into bytes (binary multiples, as Visual Layer shows),
+# from the number and unit that one regular expression finds (see media_sql).
+FILE_SIZE_SQL = """
+CASE upper(_vla_fs.unit)
   WHEN '' THEN 1 WHEN 'B' THEN 1 WHEN 'KB' THEN 1024 WHEN 'KIB' THEN 1024
   WHEN 'MB' THEN 1048576 WHEN 'MIB' THEN 1048576
   WHEN 'GB' THEN 1073741824 WHEN 'GIB' THEN 1073741824
   WHEN 'TB' THEN 1099511627776 WHEN 'TIB' THEN 1099511627776
-END * TRY_CAST(NULLIF(regexp_extract(CAST(file_size AS VARCHAR), '{_SIZE}', 1), '') AS DOUBLE)
+END * TRY_CAST(NULLIF(_vla_fs.num, '') AS DOUBLE)
 """
+_FILE_SIZE_PARTS = (
+    f"regexp_extract(CAST(file_size AS VARCHAR), '{_SIZE}', ['num', 'unit']) AS _vla_fs"
+)
 
 
 # Columns of the ``media`` table that vlanalyze computes or adds (``image_path`` is added
@@ -198,7 +202,7 @@ SELECT media_id, media_type, file_name, file_path,
        CASE WHEN _vla_vi IS NOT NULL
          THEN COALESCE(_vla_vi.frame_number, {_FRAME_FROM_NAME}) END AS frame_number,
        COALESCE(_vla_cap.text, _vla_cap.caption) AS caption{extras}
-FROM src
+FROM (SELECT *, {_FILE_SIZE_PARTS} FROM src)
 """
 
 

@@ -33,7 +33,13 @@ from vlanalyze._fs import ProgressCallback, atomic_path
 from vlanalyze.errors import ExportFormatError
 from vlanalyze.query import _schema as schema
 from vlanalyze.query import _sql
-from vlanalyze.query._jsonchunks import DEFAULT_SIZES, ChunkSizes, FastPathFailed, json_chunks
+from vlanalyze.query._jsonchunks import (
+    DEFAULT_SIZES,
+    ChunkSizes,
+    FastPathFailed,
+    Prefetched,
+    json_chunks,
+)
 from vlanalyze.query._loaders import Batch, JsonLoader, ParquetLoader, parquet_top_level
 from vlanalyze.query._sql import quote_ident, quote_literal
 
@@ -212,8 +218,12 @@ def _normalize_json(
     path: Path, out: Path, *, exact: bool, on_progress: ProgressCallback | None, sizes: ChunkSizes
 ) -> Normalized:
     chunks = json_chunks(path, work_dir=out, exact=exact, sizes=sizes, lead=schema.SAMPLE_ITEM)
-    with closing(connect(out)) as con, closing(con.cursor()) as load_con:
-        counts = _run(con, JsonLoader(load_con, path, chunks), out, on_progress)
+    with (
+        closing(Prefetched(chunks)) as ahead,
+        closing(connect(out)) as con,
+        closing(con.cursor()) as load_con,
+    ):
+        counts = _run(con, JsonLoader(load_con, path, ahead), out, on_progress)
     return Normalized(chunks.top_level, counts)
 
 

@@ -155,3 +155,19 @@ def test_a_live_readers_build_is_not_removed(tmp_path: Path) -> None:
     with open_export(path, cache_dir=cache) as ex:  # theirs is released: now removed
         assert ex.counts["media"] == 11
     assert not theirs.exists()
+
+
+def test_the_last_reader_of_an_old_build_removes_it(tmp_path: Path) -> None:
+    """No later open is needed: closing the last Export of an old build removes it."""
+    path = tmp_path / "metadata.json"
+    cache = tmp_path / "cache"
+    _write(path, 20, "old")
+    old = open_export(path, cache_dir=cache)
+    _write(path, 30, "new")
+    with open_export(path, cache_dir=cache) as new:
+        assert new.counts["media"] == 30
+    assert len(list(cache.rglob("manifest.json"))) == 2  # the old one is still read
+    old.close()
+    assert len(list(cache.rglob("manifest.json"))) == 1
+    with open_export(path, cache_dir=cache) as again:  # the current build is untouched
+        assert again.counts["media"] == 30

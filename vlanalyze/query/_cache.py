@@ -36,7 +36,7 @@ import shutil
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -124,8 +124,16 @@ class Snapshot:
         return [str(self.path / table / p[0]) for p in self.manifest.parts.get(table, [])]
 
     def close(self) -> None:
-        """Release the build: a later build may remove it once no one else reads it."""
+        """Release the build. An old build (no longer current) is removed by the last
+        process that reads it, when it closes it; else by the next build."""
+        if not self._finalizer.alive:
+            return
         self._finalizer()
+        entry = self.path.parent
+        with suppress(OSError, CacheError):  # tidying is a courtesy: never an error
+            current = _read_current(entry)
+            if current is not None and current != self.path.name:
+                tidy(entry, entry / current)
 
 
 def open_current(entry: Path, fingerprint: dict[str, Any]) -> Snapshot | None:

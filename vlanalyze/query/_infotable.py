@@ -6,16 +6,14 @@ value that is not a scalar is kept as JSON text, so no key is dropped.
 
 from __future__ import annotations
 
-import io
 import json
 import math
-from datetime import UTC, datetime
+from contextlib import closing
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.json as pajson
-import pyarrow.parquet as pq
+from vlanalyze.query._sql import connect, quote_ident, quote_literal
 
 _TIMESTAMPS = ("export_time", "dataset_creation_time")
 
@@ -45,34 +43,31 @@ def _timestamp(text: str) -> datetime | str:
 
 
 def write_info_table(out: Path, top_level: dict[str, Any], *, fmt: str, source: str) -> None:
-    """Write ``out/info/part-00000.parquet``.
-
-    The row goes through pyarrow's JSON reader with an explicit schema: building arrays
-    from Python values would import pandas, where installed (a fifth of a second).
-    """
-    fields, values = [], {}
-    for key, value in info_row(top_level, fmt=fmt, source=source).items():
-        kind, values[key] = _typed(value)
-        fields.append(pa.field(key, kind))
-    options = pajson.ParseOptions(explicit_schema=pa.schema(fields))
-    table = pajson.read_json(io.BytesIO(json.dumps(values).encode()), parse_options=options)
+    """Write ``out/info/part-00000.parquet`` (by DuckDB: opening a JSON export imports
+    no pyarrow). Names that differ only in case keep both values (the second is written
+    as ``<name>_1``)."""
+    row = info_row(top_level, fmt=fmt, source=source)
+    columns, values = [], []
+    for i, (key, value) in enumerate(row.items()):
+        cast, typed = _typed(value)
+        columns.append(f"${i + 1}{cast} AS {quote_ident(key.replace(chr(0), chr(0xFFFD)))}")
+        values.append(typed)
     (out / "info").mkdir(exist_ok=True)
-    pq.write_table(table, out / "info" / "part-00000.parquet")
+    target = quote_literal((out / "info" / "part-00000.parquet").as_posix())
+    with closing(connect()) as con:
+        con.execute(f"COPY (SELECT {', '.join(columns)}) TO {target} (FORMAT parquet)", values)
 
 
-def _typed(value: Any) -> tuple[pa.DataType, Any]:
-    """The Arrow type of an info value, and the value as JSON gives it to that type."""
+def _typed(value: Any) -> tuple[str, Any]:
+    """The SQL cast of an info value, and the value to bind."""
     if value is None:
-        return pa.null(), None
+        return "", None
     if isinstance(value, bool):
-        return pa.bool_(), value
+        return "::BOOLEAN", value
     if isinstance(value, int) and -(2**63) <= value < 2**63:
-        return pa.int64(), value
+        return "::BIGINT", value
     if isinstance(value, float) and math.isfinite(value):
-        return pa.float64(), value
+        return "::DOUBLE", value
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            return pa.timestamp("us"), value.isoformat(sep=" ")
-        utc = value.astimezone(UTC).replace(tzinfo=None)
-        return pa.timestamp("us", tz="UTC"), utc.isoformat(sep=" ")
-    return pa.string(), str(value)
+        return ("::TIMESTAMP" if value.tzinfo is None else "::TIMESTAMPTZ"), value
+    return "::VARCHAR", str(value)

@@ -1,6 +1,7 @@
 """Loaders of the normalizer: each turns its source into DuckDB tables of canonical
 batches (``batch_<n>``: the known media columns, unknown keys, and ``metadata_items``
-typed as :data:`vlanalyze.query._schema.ITEMS_TYPE`).
+typed as :data:`vlanalyze.query._schema.ITEMS_TYPE`). The JSON loader is here, the
+Parquet one in :mod:`vlanalyze.query._parquetload`.
 
 A loader runs on its own DuckDB connection, in a worker thread, while the writer
 (:mod:`vlanalyze.query._normalize`) turns the previous batch into Parquet. It writes no file
@@ -9,24 +10,19 @@ but the JSON chunk files it is handed.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from vlanalyze.errors import ExportFormatError
 from vlanalyze.query import _schema as schema
 from vlanalyze.query._jsonchunks import Chunk, FastPathFailed
 from vlanalyze.query._schema import extra_column
-from vlanalyze.query._sql import is_fault, quote_ident, quote_literal
+from vlanalyze.query._sql import is_fault, quote_ident
 
 RawItems = list[tuple[str, Any]]
-_RAW_STRUCTURE = """'[{"type": "VARCHAR", "properties": "JSON"}]'"""
 # read_json types the columns from the first item alone (the sample) and refuses unknown keys.
 _DETECT = "records = true, sample_size = 1, map_inference_threshold = -1"
 _RAW_ITEMS = {"media_id": "VARCHAR", "metadata_items": "STRUCT(type VARCHAR, properties JSON)[]"}
@@ -208,141 +204,3 @@ def _raw_json_items(con: duckdb.DuckDBPyConnection, scan: _Scan) -> RawItems:
         f"SELECT media_id, unnest(metadata_items) FROM {items}", [*scan.params(), _RAW_ITEMS]
     ).fetchall()
     return [(r[0], r[1]) for r in rows]
-
-
-class ParquetLoader:
-    """Reads a ``metadata.parquet`` in batches of rows, mapped onto the canonical columns.
-
-    The file's columns are renamed by position (``_vla_c<i>``) before DuckDB sees them,
-    so no column name from the file ever reaches SQL text.
-    """
-
-    def __init__(
-        self, con: duckdb.DuckDBPyConnection, pf: pq.ParquetFile, path: Path, *, rows: int
-    ) -> None:
-        self.con = con
-        self.select, self.extras = parquet_select(pf.schema_arrow, path)
-        self.text = _items_text(pf.schema_arrow)
-        self.batches = pf.iter_batches(batch_size=rows)
-        self.schema = pf.schema_arrow
-        self.total = max(pf.metadata.num_rows, 1)
-        self.done = 0
-        self.count = 0
-
-    def load_next(self) -> Batch | None:
-        """Map the next batch of rows into a table; None at the end."""
-        record_batch = next(self.batches, None)
-        if record_batch is None:
-            return None
-        arrow = _positional(pa.Table.from_batches([record_batch]))
-        table = self._load(arrow, f"batch_{self.count}")
-        self.count += 1
-        self.done += arrow.num_rows
-        return Batch(table, self.extras, lambda con: self._raw(con, arrow), self.done)
-
-    def empty(self) -> Batch:
-        """An empty batch, so an export without rows still gets its tables."""
-        table = self._load(_positional(self.schema.empty_table()), "batch_empty")
-        return Batch(table, self.extras, lambda con: [], 0)
-
-    def _load(self, arrow: pa.Table, table: str) -> str:
-        self.con.register("raw", arrow)
-        try:
-            select = schema.with_derived(f"{self.select} FROM raw")
-            self.con.execute(f"CREATE TABLE {table} AS {select}")
-        finally:
-            self.con.unregister("raw")
-        return table
-
-    def _raw(self, con: duckdb.DuckDBPyConnection, arrow: pa.Table) -> RawItems:
-        if self.text is None:
-            return []
-        con.register("raw_items", arrow)
-        try:
-            rows = con.execute(
-                f"SELECT CAST({self.media_id} AS VARCHAR), unnest(from_json({self.text}, "
-                f"{_RAW_STRUCTURE})) FROM raw_items"
-            ).fetchall()
-        finally:
-            con.unregister("raw_items")
-        return [(r[0], r[1]) for r in rows]
-
-    @property
-    def media_id(self) -> str:
-        return _col(list(self.schema.names).index("media_id"))
-
-
-def _col(index: int) -> str:
-    """The positional name of a Parquet export's ``index``-th column."""
-    return f"_vla_c{index}"
-
-
-def _positional(arrow: pa.Table) -> pa.Table:
-    return arrow.rename_columns([_col(i) for i in range(arrow.num_columns)])
-
-
-def parquet_select(arrow_schema: pa.Schema, path: Path) -> tuple[str, list[str]]:
-    """SELECT list mapping a Parquet export's (positionally named) columns onto the
-    canonical ones; and the names of the unknown columns, in file order."""
-    names = list(arrow_schema.names)
-    if "media_id" not in names:
-        shown = ", ".join(repr(n) for n in names[:12])
-        raise ExportFormatError(
-            f"{path}: no 'media_id' column (columns: {shown})",
-            hint="this is not a Visual Layer metadata.parquet",
-        )
-    index = {n: i for i, n in reversed(list(enumerate(names)))}  # the first of a name
-    rename = {"file_name": "image_filename"} if "file_name" not in names else {}
-    parts, used = [], set()
-    for key, sql_type in schema.KNOWN_MEDIA_KEYS.items():
-        col = rename.get(key, key)
-        expr = f"CAST(NULL AS {sql_type})"
-        if col in index:
-            used.add(index[col])
-            expr = f"TRY_CAST({_col(index[col])} AS {sql_type})"
-        parts.append(f"{expr} AS {quote_ident(key)}")
-    parts.append(f"{_items_expr(arrow_schema)} AS metadata_items")
-    if "metadata_items" in index:
-        used.add(index["metadata_items"])
-    extras = [(i, n) for i, n in enumerate(names) if i not in used]
-    for j, (i, _name) in enumerate(extras):
-        kind = arrow_schema.field(i).type
-        expr = _col(i) if _is_text(kind) else f"to_json({_col(i)})"
-        parts.append(f"CAST({expr} AS VARCHAR) AS {extra_column(j)}")
-    return "SELECT " + ", ".join(parts), [n for _i, n in extras]
-
-
-def _is_text(kind: pa.DataType) -> bool:
-    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
-
-
-def _items_text(arrow_schema: pa.Schema) -> str | None:
-    """SQL giving ``metadata_items`` as JSON text (for items of unknown types only)."""
-    if "metadata_items" not in arrow_schema.names:
-        return None
-    i = list(arrow_schema.names).index("metadata_items")
-    return _col(i) if _is_text(arrow_schema.field(i).type) else f"to_json({_col(i)})"
-
-
-def _items_expr(arrow_schema: pa.Schema) -> str:
-    if "metadata_items" not in arrow_schema.names:
-        return f"CAST([] AS {schema.ITEMS_TYPE})"
-    i = list(arrow_schema.names).index("metadata_items")
-    col = _col(i)
-    if _is_text(arrow_schema.field(i).type):
-        return f"from_json({col}, {quote_literal(schema.ITEMS_STRUCTURE)})"
-    # A list of structs with whatever fields its writer had: DuckDB (>= 2.0) casts
-    # structs by field name, so missing fields become NULL and extra ones are dropped.
-    return f"CAST({col} AS {schema.ITEMS_TYPE})"
-
-
-def parquet_top_level(pf: pq.ParquetFile) -> dict[str, Any]:
-    """The ``info`` block stored as JSON in the file's key-value metadata, if any."""
-    raw = (pf.schema_arrow.metadata or {}).get(b"info")
-    if raw is None:
-        return {}
-    try:
-        info = json.loads(raw)
-    except json.JSONDecodeError:
-        return {}
-    return {"info": info} if isinstance(info, dict) else {}

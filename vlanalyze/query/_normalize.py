@@ -22,11 +22,9 @@ from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 from duckdb import DuckDBPyConnection
 
 from vlanalyze._fs import ProgressCallback, atomic_path
@@ -40,7 +38,10 @@ from vlanalyze.query._jsonchunks import (
     Prefetched,
     json_chunks,
 )
-from vlanalyze.query._loaders import Batch, JsonLoader, ParquetLoader, parquet_top_level
+from vlanalyze.query._loaders import Batch, JsonLoader
+
+if TYPE_CHECKING:
+    from vlanalyze.query._parquetload import ParquetLoader
 from vlanalyze.query._sql import quote_ident, quote_literal
 
 # Rows per Parquet batch: memory grows with it (about 1 GB peak at 20,000 rows of
@@ -238,6 +239,11 @@ def normalize_parquet(
 
     ``sizes`` is for JSON only (accepted so that both forms are called alike).
     """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from vlanalyze.query._parquetload import ParquetLoader, parquet_top_level
+
     try:
         pf = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:

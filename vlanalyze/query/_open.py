@@ -9,11 +9,12 @@ cache build of it or builds one (:mod:`vlanalyze.query._cache`,
 from __future__ import annotations
 
 import os
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from vlanalyze._fs import ProgressCallback
-from vlanalyze.errors import CacheError, ExportFormatError, Fix
+from vlanalyze.errors import CacheError, ExportFormatError, Fix, QueryError
 from vlanalyze.query import _cache as cache_mod
 from vlanalyze.query import _schema as schema
 from vlanalyze.query._cache import Manifest, Snapshot
@@ -79,8 +80,8 @@ def open_export(
             # Kept with the build, so that `info` on a cached export answers at once (#11),
             # in a memory bound (unbounded: 1.7 GB at 1M dense items, bounded: 0.57 GB
             # and 10% faster).
-            with export._bounded(_SUMMARY_MEMORY):
-                summarize(export)
+            with suppress(QueryError), export._bounded(_SUMMARY_MEMORY):
+                summarize(export)  # if it fails here, `info` computes it (or says why)
         return export
 
 

@@ -61,13 +61,7 @@ class Normalized:
     counts: dict[str, int]
 
 
-# DuckDB's memory bound while a cache is built (beyond it, it spills to the build folder).
-MEMORY_LIMIT = "1GB"
-
-
-def connect(
-    work_dir: Path | None = None, *, memory_limit: str = MEMORY_LIMIT
-) -> DuckDBPyConnection:
+def connect(work_dir: Path | None = None, *, memory_limit: str = "1GB") -> DuckDBPyConnection:
     """The normalizer's DuckDB connection: quiet, spilling to ``work_dir`` if it must."""
     temp = None if work_dir is None else work_dir / "duckdb-tmp"
     return _sql.connect(memory_limit=memory_limit, temp_dir=temp)

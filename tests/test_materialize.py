@@ -346,28 +346,45 @@ def test_coco_layout(boxed: Path, tmp_path: Path) -> None:
     assert images[B]["width"] == 300 and images[B]["height"] == 150
 
 
-def test_hf_layout_metadata(boxed: Path, tmp_path: Path) -> None:
+def test_hf_layout_writes_metadata_jsonl(boxed: Path, tmp_path: Path) -> None:
+    """Every split has boxes and labels: one metadata.jsonl per split, as the guides show."""
+    out = tmp_path / "hf"
+    _run(_open(boxed), _sel(A, B, split=["train", "test"]), out, layout="hf")
+    assert sorted(p.name for p in (out / "train").glob("metadata.*")) == ["metadata.jsonl"]
+    (train,) = _jsonl(out / "train" / "metadata.jsonl")
+    assert (out / "train" / train["file_name"]).is_file()
+    assert train["media_id"] == A and train["label"] == "cat"
+    assert train["labels"] == ["cat", "dog"]
+    bbox = [[10.0, 20.0, 30.0, 40.0], [0.0, 0.0, 200.0, 100.0]]
+    assert train["objects"] == {"bbox": bbox, "categories": ["cat", "dog"]}
+    (test,) = _jsonl(out / "test" / "metadata.jsonl")
+    assert test["label"] == "zebra" and test["objects"]["categories"] == ["bird"]
+    again = _run(_open(boxed), _sel(A, B, split=["train", "test"]), out, layout="hf")
+    assert again.nothing_to_do
+
+
+def test_hf_layout_falls_back_to_typed_parquet(boxed: Path, tmp_path: Path) -> None:
+    """A split without a single box would infer null-typed lists from JSONL, unlike the
+    split with boxes, and datasets would refuse both: typed Parquet instead, same columns."""
     out = tmp_path / "hf"
     _run(_open(boxed), _sel(A, D, split=["train", "test"]), out, layout="hf")
-    train = pl.read_parquet(out / "train" / "metadata.parquet")
-    rows = train.to_dicts()
+    assert not list(out.rglob("metadata.jsonl"))
+    rows = pl.read_parquet(out / "train" / "metadata.parquet").to_dicts()
     assert len(rows) == 1 and (out / "train" / rows[0]["file_name"]).is_file()
-    assert rows[0]["labels"] == ["cat", "dog"]
-    # ClassLabel indices over the sorted names, which ride in the schema's metadata.
+    assert rows[0]["label"] == "cat" and rows[0]["labels"] == ["cat", "dog"]
+    boxes = {"bbox": [[10, 20, 30, 40], [0, 0, 200, 100]], "categories": ["cat", "dog"]}
+    assert rows[0]["objects"] == boxes
     features = json.loads(pq_metadata(out / "train" / "metadata.parquet")[b"huggingface"])
     features = features["info"]["features"]
-    assert features["label"] == {"names": ["cat", "unlabeled"], "_type": "ClassLabel"}
-    cats = features["objects"]["categories"]["feature"]["names"]
+    assert features["label"] == {"dtype": "string", "_type": "Value"}
     assert features["objects"]["bbox"]["_type"] == "Sequence"  # known before datasets 4.0 too
-    assert cats == ["cat", "dog"]
-    assert rows[0]["label"] == 0
-    boxes = {"bbox": [[10, 20, 30, 40], [0, 0, 200, 100]], "categories": [0, 1]}
-    assert rows[0]["objects"] == boxes
     test_rows = pl.read_parquet(out / "test" / "metadata.parquet").to_dicts()
     assert test_rows[0]["objects"] == {"bbox": [], "categories": []}
-    assert test_rows[0]["label"] == 1
-    again = _run(_open(boxed), _sel(A, D, split=["train", "test"]), out, layout="hf")
-    assert again.nothing_to_do
+    assert test_rows[0]["label"] == "unlabeled" and test_rows[0]["labels"] == []
+
+
+def _jsonl(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def pq_metadata(path: Path) -> dict[bytes, bytes]:
@@ -376,39 +393,47 @@ def pq_metadata(path: Path) -> dict[bytes, bytes]:
     return dict(pq.read_schema(path).metadata or {})
 
 
+# Expected, from the fixture: A's label is its User label, B's its Model label, C's its
+# only one, D has none; boxes as given, in pixels.
+_LABEL_OF = {A: "cat", B: "zebra", C: "cat", D: "unlabeled"}
+_BOXES_OF = {
+    A: [("cat", [10, 20, 30, 40]), ("dog", [0, 0, 200, 100])],
+    B: [("bird", [150, 50, 50, 50])],
+    C: [],
+    D: [],
+}
+
+
 @pytest.mark.slow
-def test_hf_layout_loads_with_datasets(boxed: Path, tmp_path: Path) -> None:
-    """A split with boxes and one without any load together, typed and named."""
+@pytest.mark.parametrize(
+    ("splits", "form"),
+    [
+        ({A: "train", C: "train", B: "test", D: "test"}, "metadata.jsonl"),
+        ({A: "train", B: "train", C: "test", D: "test"}, "metadata.parquet"),
+    ],
+    ids=["jsonl", "parquet-fallback"],
+)
+def test_hf_layout_loads_with_datasets(
+    boxed: Path, tmp_path: Path, splits: dict[str, str], form: str
+) -> None:
+    """Both forms load with datasets, as the same columns and types."""
     datasets = pytest.importorskip("datasets", reason="datasets is not installed")
     pytest.importorskip("PIL", reason="Pillow is not installed (datasets decodes images with it)")
     out = tmp_path / "hf"
-    splits = {A: "train", B: "train", C: "test", D: "test"}
     sel = _sel(*splits, split=list(splits.values()))
     assert _run(_open(boxed), sel, out, layout="hf").written == 4
+    assert (out / "train" / form).is_file() and (out / "test" / form).is_file()
     ds = datasets.load_dataset("imagefolder", data_dir=str(out), cache_dir=str(tmp_path / "c"))
-    # Expected, from the fixture: A's label is its User label, B's its Model label, C's
-    # its only one, D has none; boxes as given, in pixels.
-    label_of = {A: "cat", B: "zebra", C: "cat", D: "unlabeled"}
-    boxes_of = {
-        A: [("cat", [10, 20, 30, 40]), ("dog", [0, 0, 200, 100])],
-        B: [("bird", [150, 50, 50, 50])],
-        C: [],
-        D: [],
-    }
-    names = ds["train"].features["label"].names
-    assert names == sorted(set(label_of.values())) == ds["test"].features["label"].names
-    categories = ds["train"].features["objects"]["categories"].feature.names
-    assert categories == ["bird", "cat", "dog"]
     assert ds["train"].num_rows == 2 and ds["test"].num_rows == 2
     for split in ("train", "test"):
+        assert ds[split].features["label"].dtype == "string"
         for row in ds[split]:
             media_id = row["media_id"]
             assert splits[media_id] == split
-            assert names[row["label"]] == label_of[media_id]
+            assert row["label"] == _LABEL_OF[media_id]
             objects = row["objects"]
-            pairs = zip(objects["categories"], objects["bbox"], strict=True)
-            got = [(categories[c], b) for c, b in pairs]
-            assert got == [(c, [float(v) for v in b]) for c, b in boxes_of[media_id]]
+            got = list(zip(objects["categories"], objects["bbox"], strict=True))
+            assert got == [(c, [float(v) for v in b]) for c, b in _BOXES_OF[media_id]]
             assert row["image"].size == (2, 2)
 
 

@@ -1,10 +1,9 @@
 """Training layouts: where each image goes, and the side files a framework reads.
 
 ``flat``, ``by-label``, ``imagefolder`` (torchvision), ``hf`` (Hugging Face
-imagefolder with ``metadata.parquet`` per split, typed, with ``datasets`` features in its
-schema metadata: JSONL types are inferred per split, and a split without boxes would not
-load beside one with boxes), ``yolo`` (Ultralytics), ``coco`` and ``csv`` (the manifest
-alone). Boxes in an export are ``[x, y, w, h]`` in pixels from the
+imagefolder with ``metadata.jsonl`` per split, or typed ``metadata.parquet`` where JSONL's
+inferred types would differ between splits), ``yolo`` (Ultralytics), ``coco`` and ``csv``
+(the manifest alone). Boxes in an export are ``[x, y, w, h]`` in pixels from the
 top-left corner; YOLO wants ``cx cy w h`` normalized by the item's width and height,
 COCO keeps pixels. One class list serves every split (a list per split swaps labels).
 Pure: returns paths and file contents, writes nothing.
@@ -12,9 +11,10 @@ Pure: returns paths and file contents, writes nothing.
 
 from __future__ import annotations
 
+import io
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -161,13 +161,8 @@ def _coco(items: pl.DataFrame, boxes: Boxes) -> dict[str, bytes]:
 
 
 def _hf(items: pl.DataFrame, boxes: Boxes, all_labels: Mapping[str, list[str]]) -> dict[str, bytes]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    label_names = sorted(set(items["label"].to_list()))
-    label_ids = {name: i for i, name in enumerate(label_names)}
-    classes = _classes(items, boxes)
-    class_ids = {name: i for i, name in enumerate(classes)}
+    """``<split>/metadata.jsonl`` per split, or typed ``metadata.parquet`` where JSONL
+    would not load (see :func:`_jsonl_loads_alike`); the same columns either way."""
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in items.iter_rows(named=True):
         own: Sequence[tuple[str, float, float, float, float]] = boxes.get(row["media_id"], ())
@@ -175,65 +170,103 @@ def _hf(items: pl.DataFrame, boxes: Boxes, all_labels: Mapping[str, list[str]]) 
             {
                 "file_name": row["name"],
                 "media_id": row["media_id"],
-                "label": label_ids[row["label"]],
+                "label": row["label"],
                 "labels": all_labels.get(row["media_id"], []),
                 "objects": {
                     "bbox": [[float(v) for v in box] for _c, *box in own],
-                    "categories": [class_ids[c] for c, *_box in own],
+                    "categories": [c for c, *_box in own],
                 },
             }
         )
-    schema = _hf_schema().with_metadata(_hf_features(label_names, classes))
-    files = {}
-    for split, records in sorted(rows.items()):
-        sink = pa.BufferOutputStream()
-        pq.write_table(pa.Table.from_pylist(records, schema=schema), sink)
-        files[f"{split}/metadata.parquet"] = sink.getvalue().to_pybytes()
-    return files
+    jsonl = {
+        split: "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
+        for split, records in sorted(rows.items())
+    }
+    if _jsonl_loads_alike(list(jsonl.values())):
+        return {f"{split}/metadata.jsonl": data for split, data in jsonl.items()}
+    return {f"{split}/metadata.parquet": _hf_parquet(rows[split]) for split in jsonl}
 
 
-def _hf_schema() -> Any:
+# datasets (5.2) types a split's metadata.jsonl from its first 10 MB (then to the end of
+# that line), requires every split's types to be the same, and casts each later 10 MB to
+# them.
+_HF_JSONL_CHUNK = 10 << 20
+
+
+def _jsonl_loads_alike(files: list[bytes]) -> bool:
+    """Whether ``datasets`` loads every split's JSONL with one set of column types.
+
+    It does not when a list is empty (or a value null) in every row of a split's first
+    10 MB, and has values in another split: ``datasets`` then fails with "different
+    features"; or when a later 10 MB cannot be cast to the first's types."""
     import pyarrow as pa
 
-    return pa.schema(
+    first = None
+    for data in files:
+        for i, table in enumerate(_jsonl_chunks(data)):
+            if first is None:
+                first = table.schema
+            elif i == 0 and table.schema != first:
+                return False
+            elif i > 0:
+                try:
+                    table.cast(first)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                    return False
+    return True
+
+
+def _jsonl_chunks(data: bytes) -> Iterator[Any]:
+    """``data`` as the pyarrow tables ``datasets`` reads it in (each typed as a whole)."""
+    import pyarrow.json as paj
+
+    start = 0
+    while start < len(data):
+        end = data.find(b"\n", min(start + _HF_JSONL_CHUNK, len(data) - 1)) + 1 or len(data)
+        options = paj.ReadOptions(block_size=end - start + 1)  # one block: the chunk's types
+        yield paj.read_json(io.BytesIO(data[start:end]), read_options=options)
+        start = end
+
+
+def _hf_parquet(records: list[dict[str, Any]]) -> bytes:
+    """One split's metadata as Parquet, typed explicitly, with the ``datasets`` features
+    in the schema's ``huggingface`` metadata (where ``datasets`` reads them)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    text = pa.string()
+    schema = pa.schema(
         [
-            ("file_name", pa.string()),
-            ("media_id", pa.string()),
-            ("label", pa.int64()),
-            ("labels", pa.list_(pa.string())),
+            ("file_name", text),
+            ("media_id", text),
+            ("label", text),
+            ("labels", pa.list_(text)),
             (
                 "objects",
                 pa.struct(
-                    [
-                        ("bbox", pa.list_(pa.list_(pa.float64()))),
-                        ("categories", pa.list_(pa.int64())),
-                    ]
+                    [("bbox", pa.list_(pa.list_(pa.float64()))), ("categories", pa.list_(text))]
                 ),
             ),
         ]
     )
 
-
-def _hf_features(label_names: list[str], classes: list[str]) -> dict[bytes, bytes]:
-    """The columns' ``datasets`` features, kept in the Parquet schema's ``huggingface``
-    metadata, where ``datasets`` reads them: explicit types (never inferred from a
-    split's rows) and ClassLabel names for ``label`` and ``categories``. Lists are
-    ``Sequence``s of values: what datasets before 4.0 know, read as ``List`` since."""
-
     def value(dtype: str) -> dict[str, Any]:
         return {"dtype": dtype, "_type": "Value"}
 
     def listed(feature: dict[str, Any]) -> dict[str, Any]:
-        return {"feature": feature, "_type": "Sequence"}
+        return {"feature": feature, "_type": "Sequence"}  # read as List since datasets 4
 
     features = {
         "file_name": value("string"),
         "media_id": value("string"),
-        "label": {"names": label_names, "_type": "ClassLabel"},
+        "label": value("string"),
         "labels": listed(value("string")),
         "objects": {
             "bbox": listed(listed(value("float64"))),
-            "categories": listed({"names": classes, "_type": "ClassLabel"}),
+            "categories": listed(value("string")),
         },
     }
-    return {b"huggingface": json.dumps({"info": {"features": features}}).encode()}
+    metadata = {b"huggingface": json.dumps({"info": {"features": features}}).encode()}
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(records, schema=schema.with_metadata(metadata)), sink)
+    return bytes(sink.getvalue().to_pybytes())

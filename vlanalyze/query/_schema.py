@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 
-from vlanalyze.query._sql import quote_ident
+from vlanalyze.query._sql import quote_ident, quote_literal
 
 # Keys of a media item that the tidy ``media`` table knows by name.
 KNOWN_MEDIA_KEYS: dict[str, str] = {
@@ -31,42 +31,43 @@ KNOWN_MEDIA_KEYS: dict[str, str] = {
     "insertion_time": "VARCHAR",
 }
 
-# Properties of object-level issues (nested in an object label).
-OBJECT_ISSUE_PROPS: dict[str, object] = {
+# The properties of each known metadata item type, as JSON structures (DuckDB's
+# ``from_json`` form). A batch holds each item's properties as JSON text; each tidy table
+# types the properties of its own items alone (see TIDY_SQL), leniently as ``from_json``
+# does: a value that is not of its type (or not there) is NULL, as in a Parquet export.
+ISSUE_PROPS: dict[str, object] = {
     "issue_type": "VARCHAR",
     "confidence": "DOUBLE",
     "duplicate_group_id": "VARCHAR",
     "duplicate_threshold": "DOUBLE",
 }
-
-# Union of the properties of every known metadata item type, as a JSON structure
-# (DuckDB's ``from_json`` form). Both video_info shapes and both caption keys are here.
-ITEM_PROPS: dict[str, object] = {
-    "issue_type": "VARCHAR",
-    "confidence": "DOUBLE",
-    "duplicate_group_id": "VARCHAR",
-    "duplicate_threshold": "DOUBLE",
+LABEL_PROPS: dict[str, object] = {
     "category_name": "VARCHAR",
     "source": "VARCHAR",
     "original_id": "BIGINT",
+}
+OBJECT_PROPS: dict[str, object] = {
+    **LABEL_PROPS,
     "bbox": ["DOUBLE"],
     "uniqueness_score": "DOUBLE",
     "url": "VARCHAR",
-    "tag_name": "VARCHAR",
-    "assigned_date": "VARCHAR",
+    "metadata_items": [{"type": "VARCHAR", "properties": ISSUE_PROPS}],  # its own issues
+}
+TAG_PROPS: dict[str, object] = {"tag_name": "VARCHAR", "assigned_date": "VARCHAR"}
+# Both video_info shapes, and both caption keys.
+VIDEO_PROPS: dict[str, object] = {
     "video_name": "VARCHAR",
     "frame_timestamp": "DOUBLE",
     "video_id": "VARCHAR",
     "frame_number": "BIGINT",
     "timestamp": "VARCHAR",
-    "text": "VARCHAR",
-    "caption": "VARCHAR",
-    "metadata_items": [{"type": "VARCHAR", "properties": OBJECT_ISSUE_PROPS}],
 }
+CAPTION_PROPS: dict[str, object] = {"text": "VARCHAR", "caption": "VARCHAR", "source": "VARCHAR"}
 
 KNOWN_ITEM_TYPES = ("issue", "image_label", "object_label", "user_tag", "video_info", "caption")
 
-ITEMS_STRUCTURE = json.dumps([{"type": "VARCHAR", "properties": ITEM_PROPS}])
+# A media item's metadata items: each one's type, and its properties as JSON text.
+ITEMS_STRUCTURE = json.dumps([{"type": "VARCHAR", "properties": "JSON"}])
 
 #: Which of an image's labels is its primary label: the most authoritative source first
 #: (then any other source), ties by name. curate and materialize both follow it.
@@ -86,7 +87,7 @@ def sql_type(structure: object) -> str:
     return f"STRUCT({fields})"
 
 
-ITEMS_TYPE = sql_type([{"type": "VARCHAR", "properties": ITEM_PROPS}])
+ITEMS_TYPE = sql_type(json.loads(ITEMS_STRUCTURE))
 
 
 def _sample(structure: object) -> object:
@@ -95,8 +96,9 @@ def _sample(structure: object) -> object:
         return [_sample(structure[0])]
     if isinstance(structure, dict):
         return {k: _sample(v) for k, v in structure.items()}
-    # Negative: a positive integer would be detected as UBIGINT. "x" is no date.
-    return {"VARCHAR": "x", "DOUBLE": 0.5, "BIGINT": -1}[str(structure)]
+    # Negative: a positive integer would be detected as UBIGINT. "x" is no date. An
+    # empty object has no fields for a STRUCT: it is detected as JSON.
+    return {"VARCHAR": "x", "DOUBLE": 0.5, "BIGINT": -1, "JSON": {}}[str(structure)]
 
 
 #: A media item holding every known key, with values whose detected types are the
@@ -106,7 +108,7 @@ def _sample(structure: object) -> object:
 SAMPLE_ITEM = json.dumps(
     {
         **{k: _sample(t) for k, t in KNOWN_MEDIA_KEYS.items()},
-        "metadata_items": _sample([{"type": "VARCHAR", "properties": ITEM_PROPS}]),
+        "metadata_items": _sample(json.loads(ITEMS_STRUCTURE)),
     },
     separators=(",", ":"),
 ).encode()
@@ -178,15 +180,24 @@ _FRAME_FROM_NAME = (
 # items' types (15% less than a list_filter per type).
 _DERIVED = """
 SELECT * EXCLUDE (_vla_types),
-  metadata_items[list_position(_vla_types, 'video_info')].properties AS _vla_vi,
-  metadata_items[list_position(_vla_types, 'caption')].properties AS _vla_cap
+  from_json(metadata_items[list_position(_vla_types, 'video_info')].properties, {video})
+    AS _vla_vi,
+  from_json(metadata_items[list_position(_vla_types, 'caption')].properties, {caption})
+    AS _vla_cap
 FROM (SELECT *, list_transform(metadata_items, lambda x: x.type) AS _vla_types FROM ({select}))
 """
 
 
 def with_derived(select: str) -> str:
     """``select`` (canonical columns) plus the columns :func:`media_sql` derives from."""
-    return _DERIVED.format(select=select)
+    return _DERIVED.format(
+        select=select, video=_structure(VIDEO_PROPS), caption=_structure(CAPTION_PROPS)
+    )
+
+
+def _structure(props: dict[str, object]) -> str:
+    """SQL literal of a ``from_json`` structure."""
+    return quote_literal(json.dumps(props))
 
 
 def media_sql(extra_keys: list[str]) -> str:
@@ -209,55 +220,63 @@ FROM (SELECT *, {_FILE_SIZE_PARTS} FROM src)
 """
 
 
-# Every batch's metadata items, unnested once (see ITEMS_SQL), then read by each table.
-ITEMS_SQL = (
-    "CREATE OR REPLACE TEMP TABLE items AS SELECT media_id, unnest(metadata_items) AS it FROM src"
-)
-_ITEMS = "items"
-_OBJECT_ID = r"""NULLIF(regexp_extract(it.properties.url, '[?&]object_id=([^&#]+)', 1), '')"""
+# Every batch's metadata items, unnested once, then read by each table: each item's type,
+# and its properties as JSON text, typed by the one table that reads that type.
+ITEMS_SQL = """
+CREATE OR REPLACE TEMP TABLE items AS
+SELECT media_id, it.type AS type, it.properties AS props
+FROM (SELECT media_id, unnest(metadata_items) AS it FROM src)
+"""
+_OBJECT_ID = r"""NULLIF(regexp_extract(p.url, '[?&]object_id=([^&#]+)', 1), '')"""
+
+
+def _typed(item_type: str, props: dict[str, object]) -> str:
+    """The items of ``item_type``: ``media_id``, and their properties typed as ``p``."""
+    return (
+        f"(SELECT media_id, from_json(props, {_structure(props)}) AS p "
+        f"FROM items WHERE type = {quote_literal(item_type)})"
+    )
+
+
+_OBJECTS = _typed("object_label", OBJECT_PROPS)
 
 TIDY_SQL: dict[str, str] = {
     "labels": f"""
-SELECT media_id, it.properties.category_name AS category_name,
-       it.properties.source AS source, it.properties.original_id AS original_id
-FROM {_ITEMS} WHERE it.type = 'image_label'
+SELECT media_id, p.category_name AS category_name, p.source AS source,
+       p.original_id AS original_id
+FROM {_typed("image_label", LABEL_PROPS)}
 """,
     "objects": f"""
 SELECT {_OBJECT_ID} AS object_id, media_id,
-       it.properties.category_name AS category_name, it.properties.source AS source,
-       it.properties.original_id AS original_id,
-       it.properties.bbox[1] AS bbox_x, it.properties.bbox[2] AS bbox_y,
-       it.properties.bbox[3] AS bbox_w, it.properties.bbox[4] AS bbox_h,
-       it.properties.uniqueness_score AS uniqueness_score, it.properties.url AS url
-FROM {_ITEMS} WHERE it.type = 'object_label'
+       p.category_name AS category_name, p.source AS source, p.original_id AS original_id,
+       p.bbox[1] AS bbox_x, p.bbox[2] AS bbox_y, p.bbox[3] AS bbox_w, p.bbox[4] AS bbox_h,
+       p.uniqueness_score AS uniqueness_score, p.url AS url
+FROM {_OBJECTS}
 """,
     "issues": f"""
 SELECT media_id, CAST(NULL AS VARCHAR) AS object_id,
-       it.properties.issue_type AS issue_type, it.properties.confidence AS confidence,
-       it.properties.duplicate_group_id AS duplicate_group_id,
-       it.properties.duplicate_threshold AS duplicate_threshold
-FROM {_ITEMS} WHERE it.type = 'issue'
+       p.issue_type AS issue_type, p.confidence AS confidence,
+       p.duplicate_group_id AS duplicate_group_id, p.duplicate_threshold AS duplicate_threshold
+FROM {_typed("issue", ISSUE_PROPS)}
 UNION ALL
 SELECT media_id, object_id, sub.properties.issue_type, sub.properties.confidence,
        sub.properties.duplicate_group_id, sub.properties.duplicate_threshold
 FROM (
-  SELECT media_id, {_OBJECT_ID} AS object_id, unnest(it.properties.metadata_items) AS sub
-  FROM {_ITEMS} WHERE it.type = 'object_label'
+  SELECT media_id, {_OBJECT_ID} AS object_id, unnest(p.metadata_items) AS sub FROM {_OBJECTS}
 ) WHERE sub.type = 'issue'
 """,
     "tags": f"""
-SELECT media_id, it.properties.tag_name AS tag_name,
-       TRY_CAST(it.properties.assigned_date AS TIMESTAMP) AS assigned_date
-FROM {_ITEMS} WHERE it.type = 'user_tag'
+SELECT media_id, p.tag_name AS tag_name,
+       TRY_CAST(p.assigned_date AS TIMESTAMP) AS assigned_date
+FROM {_typed("user_tag", TAG_PROPS)}
 """,
     "captions": f"""
-SELECT media_id, COALESCE(it.properties.text, it.properties.caption) AS text,
-       it.properties.source AS source
-FROM {_ITEMS} WHERE it.type = 'caption'
+SELECT media_id, COALESCE(p.text, p.caption) AS text, p.source AS source
+FROM {_typed("caption", CAPTION_PROPS)}
 """,
 }
 
 UNKNOWN_TYPES_SQL = f"""
-SELECT count(*) FROM {_ITEMS}
-WHERE it.type IS NULL OR it.type NOT IN {KNOWN_ITEM_TYPES!r}
+SELECT count(*) FROM items
+WHERE type IS NULL OR type NOT IN {KNOWN_ITEM_TYPES!r}
 """

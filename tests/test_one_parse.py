@@ -35,8 +35,9 @@ def _loader_modes(path: Path, work: Path, *, chunk_bytes: int) -> list[bool]:
     chunks = json_chunks(path, work_dir=work, sizes=sizes, lead=schema.SAMPLE_ITEM)
     modes = []
     with closing(duckdb.connect()) as con:
-        loader = JsonLoader(con, path, chunks)
-        while (batch := loader.load_next()) is not None:
+        loader = JsonLoader(path, chunks)
+        while (ticket := loader.take()) is not None:
+            batch = loader.load(con, ticket)
             modes.append(loader.detect)
             con.execute(f"DROP TABLE {batch.table}")
             batch.cleanup()
@@ -101,3 +102,34 @@ def test_refused_chunks_load_like_accepted_ones(
     assert labels.height == 2399  # one label per item but m01000 (m01200: a dog)
     assert labels.filter(pl.col("category_name") == "dog").height == 1
     assert other.rows() == [("m01000", "face_box", json.dumps(odd["properties"], sort_keys=True))]
+
+
+def test_unknown_keys_keep_the_file_order_on_two_workers(tmp_path: Path, export_kit: Any) -> None:
+    """Two workers load chunks at once; keys first seen in later chunks still become
+    columns in the order the file has them, every value in place, build after build."""
+    items = _items(export_kit, 3000)
+    firsts = {2800: "k_last", 700: "k_early", 1500: "k_mid", 2300: "K_MID"}
+    for index, key in firsts.items():
+        items[index][key] = f"v{index}"
+    items[2900]["k_early"] = "again"
+    path = export_kit.write_json(tmp_path / "metadata.json", items)
+    want = ["k_early", "k_mid", "K_MID_2", "k_last"]  # the same name in another case: _2
+    seen = []
+    for build in range(3):
+        progress: list[int] = []
+        with open_export(
+            path,
+            cache_dir=tmp_path / f"cache{build}",
+            chunk_bytes=40_000,
+            on_progress=lambda done, _total, seen=progress: seen.append(done),
+        ) as ex:
+            assert len(list((ex.cache_path / "media").glob("part-*"))) > 8
+            media = ex.media.collect()
+        assert progress == sorted(progress) and progress[-1] <= path.stat().st_size
+        extra = [c for c in media.columns if c.lower().startswith("k_")]
+        seen.append(extra)
+        assert media["media_id"].to_list() == [f"m{i:05d}" for i in range(3000)]
+        values = media.filter(pl.col("k_early").is_not_null())["k_early"].to_list()
+        assert values == ["v700", "again"]
+        assert media.filter(pl.col("K_MID_2").is_not_null())["media_id"].to_list() == ["m02300"]
+    assert seen == [want, want, want]

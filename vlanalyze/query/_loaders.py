@@ -3,14 +3,17 @@ batches (``batch_<n>``: the known media columns, unknown keys, and ``metadata_it
 typed as :data:`vlanalyze.query._schema.ITEMS_TYPE`). The JSON loader is here, the
 Parquet one in :mod:`vlanalyze.query._parquetload`.
 
-A loader runs on its own DuckDB connection, in a worker thread, while the writer
-(:mod:`vlanalyze.query._normalize`) turns the previous batch into Parquet. It writes no file
-but the JSON chunk files it is handed.
+Two workers share a loader (:mod:`vlanalyze.query._normalize`): each takes the next
+:class:`Ticket` (under the workers' lock), loads it on its own DuckDB connection and
+writes it, while the other does the same with the next one. A loader writes no file but
+the JSON chunk files it is handed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,15 @@ RawItems = list[tuple[str, Any]]
 # read_json types the columns from the first item alone (the sample) and refuses unknown keys.
 _DETECT = "records = true, sample_size = 1, map_inference_threshold = -1"
 _RAW_ITEMS = {"media_id": "VARCHAR", "metadata_items": "STRUCT(type VARCHAR, properties JSON)[]"}
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """The ``index``-th batch of a source, taken but not loaded yet: a JSON chunk file, or
+    Parquet rows."""
+
+    index: int
+    data: Any
 
 
 @dataclass
@@ -55,10 +67,11 @@ class JsonLoader:
     holds, an export has no unknown key. The first chunk it refuses (a new key, a value
     of the wrong type...) and every chunk after it are read the exact way instead: one
     more parse lists every unknown top-level key, read as text beside the known columns.
+    Exact reads happen in file order, after every earlier chunk is loaded, so the unknown
+    keys' columns keep one order however the workers interleave.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, chunks: Iterable[Chunk]) -> None:
-        self.con = con
+    def __init__(self, path: Path, chunks: Iterable[Chunk]) -> None:
         self.path = path
         self.chunks = iter(chunks)
         self.total = path.stat().st_size
@@ -66,57 +79,82 @@ class JsonLoader:
         self.count = 0
         self.detect = True  # the one-parse read still serves
         self.verified = False  # its types were checked against the canonical ones
+        self._loaded = threading.Condition()
+        self._done: set[int] = set()
+        self._frontier = 0  # every chunk before it is loaded
 
-    def load_next(self) -> Batch | None:
-        """Parse the next chunk into a table; None at the end."""
+    def take(self) -> Ticket | None:
+        """The next chunk; None at the end. Not thread-safe: the caller serializes."""
         chunk = next(self.chunks, None)
         if chunk is None:
             return None
-        table = f"batch_{self.count}"
         self.count += 1
+        return Ticket(self.count - 1, chunk)
+
+    def load(self, con: duckdb.DuckDBPyConnection, ticket: Ticket) -> Batch:
+        """Parse the ticket's chunk into a table on ``con``."""
+        chunk: Chunk = ticket.data
+        table = f"batch_{ticket.index}"
         scan = _Scan(str(chunk.path), chunk.format, chunk.lead)
         try:
-            if not (self.detect and chunk.lead and self._load_detected(table, scan)):
-                self.detect = False
-                self.extras = _merge(self.extras, _json_extra_keys(self.con, scan))
-                _load_json(self.con, table, scan, self.extras)
+            if self.detect and chunk.lead and self._load_detected(con, table, scan):
+                extras: list[str] = []  # an accepted chunk has no unknown key
+            else:
+                with self._turn(ticket.index):
+                    self.detect = False
+                    self.extras = _merge(self.extras, _json_extra_keys(con, scan))
+                    extras = list(self.extras)
+                    _load_json(con, table, scan, extras)
         except duckdb.Error as exc:
             if is_fault(exc):
                 raise
             if chunk.item_offsets is None:
                 raise FastPathFailed(str(exc)) from None
             raise chunk.locate_error(self.path, exc) from None
+        finally:
+            self._loaded_one(ticket.index)
         return Batch(
             table,
-            self.extras,
+            extras,
             lambda con: _raw_json_items(con, scan),
             chunk.end_offset,
             chunk.path.unlink,
         )
 
-    def _load_detected(self, table: str, scan: _Scan) -> bool:
+    @contextmanager
+    def _turn(self, index: int) -> Iterator[None]:
+        """Wait until every chunk before ``index`` is loaded."""
+        with self._loaded:
+            self._loaded.wait_for(lambda: self._frontier >= index)
+        yield
+
+    def _loaded_one(self, index: int) -> None:
+        with self._loaded:
+            self._done.add(index)
+            while self._frontier in self._done:
+                self._done.remove(self._frontier)
+                self._frontier += 1
+            self._loaded.notify_all()
+
+    def _load_detected(self, con: duckdb.DuckDBPyConnection, table: str, scan: _Scan) -> bool:
         """Read the chunk typed by its leading sample item; False if DuckDB refuses it."""
         known = ", ".join(quote_ident(k) for k in (*schema.KNOWN_MEDIA_KEYS, "metadata_items"))
         select = f"SELECT {known} FROM {scan.rows('read_json', ', ' + _DETECT)}"
         try:
-            self.con.execute(
-                f"CREATE TABLE {table} AS {schema.with_derived(select)}", scan.params()
-            )
+            con.execute(f"CREATE TABLE {table} AS {schema.with_derived(select)}", scan.params())
         except duckdb.Error as exc:
             if is_fault(exc):
                 raise
             return False
-        if not self.verified and not _canonical(self.con, table):
-            self.con.execute(f"DROP TABLE {table}")  # another DuckDB's type detection
+        if not self.verified and not _canonical(con, table):
+            con.execute(f"DROP TABLE {table}")  # another DuckDB's type detection
             return False
         self.verified = True
         return True
 
-    def empty(self) -> Batch:
+    def empty(self, con: duckdb.DuckDBPyConnection) -> Batch:
         """An empty batch, so an export without items still gets its tables."""
-        self.con.execute(
-            f"CREATE TABLE batch_empty AS {schema.with_derived(_empty_items_select())}"
-        )
+        con.execute(f"CREATE TABLE batch_empty AS {schema.with_derived(_empty_items_select())}")
         return Batch("batch_empty", [], lambda con: [], 0)
 
 

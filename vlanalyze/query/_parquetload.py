@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from vlanalyze.errors import ExportFormatError
 from vlanalyze.query import _schema as schema
-from vlanalyze.query._loaders import Batch, RawItems
+from vlanalyze.query._loaders import Batch, RawItems, Ticket
 from vlanalyze.query._schema import extra_column
 from vlanalyze.query._sql import quote_ident, quote_literal
 
@@ -30,10 +30,7 @@ class ParquetLoader:
     so no column name from the file ever reaches SQL text.
     """
 
-    def __init__(
-        self, con: duckdb.DuckDBPyConnection, pf: pq.ParquetFile, path: Path, *, rows: int
-    ) -> None:
-        self.con = con
+    def __init__(self, pf: pq.ParquetFile, path: Path, *, rows: int) -> None:
         self.select, self.extras = parquet_select(pf.schema_arrow, path)
         self.text = _items_text(pf.schema_arrow)
         self.batches = pf.iter_batches(batch_size=rows)
@@ -42,29 +39,34 @@ class ParquetLoader:
         self.done = 0
         self.count = 0
 
-    def load_next(self) -> Batch | None:
-        """Map the next batch of rows into a table; None at the end."""
+    def take(self) -> Ticket | None:
+        """The next batch of rows; None at the end. Not thread-safe: the caller serializes."""
         record_batch = next(self.batches, None)
         if record_batch is None:
             return None
-        arrow = _positional(pa.Table.from_batches([record_batch]))
-        table = self._load(arrow, f"batch_{self.count}")
         self.count += 1
-        self.done += arrow.num_rows
-        return Batch(table, self.extras, lambda con: self._raw(con, arrow), self.done)
+        self.done += record_batch.num_rows
+        return Ticket(self.count - 1, (record_batch, self.done))
 
-    def empty(self) -> Batch:
+    def load(self, con: duckdb.DuckDBPyConnection, ticket: Ticket) -> Batch:
+        """Map the ticket's rows into a table on ``con``."""
+        record_batch, done = ticket.data
+        arrow = _positional(pa.Table.from_batches([record_batch]))
+        table = self._load(con, arrow, f"batch_{ticket.index}")
+        return Batch(table, self.extras, lambda con: self._raw(con, arrow), done)
+
+    def empty(self, con: duckdb.DuckDBPyConnection) -> Batch:
         """An empty batch, so an export without rows still gets its tables."""
-        table = self._load(_positional(self.schema.empty_table()), "batch_empty")
+        table = self._load(con, _positional(self.schema.empty_table()), "batch_empty")
         return Batch(table, self.extras, lambda con: [], 0)
 
-    def _load(self, arrow: pa.Table, table: str) -> str:
-        self.con.register("raw", arrow)
+    def _load(self, con: duckdb.DuckDBPyConnection, arrow: pa.Table, table: str) -> str:
+        con.register("raw", arrow)
         try:
             select = schema.with_derived(f"{self.select} FROM raw")
-            self.con.execute(f"CREATE TABLE {table} AS {select}")
+            con.execute(f"CREATE TABLE {table} AS {select}")
         finally:
-            self.con.unregister("raw")
+            con.unregister("raw")
         return table
 
     def _raw(self, con: duckdb.DuckDBPyConnection, arrow: pa.Table) -> RawItems:

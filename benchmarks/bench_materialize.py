@@ -6,7 +6,7 @@ repeat across folders as video frames do), the same export as a ZIP (images stor
 as JPEGs barely compress), and a selection of every item. Then, interleaved, best of
 ``--repeat``, each against its reference on the same files in the same run:
 
-* copy (plan + apply, workers 1 and 2)  vs ``cp -r images``
+* copy (plan + apply, workers 2: the default, and 1)  vs ``cp -r images``
 * hardlink                              vs ``cp -al images``
 * symlink                               vs ``cp -as images``
 * the nothing-to-do rerun, the whole CLI in a subprocess (target: <= 2 s)
@@ -17,7 +17,7 @@ removed and ``sync`` run before each timed step). The machine may be shared: the
 script prints its load average so a noisy run can be told apart.
 
     python benchmarks/bench_materialize.py [--data-dir benchmarks/data] [--count 20000]
-                                           [--kb 100] [--repeat 3] [--deflated]
+                                           [--kb 100] [--repeat 3] [--warmup 1] [--deflated]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -114,6 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--kb", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="untimed rounds first (the first write of 2 GB "
+        "after the build measured up to 3x faster than the next ones, for whichever tool ran)",
+    )
     parser.add_argument("--deflated", action="store_true", help="deflate the ZIP's images")
     args = parser.parse_args(argv)
     for tool in ("cp", "unzip"):
@@ -141,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
 
     images = str(export / "images")
     unzip = ["unzip", "-q", str(archive), "images/*", "-d", str(out / "unzip")]
-    for _ in range(args.repeat):
+    for round_ in range(args.warmup + args.repeat):
+        if round_ == args.warmup:
+            times.clear()
+            loads.clear()
         add("cp -r", timed(lambda: sh("cp", "-r", images, str(out / "cp")), [out]))
         add("copy w1", timed(lambda: ours(ex, sel, out / "v", "copy", 1), [out]))
         add("copy w2", timed(lambda: ours(ex, sel, out / "v", "copy", 2), [out]))
@@ -173,17 +184,23 @@ def report(
     for name, runs in times.items():
         shown = ", ".join(f"{t:.3f}@{load:.1f}" for t, load in zip(runs, loads[name], strict=True))
         print(f"  {name:<9} best {best[name]:7.3f} s   runs: {shown}")
-    copy = min(best["copy w1"], best["copy w2"])
     rows = [
-        ("copy", copy, "cp -r"),
+        ("copy", best["copy w2"], "cp -r"),  # two threads: materialize's default to copy
         ("hardlink", best["hardlink"], "cp -al"),
         ("symlink", best["symlink"], "cp -as"),
         ("zip", best["zip"], "unzip"),
     ]
+    mine_of = {"copy": "copy w2", "hardlink": "hardlink", "symlink": "symlink", "zip": "zip"}
     for name, mine, ref in rows:
         ratio = mine / best[ref]
         verdict = "ok" if ratio <= TARGETS[name] else "SLOWER THAN TARGET"
-        print(f"{name:<9} {ratio:5.2f}x {ref} (target <= {TARGETS[name]}x: {verdict})")
+        # The median too: one lucky run of the reference (the disk between two jobs'
+        # writes) makes a best-of ratio swing; medians show the usual case.
+        median = statistics.median(times[mine_of[name]]) / statistics.median(times[ref])
+        print(
+            f"{name:<9} {ratio:5.2f}x {ref} (target <= {TARGETS[name]}x: {verdict}); "
+            f"median {median:.2f}x"
+        )
     verdict = "ok" if best["rerun"] <= RERUN_TARGET_S else "SLOWER THAN TARGET"
     print(f"rerun     {best['rerun']:.2f} s, whole CLI (target <= {RERUN_TARGET_S} s: {verdict})")
     print(f"copy workers: 1 -> {best['copy w1']:.3f} s, 2 -> {best['copy w2']:.3f} s")

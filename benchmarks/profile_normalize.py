@@ -4,9 +4,9 @@ form of EXPLAIN ANALYZE) summed per operator for every statement kind.
 
 Every ``duckdb.connect`` in the process is wrapped (whatever module calls it), so the
 numbers come from the library as it is, with no change to it. Statements are grouped
-by what they do: the loader's parse (``read_json`` into a table), the writer's unnest of
-the metadata items, each tidy table's ``COPY``, the unknown-type check. Times are per
-thread (the loader parses the next batch while the writer writes the current one).
+by what they do: the parse (``read_json`` into a table), the unnest of the metadata
+items, each tidy table's ``COPY``, the unknown-type check. Times are per thread (two
+workers, each parsing and writing a batch of its own while the other does the same).
 
     python benchmarks/profile_normalize.py benchmarks/data/n200000-dense/metadata.json
     python benchmarks/profile_normalize.py EXPORT --operators   # + DuckDB operator times
@@ -127,11 +127,11 @@ def timed_connect(*args: Any, **kwargs: Any) -> Timed:
 
 def report(wall: float, cpu: float) -> None:
     print(f"wall {wall:.2f} s, process CPU {cpu:.2f} s\n")
-    threads = sorted({t for t, _ in TIMES})  # the pool thread is the loader
+    threads = sorted({t for t, _ in TIMES})
     print("| thread | statement kind | count | wall s | CPU s | share of thread CPU |")
     print("|---|---|---|---|---|---|")
     for thread in threads:
-        name = "loader" if thread.startswith("ThreadPool") else thread
+        name = "worker 2" if thread.startswith("ThreadPool") else thread
         rows = {w: v for (t, w), v in TIMES.items() if t == thread}
         busy = sum(c for v in rows.values() for _, c in v)
         walls = sum(w for v in rows.values() for w, _ in v)
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     Timed.operators = args.operators
     duckdb.connect = timed_connect  # type: ignore[assignment]
-    threading.current_thread().name = "writer (main)"
+    threading.current_thread().name = "worker 1 (main)"
 
     import resource
 

@@ -73,8 +73,10 @@ def materialize(
         prune: remove files an earlier run wrote that left the selection (only those).
         verify: compare the content of files the quick check finds up to date, and
             rewrite those that differ.
-        workers: threads writing files (default 1: on 2 shared cores, 2 threads measured
-            3-9% faster on a quiet machine and up to 2x slower on a busy one).
+        workers: threads writing files (default: 2 to copy, 1 to link). On 2 quiet
+            cores two copying threads measured 7-35% faster than one (the kernel copies
+            one file while the other thread sets up the next); links into one folder
+            are made one at a time by the filesystem, so a second thread only waits.
         images_only: write this plan's images and nothing else (no layout files,
             manifest or record): for one partition of a plan applied by a distributed
             engine, after :meth:`Plan.begin` on the whole plan.
@@ -225,7 +227,7 @@ def _write_images(
     columns = (todo[c].to_list() for c in ("kind", "source", "dest", "mtime_ns"))
     rows = list(zip(*columns, strict=True))
     chunks = [rows[i : i + _CHUNK] for i in range(0, total, _CHUNK)]
-    workers = workers or 1
+    workers = workers or (2 if plan.mode in ("copy", "reflink") else 1)
     opener = _url_opener(todo, plan.storage_options)
     done = 0
     last = 0.0

@@ -1,10 +1,10 @@
 """Turn an export's metadata file into the tidy tables, as Parquet part files.
 
-The work is done by DuckDB: a loader (:mod:`vlanalyze.query._loaders`) turns each batch of
-media items into a table with canonical columns (see :mod:`vlanalyze.query._schema`), and the
-writer here turns it, as the relation ``src``, into one Parquet part per tidy table
-(``<out>/<table>/part-NNNNN.parquet``), while the loader parses the next batch. Memory
-is bounded by the batch size, never by the file: a JSON export is cut into batches at
+The work is done by DuckDB, on two workers that each take the next batch: the loader
+(:mod:`vlanalyze.query._loaders`) turns a batch of media items into a table with canonical
+columns (see :mod:`vlanalyze.query._schema`), and the writer here turns that, as the
+relation ``src``, into one Parquet part per tidy table (``<out>/<table>/part-NNNNN.parquet``).
+Memory is bounded by the batch size, never by the file: a JSON export is cut into batches at
 item boundaries (:mod:`vlanalyze.query._jsonchunks`), a Parquet export is read in batches of
 rows.
 

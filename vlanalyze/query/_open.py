@@ -46,7 +46,7 @@ def open_export(
             is read-only).
         refresh: rebuild the cache even if it is up to date.
         on_progress: called as ``(done, total)`` while the cache is built.
-        chunk_bytes: tuning, JSON only: bytes of media items per chunk (default 32 MiB).
+        chunk_bytes: tuning, JSON only: bytes of media items per chunk (default 64 MiB).
         batch_bytes: tuning, JSON only: bytes per batch where a file is read item by
             item (default 48 MiB).
         head_bytes: tuning, JSON only: read size while finding the items (default 4 MiB).

@@ -133,3 +133,20 @@ def test_unknown_keys_keep_the_file_order_on_two_workers(tmp_path: Path, export_
         assert values == ["v700", "again"]
         assert media.filter(pl.col("K_MID_2").is_not_null())["media_id"].to_list() == ["m02300"]
     assert seen == [want, want, want]
+
+
+def test_a_failure_on_one_worker_stops_both(tmp_path: Path, export_kit: Any) -> None:
+    """A progress callback that raises (a user's Ctrl-C) ends the build at once, not
+    after the other worker has loaded the rest of the file."""
+    path = export_kit.write_json(tmp_path / "metadata.json", _items(export_kit, 3000))
+    calls: list[int] = []
+
+    def stop(done: int, total: int) -> None:
+        calls.append(done)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        open_export(path, cache_dir=tmp_path / "cache", chunk_bytes=20_000, on_progress=stop)
+    chunks = path.stat().st_size // 20_000
+    assert chunks > 15 and 1 <= len(calls) <= 2  # the other worker's batch in flight

@@ -219,14 +219,14 @@ class _Workers:
             try:
                 batch = self.loader.load(con, ticket)
                 _write(con, self.writer, ticket.index, batch)
+                with self.lock:
+                    self.done = max(self.done, batch.done)  # never backwards
+                    if self.on_progress:
+                        self.on_progress(self.done, self.loader.total)
             except BaseException as exc:  # the other worker stops too; raise_first says it
                 with self.lock:
                     self.errors.append((ticket.index, exc))
                 return
-            with self.lock:
-                self.done = max(self.done, batch.done)  # never backwards
-                if self.on_progress:
-                    self.on_progress(self.done, self.loader.total)
 
     def raise_first(self) -> None:
         """Raise the failure of the earliest batch in the file, if any."""

@@ -25,10 +25,8 @@ from vlanalyze.query._jsonchunks import Chunk, FastPathFailed
 from vlanalyze.query._schema import extra_column
 from vlanalyze.query._sql import is_fault, quote_ident
 
-RawItems = list[tuple[str, Any]]
 # read_json types the columns from the first item alone (the sample) and refuses unknown keys.
 _DETECT = "records = true, sample_size = 1, map_inference_threshold = -1"
-_RAW_ITEMS = {"media_id": "VARCHAR", "metadata_items": "STRUCT(type VARCHAR, properties JSON)[]"}
 
 
 @dataclass(frozen=True)
@@ -42,11 +40,10 @@ class Ticket:
 
 @dataclass
 class Batch:
-    """One loaded batch: its table, and how to reach its raw items (for unknown types)."""
+    """One loaded batch: its table, and the unknown keys it has columns for."""
 
     table: str
     extras: list[str]  # unknown top-level keys, as extra_column(i) columns of the table
-    raw_items: Callable[[duckdb.DuckDBPyConnection], RawItems]
     done: int  # progress after this batch
     cleanup: Callable[[], None] = lambda: None
 
@@ -113,13 +110,7 @@ class JsonLoader:
             raise chunk.locate_error(self.path, exc) from None
         finally:
             self._loaded_one(ticket.index)
-        return Batch(
-            table,
-            extras,
-            lambda con: _raw_json_items(con, scan),
-            chunk.end_offset,
-            chunk.path.unlink,
-        )
+        return Batch(table, extras, chunk.end_offset, chunk.path.unlink)
 
     @contextmanager
     def _turn(self, index: int) -> Iterator[None]:
@@ -155,7 +146,7 @@ class JsonLoader:
     def empty(self, con: duckdb.DuckDBPyConnection) -> Batch:
         """An empty batch, so an export without items still gets its tables."""
         con.execute(f"CREATE TABLE batch_empty AS {schema.with_derived(_empty_items_select())}")
-        return Batch("batch_empty", [], lambda con: [], 0)
+        return Batch("batch_empty", [], 0)
 
 
 @dataclass(frozen=True)
@@ -230,11 +221,3 @@ def _load_json(con: duckdb.DuckDBPyConnection, table: str, scan: _Scan, extras: 
         f"CREATE TABLE {table} AS {schema.with_derived(select)}",
         [*scan.params(), columns, [json_pointer(k) for k in extras], *scan.params()],
     )
-
-
-def _raw_json_items(con: duckdb.DuckDBPyConnection, scan: _Scan) -> RawItems:
-    items = scan.rows("read_json", ", columns = ?")
-    rows = con.execute(
-        f"SELECT media_id, unnest(metadata_items) FROM {items}", [*scan.params(), _RAW_ITEMS]
-    ).fetchall()
-    return [(r[0], r[1]) for r in rows]

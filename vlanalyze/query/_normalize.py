@@ -17,11 +17,10 @@ from __future__ import annotations
 import json
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,13 +80,7 @@ class _Writer:
         for table in ("media", *schema.TIDY_SQL, "other_metadata"):
             (out / table).mkdir(parents=True, exist_ok=True)
 
-    def write_batch(
-        self,
-        con: DuckDBPyConnection,
-        part: int,
-        extras: list[str],
-        raw_items: Callable[[], list[tuple[str, Any]]],
-    ) -> None:
+    def write_batch(self, con: DuckDBPyConnection, part: int, extras: list[str]) -> None:
         name = f"part-{part:05d}.parquet"
         con.execute(schema.ITEMS_SQL)
         queries = {"media": schema.media_sql(extras), **schema.TIDY_SQL}
@@ -97,7 +90,7 @@ class _Writer:
             copy = f"COPY ({sql}) TO {quote_literal(target)} ({_PARQUET})"
             counts[table] = int(con.execute(copy).fetchall()[0][0])
         unknown = con.execute(schema.UNKNOWN_TYPES_SQL).fetchall()[0][0]
-        rows = list(_other_metadata(raw_items())) if unknown else []
+        rows = list(_other_metadata(con.execute(_RAW_ITEMS).fetchall())) if unknown else []
         with self.lock:
             for table, count in counts.items():
                 self.counts[table] += count
@@ -142,6 +135,11 @@ class _Writer:
                 f"TO {quote_literal(tmp.as_posix())} (FORMAT parquet)",
                 [path.as_posix()],
             )
+
+
+# A batch's metadata items as they were read (properties as JSON text): for the rare
+# items of unknown types.
+_RAW_ITEMS = "SELECT media_id, unnest(metadata_items) FROM src"
 
 
 def _other_metadata(rows: list[tuple[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -236,7 +234,7 @@ class _Workers:
 
 def _write(con: DuckDBPyConnection, writer: _Writer, part: int, batch: Batch) -> None:
     con.execute(f"CREATE OR REPLACE TEMP VIEW src AS SELECT * FROM {batch.table}")
-    writer.write_batch(con, part, batch.extras, partial(batch.raw_items, con))
+    writer.write_batch(con, part, batch.extras)
     con.execute(f"DROP VIEW src; DROP TABLE {batch.table}")
     batch.cleanup()
 

@@ -16,11 +16,9 @@ import pyarrow.parquet as pq
 
 from vlanalyze.errors import ExportFormatError
 from vlanalyze.query import _schema as schema
-from vlanalyze.query._loaders import Batch, RawItems, Ticket
+from vlanalyze.query._loaders import Batch, Ticket
 from vlanalyze.query._schema import extra_column
 from vlanalyze.query._sql import quote_ident, quote_literal
-
-_RAW_STRUCTURE = """'[{"type": "VARCHAR", "properties": "JSON"}]'"""
 
 
 class ParquetLoader:
@@ -32,7 +30,6 @@ class ParquetLoader:
 
     def __init__(self, pf: pq.ParquetFile, path: Path, *, rows: int) -> None:
         self.select, self.extras = parquet_select(pf.schema_arrow, path)
-        self.text = _items_text(pf.schema_arrow)
         self.batches = pf.iter_batches(batch_size=rows)
         self.schema = pf.schema_arrow
         self.total = max(pf.metadata.num_rows, 1)
@@ -53,12 +50,12 @@ class ParquetLoader:
         record_batch, done = ticket.data
         arrow = _positional(pa.Table.from_batches([record_batch]))
         table = self._load(con, arrow, f"batch_{ticket.index}")
-        return Batch(table, self.extras, lambda con: self._raw(con, arrow), done)
+        return Batch(table, self.extras, done)
 
     def empty(self, con: duckdb.DuckDBPyConnection) -> Batch:
         """An empty batch, so an export without rows still gets its tables."""
         table = self._load(con, _positional(self.schema.empty_table()), "batch_empty")
-        return Batch(table, self.extras, lambda con: [], 0)
+        return Batch(table, self.extras, 0)
 
     def _load(self, con: duckdb.DuckDBPyConnection, arrow: pa.Table, table: str) -> str:
         con.register("raw", arrow)
@@ -68,23 +65,6 @@ class ParquetLoader:
         finally:
             con.unregister("raw")
         return table
-
-    def _raw(self, con: duckdb.DuckDBPyConnection, arrow: pa.Table) -> RawItems:
-        if self.text is None:
-            return []
-        con.register("raw_items", arrow)
-        try:
-            rows = con.execute(
-                f"SELECT CAST({self.media_id} AS VARCHAR), unnest(from_json({self.text}, "
-                f"{_RAW_STRUCTURE})) FROM raw_items"
-            ).fetchall()
-        finally:
-            con.unregister("raw_items")
-        return [(r[0], r[1]) for r in rows]
-
-    @property
-    def media_id(self) -> str:
-        return _col(list(self.schema.names).index("media_id"))
 
 
 def _col(index: int) -> str:
@@ -129,14 +109,6 @@ def parquet_select(arrow_schema: pa.Schema, path: Path) -> tuple[str, list[str]]
 
 def _is_text(kind: pa.DataType) -> bool:
     return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
-
-
-def _items_text(arrow_schema: pa.Schema) -> str | None:
-    """SQL giving ``metadata_items`` as JSON text (for items of unknown types only)."""
-    if "metadata_items" not in arrow_schema.names:
-        return None
-    i = list(arrow_schema.names).index("metadata_items")
-    return _col(i) if _is_text(arrow_schema.field(i).type) else f"to_json({_col(i)})"
 
 
 def _items_expr(arrow_schema: pa.Schema) -> str:

@@ -263,3 +263,43 @@ def test_cache_files_follow_the_umask(tmp_path: Path, export_kit: Any) -> None:
         assert folder.stat().st_mode & 0o777 == 0o755, folder
     for part in parts:
         assert part.stat().st_mode & 0o777 == 0o644, part
+
+
+def test_property_values_of_another_type_load_as_null_in_both_forms(
+    tmp_path: Path, export_kit: Any
+) -> None:
+    """A property whose value is not of its column's type is NULL, the rest of the item
+    and of the export load, and the JSON and Parquet forms agree."""
+    label = {"category_name": "cat", "source": "User", "original_id": "not-a-number"}
+    box = {"category_name": "dog", "bbox": "wide", "uniqueness_score": 0.5}
+    items = [
+        export_kit.item(
+            "m0",
+            metadata_items=[
+                {"type": "image_label", "properties": label},
+                {"type": "object_label", "properties": box},
+                {"type": "issue", "properties": {"issue_type": "blur", "confidence": "high"}},
+            ],
+        ),
+        export_kit.item("m1", metadata_items=[{"type": "caption", "properties": "plain text"}]),
+    ]
+    tables = []
+    for form in ("json", "parquet"):
+        folder = tmp_path / form
+        if form == "json":
+            path = export_kit.write_json(folder / "metadata.json", items)
+        else:
+            path = export_kit.write_parquet(folder / "metadata.parquet", items, items_as="json")
+        with open_export(path, cache_dir=tmp_path / f"cache-{form}") as ex:
+            got = {
+                t: ex.sql(f"SELECT * EXCLUDE (media_id) FROM {t}").rows()
+                for t in ("labels", "objects", "issues", "captions")
+            }
+        tables.append(got)
+    json_form, parquet_form = tables
+    assert json_form == parquet_form
+    assert json_form["labels"] == [("cat", "User", None)]
+    # object_id, category_name, source, original_id, bbox_x..bbox_h, uniqueness_score, url
+    assert json_form["objects"] == [(None, "dog", None, None, None, None, None, None, 0.5, None)]
+    assert json_form["issues"] == [(None, "blur", None, None, None)]
+    assert json_form["captions"] == [(None, None)]

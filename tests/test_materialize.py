@@ -349,7 +349,8 @@ def test_coco_layout(boxed: Path, tmp_path: Path) -> None:
 def test_hf_layout_writes_metadata_jsonl(boxed: Path, tmp_path: Path) -> None:
     """Every split has boxes and labels: one metadata.jsonl per split, as the guides show."""
     out = tmp_path / "hf"
-    _run(_open(boxed), _sel(A, B, split=["train", "test"]), out, layout="hf")
+    result = _run(_open(boxed), _sel(A, B, split=["train", "test"]), out, layout="hf")
+    assert result.notes == []
     assert sorted(p.name for p in (out / "train").glob("metadata.*")) == ["metadata.jsonl"]
     (train,) = _jsonl(out / "train" / "metadata.jsonl")
     assert (out / "train" / train["file_name"]).is_file()
@@ -367,8 +368,10 @@ def test_hf_layout_falls_back_to_typed_parquet(boxed: Path, tmp_path: Path) -> N
     """A split without a single box would infer null-typed lists from JSONL, unlike the
     split with boxes, and datasets would refuse both: typed Parquet instead, same columns."""
     out = tmp_path / "hf"
-    _run(_open(boxed), _sel(A, D, split=["train", "test"]), out, layout="hf")
+    result = _run(_open(boxed), _sel(A, D, split=["train", "test"]), out, layout="hf")
     assert not list(out.rglob("metadata.jsonl"))
+    (note,) = result.notes  # said to the user, not a silent change of format
+    assert "metadata.parquet, not metadata.jsonl" in note
     rows = pl.read_parquet(out / "train" / "metadata.parquet").to_dicts()
     assert len(rows) == 1 and (out / "train" / rows[0]["file_name"]).is_file()
     assert rows[0]["label"] == "cat" and rows[0]["labels"] == ["cat", "dog"]

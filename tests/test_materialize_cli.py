@@ -299,3 +299,21 @@ def test_save_plan_never_replaces_a_file(export: Path, sel: Path, tmp_path: Path
     plan_file.write_text("mine")
     line = error_line(_cli(*args, "--save-plan", str(plan_file)))
     assert "already exists" in line and plan_file.read_text() == "mine"
+
+
+def test_hf_metadata_form_is_said(tmp_path: Path) -> None:
+    """When the hf metadata has to be Parquet (one split has boxes, the other none), the
+    dry run and the run both say so, on stderr."""
+    items = [
+        item(IDS[0], "a.jpg", boxes=[("cat", (1, 2, 3, 4))]),
+        item(IDS[1], "b.jpg"),
+    ]
+    export = write_export(tmp_path / "export", items)
+    sel = tmp_path / "sel.csv"
+    pl.DataFrame({"media_id": IDS[:2], "split": ["train", "test"]}).write_csv(sel)
+    args = [str(export), str(sel), "-o", str(tmp_path / "out"), "--layout", "hf", "-q"]
+    for extra in (["--dry-run"], []):
+        result = CliRunner().invoke(main, ["materialize", *args, *extra])
+        assert result.exit_code == 0, result.output
+        assert "Note: hf: each split's metadata is metadata.parquet" in result.stderr
+    assert (tmp_path / "out" / "test" / "metadata.parquet").is_file()

@@ -123,6 +123,8 @@ def materialize(
             plan.write_parquet(save_plan)
         if dry_run:
             click.echo(_describe(plan))
+            for note in plan.notes:
+                click.echo(f"Note: {note}", err=True)
             plan.check()
             return
         with Reporter(quiet or not sys.stderr.isatty()) as reporter:

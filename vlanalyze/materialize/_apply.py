@@ -111,7 +111,7 @@ def materialize(
         begun = None
         if todo.height or sides or stale or _changed(out / MANIFEST_FILE, manifest.result()):
             begun = begin(plan, files)
-        notes = _write_images(plan, todo, on_progress, workers)
+        notes = plan.notes + _write_images(plan, todo, on_progress, workers)
         side_written = _write_sides(out, sides)
         pruned = _prune(out, stale, plan.previous) if stale else 0
         if _changed(out / MANIFEST_FILE, manifest.result()):

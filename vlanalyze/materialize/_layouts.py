@@ -23,7 +23,7 @@ import polars as pl
 from vlanalyze.errors import MaterializeError
 from vlanalyze.materialize._names import check_component, split_name
 
-__all__ = ["LAYOUTS", "image_dests", "side_files"]
+__all__ = ["LAYOUTS", "image_dests", "layout_notes", "side_files"]
 
 LAYOUTS = ("flat", "by-label", "imagefolder", "hf", "yolo", "coco", "csv")
 _YOLO_KEYS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -79,6 +79,17 @@ def side_files(
     if layout == "hf":
         return _hf(items, boxes, all_labels)
     return {}
+
+
+def layout_notes(layout: str, files: Mapping[str, bytes]) -> list[str]:
+    """What a person should know of the layout's files (from :func:`side_files`)."""
+    if layout == "hf" and any(path.endswith("/metadata.parquet") for path in files):
+        return [
+            "hf: each split's metadata is metadata.parquet, not metadata.jsonl: datasets "
+            "would infer different column types for the splits' JSONL (a split without "
+            "any box or image label beside one with some); the Parquet loads the same way"
+        ]
+    return []
 
 
 def _classes(items: pl.DataFrame, boxes: Boxes) -> list[str]:

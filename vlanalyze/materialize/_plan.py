@@ -28,7 +28,7 @@ from vlanalyze._fs import atomic_path
 from vlanalyze._version import __version__
 from vlanalyze.errors import Fix, MaterializeError, SelectionError
 from vlanalyze.materialize import _names as names_mod
-from vlanalyze.materialize._layouts import LAYOUTS, image_dests, side_files
+from vlanalyze.materialize._layouts import LAYOUTS, image_dests, layout_notes, side_files
 from vlanalyze.materialize._selection import HasTable, SelectionTable, read_selection
 from vlanalyze.materialize._sources import resolve_sources
 from vlanalyze.materialize._state import (
@@ -55,7 +55,8 @@ Box = tuple[str, float, float, float, float]
 class Plan:
     """What :func:`vlanalyze.materialize` will do. ``table`` is one row per selected item:
     media_id, source, kind, dest, bytes, mtime_ns, action, label, split, uniqueness_score,
-    url. ``side_files`` are the layout's own files (path -> content) and their actions."""
+    url. ``side_files`` are the layout's own files (path -> content) and their actions;
+    ``notes`` are for people (e.g. why the ``hf`` metadata is Parquet)."""
 
     out: Path
     layout: str
@@ -67,6 +68,7 @@ class Plan:
     previous: dict[str, int]
     absolute_links: bool = False
     storage_options: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def count(self, action: str) -> int:
         """How many images have ``action`` (write, skip, conflict, missing, list)."""
@@ -218,6 +220,7 @@ def plan_materialize(
     plan = _finish(export, sel, out_path, layout, mode, name, images_root, table, extra,
                    absolute_links)  # fmt: skip
     plan.storage_options = dict(storage_options or {})
+    plan.notes = layout_notes(layout, extra)
     return plan
 
 

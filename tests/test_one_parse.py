@@ -150,3 +150,41 @@ def test_a_failure_on_one_worker_stops_both(tmp_path: Path, export_kit: Any) -> 
         open_export(path, cache_dir=tmp_path / "cache", chunk_bytes=20_000, on_progress=stop)
     chunks = path.stat().st_size // 20_000
     assert chunks > 15 and 1 <= len(calls) <= 2  # the other worker's batch in flight
+
+
+@pytest.mark.slow
+def test_a_parquet_export_of_several_batches_loads_like_its_json(
+    tmp_path: Path, export_kit: Any
+) -> None:
+    """Past 20,000 rows a Parquet export is read in several batches, by both workers at
+    once: its tables are the JSON form's, row for row."""
+    items = _items(export_kit, 41_000)
+    for i, item in enumerate(items):
+        item["late_col"] = f"v{i}" if i >= 40_500 else None
+        if i % 10_000 == 7:
+            item["metadata_items"] = [{"type": "face_box", "properties": {"n": i}}]
+    forms = {
+        "json": export_kit.write_json(tmp_path / "j" / "metadata.json", items),
+        "parquet": export_kit.write_parquet(
+            tmp_path / "p" / "metadata.parquet", items, items_as="json"
+        ),
+    }
+    tables = {}
+    for form, path in forms.items():
+        with open_export(path, cache_dir=tmp_path / f"cache-{form}") as ex:
+            if form == "parquet":
+                assert len(list((ex.cache_path / "media").glob("part-*"))) == 3
+            tables[form] = {  # SQL without ORDER BY has no order: sorted, then compared
+                t: ex.sql(f"SELECT * FROM {t} ORDER BY ALL")
+                for t in ("media", "labels", "issues", "other_metadata")
+            }
+            assert ex.media.collect()["media_id"].to_list() == [
+                f"m{i:05d}" for i in range(41_000)
+            ]  # the table itself is in the file's order
+    for name, frame in tables["json"].items():
+        assert frame.equals(tables["parquet"][name]), name
+    media = tables["json"]["media"]
+    assert media["late_col"].drop_nulls().len() == 500
+    assert tables["json"]["other_metadata"]["media_id"].to_list() == [
+        f"m{i:05d}" for i in (7, 10_007, 20_007, 30_007, 40_007)
+    ]

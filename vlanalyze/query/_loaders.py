@@ -12,8 +12,7 @@ the JSON chunk files it is handed.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,11 +96,11 @@ class JsonLoader:
             if self.detect and chunk.lead and self._load_detected(con, table, scan):
                 extras: list[str] = []  # an accepted chunk has no unknown key
             else:
-                with self._turn(ticket.index):
-                    self.detect = False
-                    self.extras = _merge(self.extras, _json_extra_keys(con, scan))
-                    extras = list(self.extras)
-                    _load_json(con, table, scan, extras)
+                self._wait_turn(ticket.index)
+                self.detect = False
+                self.extras = _merge(self.extras, _json_extra_keys(con, scan))
+                extras = list(self.extras)
+                _load_json(con, table, scan, extras)
         except duckdb.Error as exc:
             if is_fault(exc):
                 raise
@@ -112,12 +111,10 @@ class JsonLoader:
             self._loaded_one(ticket.index)
         return Batch(table, extras, chunk.end_offset, chunk.path.unlink)
 
-    @contextmanager
-    def _turn(self, index: int) -> Iterator[None]:
+    def _wait_turn(self, index: int) -> None:
         """Wait until every chunk before ``index`` is loaded."""
         with self._loaded:
             self._loaded.wait_for(lambda: self._frontier >= index)
-        yield
 
     def _loaded_one(self, index: int) -> None:
         with self._loaded:

@@ -179,7 +179,7 @@ def _run(
         run.work(con)
         helper.result()
     run.raise_first()
-    if writer.part_extras == {}:  # an export without items still gets its (empty) tables
+    if not writer.part_extras:  # an export without items still gets its (empty) tables
         _write(con, writer, 0, loader.empty(con))
     writer.finish(con, loader.extras)
     return writer.counts

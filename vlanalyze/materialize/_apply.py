@@ -101,8 +101,8 @@ def materialize(
         sides = plan.side_files
     out = plan.out
     files = _files_of(table, plan)
-    left = set(plan.stale)
-    stale = sorted(left) if prune else []
+    left = plan.stale
+    stale = left if prune else []
     if out.is_dir():  # one listing, then every write in OUT skips its own
         _clear_temp_files(out, [""], [RECORD_FILE, FILES_FILE, MANIFEST_FILE])
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -116,8 +116,8 @@ def materialize(
         pruned = _prune(out, stale, plan.previous) if stale else 0
         if _changed(out / MANIFEST_FILE, manifest.result()):
             write_bytes_atomic(out / MANIFEST_FILE, manifest.result(), overwrite=True, clean=False)
-    kept = {} if prune else {p: s for p, s in plan.previous.items() if p in left}
-    _write_record(out, plan, {**kept, **files}, status="complete", written=begun)
+    kept = {} if prune else {p: plan.previous[p] for p in left}
+    _write_record(out, plan, _merged(kept, files), status="complete", written=begun)
     return MaterializeResult(
         out=out,
         written=todo.height,
@@ -129,13 +129,13 @@ def materialize(
     )
 
 
-def begin(plan: Plan, files: dict[str, int] | None = None) -> _FilesTable:
+def begin(plan: Plan, files: pl.DataFrame | None = None) -> _FilesTable:
     """Record, before any image is written, every file ``plan`` will write (status
     ``in-progress``): what lets a later run tell its own files from a user's."""
     if files is None:
         files = _files_of(plan.table, plan)
-    files = {**plan.previous, **files}
-    return _write_record(plan.out, plan, files, status="in-progress", written=None)
+    merged = _merged(plan.previous, files)
+    return _write_record(plan.out, plan, merged, status="in-progress", written=None)
 
 
 def _verified(plan: Plan) -> pl.DataFrame:
@@ -154,12 +154,25 @@ def _verified(plan: Plan) -> pl.DataFrame:
     return plan.table.with_columns(action=pl.Series(actions, dtype=pl.String))
 
 
-def _files_of(table: pl.DataFrame, plan: Plan) -> dict[str, int]:
+_FILES_SCHEMA = {"path": pl.String, "bytes": pl.Int64}
+
+
+def _files_of(table: pl.DataFrame, plan: Plan) -> pl.DataFrame:
+    """The files (path, bytes; -1: not known) that applying ``table`` writes."""
     images = table.filter(pl.col("dest").is_not_null())
-    files = dict(zip(images["dest"], images["bytes"].fill_null(-1), strict=True))
-    files.update({p: len(d) for p, d in plan.side_files.items()})
-    files[MANIFEST_FILE] = -1
-    return files
+    images = images.select(path="dest", bytes=pl.col("bytes").fill_null(-1))
+    layout = [*plan.side_files, MANIFEST_FILE]
+    sizes = [*(len(data) for data in plan.side_files.values()), -1]
+    return pl.concat([images, pl.DataFrame({"path": layout, "bytes": sizes}, _FILES_SCHEMA)])
+
+
+def _merged(old: dict[str, int], files: pl.DataFrame) -> pl.DataFrame:
+    """``files`` and the ``old`` ones (a path in both takes its size in ``files``),
+    sorted by path."""
+    if old:
+        before = pl.DataFrame({"path": list(old), "bytes": list(old.values())}, _FILES_SCHEMA)
+        files = pl.concat([before, files]).unique("path", keep="last")
+    return files.sort("path")
 
 
 def _manifest(table: pl.DataFrame) -> bytes:
@@ -174,11 +187,11 @@ def _changed(path: Path, data: bytes) -> bool:
         return True
 
 
-_FilesTable = tuple[dict[str, int], bytes]  # the files a record lists, as Parquet
+_FilesTable = tuple[pl.DataFrame, bytes]  # the files a record lists, as Parquet
 
 
 def _write_record(
-    out: Path, plan: Plan, files: dict[str, int], *, status: str, written: _FilesTable | None
+    out: Path, plan: Plan, files: pl.DataFrame, *, status: str, written: _FilesTable | None
 ) -> _FilesTable:
     """Write the record's JSON and files table where they changed (``written``: the
     table this run wrote already, reused when ``files`` are the same)."""
@@ -193,10 +206,10 @@ def _write_record(
             "side_files": len(plan.side_files),
         },
         "files_table": FILES_FILE,
-        "files_count": len(files),
+        "files_count": files.height,
     }
     data = (json.dumps(record, default=str, indent=1) + "\n").encode("utf-8")
-    table = written[1] if written and written[0] == files else _files_table(files)
+    table = written[1] if written and written[0].equals(files) else _files_table(files)
     # The JSON first: until the table is written, the one on disk lists at least every
     # file there (this run writes nothing before both are written).
     for name, content in ((RECORD_FILE, data), (FILES_FILE, table)):
@@ -206,13 +219,9 @@ def _write_record(
     return files, table
 
 
-def _files_table(files: dict[str, int]) -> bytes:
-    table = pl.DataFrame(
-        {"path": list(files), "bytes": list(files.values())},
-        schema={"path": pl.String, "bytes": pl.Int64},
-    ).sort("path")
+def _files_table(files: pl.DataFrame) -> bytes:
     sink = io.BytesIO()
-    table.write_parquet(sink, statistics=False)
+    files.write_parquet(sink, statistics=False)
     return sink.getvalue()
 
 

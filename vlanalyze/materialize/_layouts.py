@@ -31,37 +31,33 @@ _YOLO_KEYS = {"train": "train", "val": "val", "valid": "val", "validation": "val
 Boxes = Mapping[str, list[tuple[str, float, float, float, float]]]
 
 
-def image_dests(layout: str, items: pl.DataFrame) -> list[str | None]:
+def image_dests(layout: str, items: pl.DataFrame) -> pl.Series:
     """The destination (relative, posix) of every item (name, label, split columns)."""
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
-    names: list[str] = items["name"].to_list()
-    labels: list[str] = items["label"].to_list()
-    splits: list[str] = items["split"].to_list()
     if layout in ("by-label", "imagefolder"):
-        for label in set(labels):
+        for label in items["label"].unique().to_list():
             check_component(label, "the label")
+    splits: list[str] = items["split"].unique().to_list()
     if layout in ("imagefolder", "hf", "yolo", "coco"):
-        for split in set(splits):
+        for split in splits:
             check_component(split, "the split")
     if layout == "yolo":
-        unknown = sorted(s for s in set(splits) if s not in _YOLO_KEYS)
+        unknown = sorted(s for s in splits if s not in _YOLO_KEYS)
         if unknown:
             raise MaterializeError(
                 f"YOLO splits must be train, val or test; the selection has {unknown[0]!r}",
                 hint="rename the split column's values to train / val / test",
             )
     if layout == "csv":
-        return [None] * len(names)
-    if layout == "flat":
-        return list(names)
-    if layout == "by-label":
-        return [f"{lab}/{n}" for lab, n in zip(labels, names, strict=True)]
-    if layout == "imagefolder":
-        return [f"{s}/{lab}/{n}" for s, lab, n in zip(splits, labels, names, strict=True)]
-    if layout == "hf":
-        return [f"{s}/{n}" for s, n in zip(splits, names, strict=True)]
-    return [f"images/{s}/{n}" for s, n in zip(splits, names, strict=True)]
+        return pl.Series("dest", [None] * items.height, dtype=pl.String)
+    parts: list[pl.Expr] = {
+        "flat": [pl.col("name")],
+        "by-label": [pl.col("label"), pl.col("name")],
+        "imagefolder": [pl.col("split"), pl.col("label"), pl.col("name")],
+        "hf": [pl.col("split"), pl.col("name")],
+    }.get(layout, [pl.lit("images"), pl.col("split"), pl.col("name")])
+    return items.select(dest=pl.concat_str(parts, separator="/")).to_series()
 
 
 def side_files(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import polars as pl
 
@@ -139,14 +139,15 @@ def _component_problem(part: str) -> str | None:
     return None
 
 
-def find_collisions(paths: Iterable[str]) -> list[tuple[str, str]]:
+def find_collisions(paths: Sequence[str]) -> list[tuple[str, str]]:
     """Pairs of paths that would land on one file (equal when case is ignored), or where
     one path is a file and also a folder of another."""
+    if not _may_collide(paths):
+        return []
     first: dict[str, str] = {}
     clashes: list[tuple[str, str]] = []
     folders: dict[str, str] = {}
-    all_paths = list(paths)
-    for path in all_paths:
+    for path in paths:
         key = path.casefold()
         if key in first:
             clashes.append((first[key], path))
@@ -157,3 +158,21 @@ def find_collisions(paths: Iterable[str]) -> list[tuple[str, str]]:
             folders.setdefault("/".join(parts[:i]), path)
     clashes.extend((first[k], folders[k]) for k in first.keys() & folders.keys())
     return clashes
+
+
+def _may_collide(paths: Sequence[str]) -> bool:
+    """False when no two ``paths`` meet, case ignored, and none is another's folder:
+    the common case, vectorized (ASCII paths only; others take the exact check)."""
+    series = pl.Series(paths, dtype=pl.String)
+    if series.str.contains(r"[^\x00-\x7f]").any():
+        return True  # casefold differs from lowercase beyond ASCII (e.g. "ß" and "ss")
+    keys = series.str.to_lowercase()
+    if keys.is_duplicated().any():
+        return True
+    folders: set[str] = set()
+    level = keys.filter(keys.str.contains("/", literal=True))
+    while level.len():
+        level = level.str.replace(r"/[^/]*$", "").unique()
+        folders.update(level.to_list())
+        level = level.filter(level.str.contains("/", literal=True))
+    return bool(folders) and bool(keys.is_in(list(folders)).any())

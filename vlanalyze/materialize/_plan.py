@@ -88,6 +88,8 @@ class Plan:
     @property
     def stale(self) -> list[str]:
         """Files an earlier run wrote that this plan no longer has (what prune removes)."""
+        if not self.previous:
+            return []
         keep = set(self.table["dest"].drop_nulls()) | set(self.side_files)
         keep |= {MANIFEST_FILE, RECORD_FILE, FILES_FILE}
         return sorted(p for p in self.previous if p not in keep)
@@ -203,9 +205,10 @@ def plan_materialize(
     out_path = Path(out).expanduser().absolute()
     items = _items(export, sel)
     items = items.with_columns(name=names_mod.render_names(items, name))
-    items = items.with_columns(dest=pl.Series(image_dests(layout, items), dtype=pl.String))
+    items = items.with_columns(dest=image_dests(layout, items))
     boxes = _boxes(export, sel) if layout in ("yolo", "coco", "hf") else {}
-    extra = side_files(layout, items, boxes, _all_labels(export, sel), out_path)
+    all_labels = _all_labels(export, sel) if layout == "hf" else {}
+    extra = side_files(layout, items, boxes, all_labels, out_path)
     _check_paths(items["dest"].drop_nulls().to_list(), list(extra))
     sources = resolve_sources(
         export,
@@ -294,12 +297,38 @@ def _info(export: Export) -> dict[str, Any]:
 
 
 def _items(export: Export, sel: SelectionTable) -> pl.DataFrame:
-    """Selection rows joined to the export's media, with label, split and name fields."""
-    media = export.media.select(
-        "media_id", "file_name", "file_path", "width", "height", "uniqueness_score", "url"
-    ).with_columns(_known=pl.lit(True))
-    joined = sel.frame.lazy().join(media, on="media_id", how="left", maintain_order="left")
-    items = joined.collect()
+    """Selection rows joined to the export's media, with label, split and name fields
+    (one query)."""
+    media = (
+        export.table("media", image_path=False)
+        .select("media_id", "file_name", "file_path", "width", "height", "uniqueness_score", "url")
+        .with_columns(_known=pl.lit(True))
+    )
+    query = sel.frame.lazy().join(media, on="media_id", how="left", maintain_order="left")
+    if not sel.has_label:
+        chosen = _chosen_labels(export, sel)
+        if chosen.height:  # (a join with nothing costs as much as one with something)
+            query = query.drop("label").join(
+                chosen.lazy(), on="media_id", how="left", maintain_order="left"
+            )
+    base = pl.coalesce(
+        pl.col("file_name"), pl.col("file_path").str.split("/").list.last(), pl.col("media_id")
+    )
+    # As names_mod.split_name: the last extension, none for ".hidden".
+    ext = pl.col("file_name").str.extract(r".(\.[^.]*)$", 1).fill_null("")
+    chars = pl.col("file_name").str.len_chars() - pl.col("ext").str.len_chars()
+    items = (
+        query.with_columns(
+            label=pl.col("label").fill_null(UNLABELED),
+            split=pl.col("split").fill_null(DEFAULT_SPLIT),
+            file_name=base,
+            file_path=pl.col("file_path").fill_null(""),
+            media_id8=pl.col("media_id").str.slice(0, 8),
+        )
+        .with_columns(ext=ext)
+        .with_columns(stem=pl.col("file_name").str.head(chars))
+        .collect()
+    )
     unknown = items.filter(pl.col("_known").is_null())["media_id"]
     if unknown.len():
         shown = ", ".join(unknown.head(5).to_list())
@@ -307,26 +336,7 @@ def _items(export: Export, sel: SelectionTable) -> pl.DataFrame:
             f"{unknown.len()} media id(s) of the selection are not in the export: {shown}",
             hint="the selection must come from this export",
         )
-    if not sel.has_label:
-        items = items.drop("label").join(
-            _chosen_labels(export, sel), on="media_id", how="left", maintain_order="left"
-        )
-    base = pl.coalesce(
-        pl.col("file_name"), pl.col("file_path").str.split("/").list.last(), pl.col("media_id")
-    )
-    items = items.with_columns(
-        label=pl.col("label").fill_null(UNLABELED),
-        split=pl.col("split").fill_null(DEFAULT_SPLIT),
-        file_name=base,
-        file_path=pl.col("file_path").fill_null(""),
-        media_id8=pl.col("media_id").str.slice(0, 8),
-    )
-    # As names_mod.split_name: the last extension, none for ".hidden".
-    items = items.drop("_known").with_columns(
-        ext=pl.col("file_name").str.extract(r".(\.[^.]*)$", 1).fill_null("")
-    )
-    chars = pl.col("file_name").str.len_chars() - pl.col("ext").str.len_chars()
-    return items.with_columns(stem=pl.col("file_name").str.head(chars))
+    return items.drop("_known")
 
 
 def _chosen_labels(export: Export, sel: SelectionTable) -> pl.DataFrame:
@@ -381,7 +391,7 @@ def _check_paths(dests: list[str], extra: list[str]) -> None:
 def _check_mode(table: pl.DataFrame, mode: str, out: Path, layout: str) -> None:
     if mode not in ("hardlink", "symlink") or layout == "csv":
         return
-    kinds = set(table["kind"].drop_nulls())
+    kinds = set(table["kind"].drop_nulls().unique())
     if kinds - {"file"}:
         where = "a ZIP" if "zip" in kinds else "an object store"
         raise MaterializeError(
@@ -392,7 +402,7 @@ def _check_mode(table: pl.DataFrame, mode: str, out: Path, layout: str) -> None:
         anchor = out
         while not anchor.exists():
             anchor = anchor.parent
-        devices = set(table["dev"].drop_nulls())
+        devices = set(table["dev"].drop_nulls().unique())
         if devices - {anchor.stat().st_dev}:
             raise MaterializeError(
                 f"cannot hardlink into {out}: the images are on another filesystem",

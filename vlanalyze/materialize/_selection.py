@@ -128,7 +128,15 @@ def _check(frame: pl.DataFrame, source: str) -> SelectionTable:
         raise SelectionError(
             f"the selection {source} has no rows", hint="select at least one media item"
         )
-    unique = picked.unique(maintain_order=True)
+    if picked.get_column("media_id").n_unique() < picked.height:
+        picked = picked.unique(maintain_order=True)  # the same row twice is one row
+        _check_clashes(picked, source)
+    digest = hashlib.sha256(picked.write_csv().encode("utf-8")).hexdigest()
+    return SelectionTable(picked, source, digest, "label" in columns, "split" in columns)
+
+
+def _check_clashes(unique: pl.DataFrame, source: str) -> None:
+    """Raise if one media id is left on several rows (different labels or splits)."""
     clashes = unique.filter(pl.col("media_id").is_duplicated()).get_column("media_id").unique()
     if clashes.len():
         shown = ", ".join(clashes.head(5).to_list())
@@ -137,8 +145,6 @@ def _check(frame: pl.DataFrame, source: str) -> SelectionTable:
             f"labels or splits: {shown}",
             hint="keep one row per media_id",
         )
-    digest = hashlib.sha256(unique.write_csv().encode("utf-8")).hexdigest()
-    return SelectionTable(unique, source, digest, "label" in columns, "split" in columns)
 
 
 def read_media_ids(lines: Iterable[str], *, source: str = "the selection") -> list[str]:

@@ -70,6 +70,8 @@ def resolve_sources(
             found.append(_from_url(root, media, storage_options or {}))
         else:
             found.append(_from_folder(Path(root), media, sizes))
+    if len(found) == 1:
+        return found[0]
     return pl.concat(found, how="vertical").unique("media_id", keep="first", maintain_order=True)
 
 
@@ -84,15 +86,50 @@ def _from_export(export: Export, media: pl.DataFrame, sizes: bool) -> pl.DataFra
     if export.source.member is not None:
         pairs = list(zip(paths["media_id"], paths["image_path"], strict=True))
         return _from_zip(export.root, export.source.zip_prefix, pairs)
-    wanted = paths.select("media_id", rel="image_path")
-    return _local_files(os.path.abspath(export.root), wanted, sizes)
+    root = os.path.abspath(export.root)
+    if sizes:
+        return _stat_files(root, paths.rows())
+    # Links need no size: the files are those the export listed when it was opened
+    # (one removed since fails its link with a clear error); a stat per folder gives
+    # their device.
+    return _on_devices(root, paths.select("media_id", rel="image_path"))
+
+
+def _folder_of(rel: pl.Expr) -> pl.Expr:
+    """The folder part of a relative posix path ("" for none)."""
+    inner = rel.str.contains("/", literal=True)
+    return pl.when(inner).then(rel.str.replace(r"/[^/]*$", "")).otherwise(pl.lit(""))
+
+
+def _on_devices(root: str, wanted: pl.DataFrame) -> pl.DataFrame:
+    """SOURCE_SCHEMA rows for files ``root/<rel>`` of ``wanted`` (media_id, rel) known
+    to be there: no size or mtime, the device of their folder (those in a folder that
+    is gone are left out)."""
+    wanted = wanted.with_columns(folder=_folder_of(pl.col("rel")))
+    devices: dict[str, list[Any]] = {"folder": [], "dev": []}
+    for folder in wanted["folder"].unique().to_list():
+        try:
+            dev = os.stat(f"{root}/{folder}" if folder else root).st_dev
+        except OSError:
+            continue
+        devices["folder"].append(folder)
+        devices["dev"].append(dev)
+    on = pl.DataFrame(devices, schema={"folder": pl.String, "dev": pl.Int64})
+    return wanted.join(on, on="folder", how="inner", maintain_order="left").select(
+        "media_id",
+        source=pl.lit(f"{root}/") + pl.col("rel"),
+        kind=pl.lit("file"),
+        bytes=pl.lit(None, pl.Int64),
+        mtime_ns=pl.lit(None, pl.Int64),
+        dev="dev",
+    )
 
 
 def _local_files(root: str, wanted: pl.DataFrame, sizes: bool) -> pl.DataFrame:
     """The regular files ``root/<rel>`` of ``wanted`` (media_id, rel)."""
     if sizes:
         return _stat_files(root, wanted.rows())
-    wanted = wanted.with_columns(folder=pl.col("rel").str.extract(r"^(.*)/", 1).fill_null(""))
+    wanted = wanted.with_columns(folder=_folder_of(pl.col("rel")))
     listing: dict[str, list[Any]] = {"rel": [], "dev": []}
     big: list[str] = []
     for folder, count in wanted.group_by("folder").len().iter_rows():

@@ -197,12 +197,13 @@ class Export:
             )
         return files
 
-    def table(self, name: str) -> pl.LazyFrame:
-        """The tidy table ``name`` as a polars LazyFrame."""
+    def table(self, name: str, *, image_path: bool = True) -> pl.LazyFrame:
+        """The tidy table ``name`` as a polars LazyFrame (``image_path=False``: media
+        without its ``image_path`` column, which lists the export's images)."""
         import polars as pl
 
         frame = pl.scan_parquet(self._parts(name))
-        if name != "media":
+        if name != "media" or not image_path:
             return frame
         paths = self.images.paths
         if paths.height == 0:

@@ -18,7 +18,7 @@ import posixpath
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +30,7 @@ from vlanalyze._fs import TEMP_PREFIX, ProgressCallback, write_bytes_atomic
 from vlanalyze.errors import Fix, MaterializeError
 from vlanalyze.materialize._copy import Copier
 from vlanalyze.materialize._plan import Plan
-from vlanalyze.materialize._sources import url_filesystem
+from vlanalyze.materialize._sources import folder_of, url_filesystem
 from vlanalyze.materialize._state import FILES_FILE, MANIFEST_FILE, RECORD_FILE, link_target
 from vlanalyze.materialize._verify import same_content
 
@@ -231,33 +231,32 @@ def _write_images(
     total = todo.height
     if total == 0:
         return []
-    dests = todo["dest"].to_list()
-    _clear_temp_files(plan.out, _make_folders(plan.out, todo), dests)
-    columns = (todo[c].to_list() for c in ("kind", "source", "dest", "mtime_ns"))
-    rows = list(zip(*columns, strict=True))
-    chunks = [rows[i : i + _CHUNK] for i in range(0, total, _CHUNK)]
+    _clear_temp_files(plan.out, _make_folders(plan.out, todo), todo["dest"])
     workers = workers or (2 if plan.mode in ("copy", "reflink") else 1)
+    put = _linker(plan, todo) if plan.mode in ("hardlink", "symlink") else None
     opener = _url_opener(todo, plan.storage_options)
     done = 0
     last = 0.0
     fell_back = threading.Event()
 
-    def run(chunk: list[tuple[Any, ...]]) -> int:
+    def run(span: range) -> int:
         copier = Copier(plan.mode, url_opener=opener)
         try:
-            if plan.mode in ("hardlink", "symlink"):
-                _link_chunk(copier, plan, chunk)
-                return len(chunk)
-            for kind, source, dest, mtime_ns in chunk:
+            if put is not None:
+                put(copier, span)
+                return len(span)
+            rows = todo.slice(span.start, len(span)).select("kind", "source", "dest", "mtime_ns")
+            for kind, source, dest, mtime_ns in rows.iter_rows():
                 _put(copier, plan, kind, source, dest, mtime_ns)
         finally:
             copier.close()
             if copier.reflink_fell_back:
                 fell_back.set()
-        return len(chunk)
+        return len(span)
 
+    spans = [range(i, min(i + _CHUNK, total)) for i in range(0, total, _CHUNK)]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for n in _in_order(pool, run, chunks):
+        for n in pool.map(run, spans):
             done += n
             if on_progress and (time.monotonic() - last > 0.1 or done == total):
                 last = time.monotonic()
@@ -267,25 +266,28 @@ def _write_images(
     return []
 
 
-def _in_order(pool: ThreadPoolExecutor, fn: Any, chunks: list[Any]) -> Iterator[int]:
-    yield from pool.map(fn, chunks)
-
-
-def _link_chunk(copier: Copier, plan: Plan, chunk: list[tuple[Any, ...]]) -> None:
-    """Links, one system call each: a link never replaces anything, so a destination
-    taken meanwhile (an earlier run's out-of-date link) or any error goes to :func:`_put`,
-    which replaces only our own files and words the error."""
-    out = str(plan.out)
+def _linker(plan: Plan, todo: pl.DataFrame) -> Callable[[Copier, range], None]:
+    """What makes the links of rows ``span``, one system call each: a link never
+    replaces anything, so a destination taken meanwhile (an earlier run's out-of-date
+    link) or any error goes to :func:`_put`, which replaces only our own files and
+    words the error."""
+    sources: list[str] = todo["source"].to_list()
+    dests: list[str] = todo["dest"].to_list()
+    targets: list[str] = todo.select(pl.lit(f"{plan.out}/") + pl.col("dest")).to_series().to_list()
     hard = plan.mode == "hardlink"
-    absolute = plan.absolute_links
-    for kind, source, dest, mtime_ns in chunk:
-        try:
-            if hard:
-                os.link(source, f"{out}/{dest}")
-            else:
-                os.symlink(link_target(plan.out, dest, source, absolute), f"{out}/{dest}")
-        except OSError:
-            _put(copier, plan, kind, source, dest, mtime_ns)
+    out, absolute = plan.out, plan.absolute_links
+
+    def link(copier: Copier, span: range) -> None:
+        for i in span:
+            try:
+                if hard:
+                    os.link(sources[i], targets[i])
+                else:
+                    os.symlink(link_target(out, dests[i], sources[i], absolute), targets[i])
+            except OSError:
+                _put(copier, plan, "file", sources[i], dests[i], None)
+
+    return link
 
 
 def _put(copier: Copier, plan: Plan, kind: str, source: str, dest: str, mtime: int | None) -> None:
@@ -314,9 +316,9 @@ def _put(copier: Copier, plan: Plan, kind: str, source: str, dest: str, mtime: i
 
 def _make_folders(out: Path, todo: pl.DataFrame) -> list[str]:
     """Create the destination folders; return those that were there already."""
-    folders = todo.select(pl.col("dest").str.extract(r"^(.*)/[^/]*$", 1).fill_null("").unique())
+    folders = todo.select(folder_of(pl.col("dest")).unique()).to_series()
     existing = []
-    for folder in sorted(folders.to_series().to_list()):
+    for folder in sorted(folders.to_list()):
         path = out / folder
         if path.is_dir():
             existing.append(folder)
@@ -328,20 +330,21 @@ def _make_folders(out: Path, todo: pl.DataFrame) -> list[str]:
     return existing
 
 
-def _clear_temp_files(out: Path, folders: list[str], dests: list[str]) -> None:
+def _clear_temp_files(out: Path, folders: list[str], dests: Iterable[str]) -> None:
     """Remove the temporary files an interrupted run left beside these destinations
     (only folders that existed before this run can hold any)."""
-    if not folders:
-        return
-    names = set(dests)
+    left: dict[str, list[str]] = {}  # destination -> temporary files written for it
     for folder in folders:
         prefix = f"{folder}/" if folder else ""
         with os.scandir(out / folder) as entries:
             for entry in entries:
                 if entry.name.startswith(".") and TEMP_PREFIX in entry.name:
-                    target = entry.name[1:].split(TEMP_PREFIX, 1)[0]
-                    if prefix + target in names:
-                        os.unlink(entry.path)
+                    dest = prefix + entry.name[1:].split(TEMP_PREFIX, 1)[0]
+                    left.setdefault(dest, []).append(entry.path)
+    if left:  # (the destinations, often many, are read only then)
+        for dest in left.keys() & set(dests):
+            for path in left[dest]:
+                os.unlink(path)
 
 
 def _url_opener(todo: pl.DataFrame, options: dict[str, Any]) -> Any:

@@ -27,7 +27,7 @@ from vlanalyze.errors import MaterializeError
 from vlanalyze.query._export import Export
 from vlanalyze.query._open import open_export
 
-__all__ = ["SOURCE_SCHEMA", "is_url", "resolve_sources", "url_filesystem"]
+__all__ = ["SOURCE_SCHEMA", "folder_of", "is_url", "resolve_sources", "url_filesystem"]
 
 SOURCE_SCHEMA = {
     "media_id": pl.String,
@@ -95,7 +95,7 @@ def _from_export(export: Export, media: pl.DataFrame, sizes: bool) -> pl.DataFra
     return _on_devices(root, paths.select("media_id", rel="image_path"))
 
 
-def _folder_of(rel: pl.Expr) -> pl.Expr:
+def folder_of(rel: pl.Expr) -> pl.Expr:
     """The folder part of a relative posix path ("" for none)."""
     inner = rel.str.contains("/", literal=True)
     return pl.when(inner).then(rel.str.replace(r"/[^/]*$", "")).otherwise(pl.lit(""))
@@ -105,7 +105,7 @@ def _on_devices(root: str, wanted: pl.DataFrame) -> pl.DataFrame:
     """SOURCE_SCHEMA rows for files ``root/<rel>`` of ``wanted`` (media_id, rel) known
     to be there: no size or mtime, the device of their folder (those in a folder that
     is gone are left out)."""
-    wanted = wanted.with_columns(folder=_folder_of(pl.col("rel")))
+    wanted = wanted.with_columns(folder=folder_of(pl.col("rel")))
     devices: dict[str, list[Any]] = {"folder": [], "dev": []}
     for folder in wanted["folder"].unique().to_list():
         try:
@@ -129,7 +129,7 @@ def _local_files(root: str, wanted: pl.DataFrame, sizes: bool) -> pl.DataFrame:
     """The regular files ``root/<rel>`` of ``wanted`` (media_id, rel)."""
     if sizes:
         return _stat_files(root, wanted.rows())
-    wanted = wanted.with_columns(folder=_folder_of(pl.col("rel")))
+    wanted = wanted.with_columns(folder=folder_of(pl.col("rel")))
     listing: dict[str, list[Any]] = {"rel": [], "dev": []}
     big: list[str] = []
     for folder, count in wanted.group_by("folder").len().iter_rows():

@@ -8,6 +8,7 @@ import os
 import shutil
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -326,24 +327,27 @@ def test_coco_layout(boxed: Path, tmp_path: Path) -> None:
     for doc in (train, val):
         assert [{"id": c["id"], "name": c["name"]} for c in doc["categories"]] == expected_cats
     cat_id = {c["name"]: c["id"] for c in expected_cats}
-    images = {i["media_id"]: i for i in train["images"] + val["images"]}
-    assert sorted(i["id"] for i in images.values()) == [1, 2, 3]
-    for doc in (train, val):
+    # Each split's file stands alone: its image ids and annotation ids start at 1.
+    assert [(i["id"], i["media_id"]) for i in train["images"]] == [(1, A), (2, C)]
+    assert [(i["id"], i["media_id"]) for i in val["images"]] == [(1, B)]
+    for split, doc in (("train", train), ("val", val)):
+        assert [a["id"] for a in doc["annotations"]] == list(range(1, len(doc["annotations"]) + 1))
         for image in doc["images"]:
-            split = "train" if doc is train else "val"
             assert (out / "images" / split / image["file_name"]).is_file()
-    anns = [(a["image_id"], a["category_id"], a["bbox"], a["area"], a["iscrowd"])
-            for a in train["annotations"] + val["annotations"]]  # fmt: skip
-    assert sorted(anns) == sorted(
+
+    def anns(doc: dict[str, Any]) -> list[tuple[object, ...]]:
+        media = {i["id"]: i["media_id"] for i in doc["images"]}
+        return sorted((media[a["image_id"]], a["category_id"], a["bbox"], a["area"], a["iscrowd"])
+                      for a in doc["annotations"])  # fmt: skip
+
+    assert anns(train) == sorted(
         [
-            (images[A]["id"], cat_id["cat"], [10, 20, 30, 40], 1200, 0),
-            (images[A]["id"], cat_id["dog"], [0, 0, 200, 100], 20000, 0),
-            (images[B]["id"], cat_id["bird"], [150, 50, 50, 50], 2500, 0),
+            (A, cat_id["cat"], [10, 20, 30, 40], 1200, 0),
+            (A, cat_id["dog"], [0, 0, 200, 100], 20000, 0),
         ]
     )
-    all_ids = [a["id"] for a in train["annotations"] + val["annotations"]]
-    assert sorted(all_ids) == [1, 2, 3]
-    assert images[B]["width"] == 300 and images[B]["height"] == 150
+    assert anns(val) == [(B, cat_id["bird"], [150, 50, 50, 50], 2500, 0)]
+    assert val["images"][0]["width"] == 300 and val["images"][0]["height"] == 150
 
 
 def test_hf_layout_writes_metadata_jsonl(boxed: Path, tmp_path: Path) -> None:

@@ -133,9 +133,9 @@ def _coco(items: pl.DataFrame, boxes: Boxes) -> dict[str, bytes]:
     per_split: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(
         lambda: {"images": [], "annotations": []}
     )
-    ann_id = 0
-    for image_id, row in enumerate(items.iter_rows(named=True), start=1):
+    for row in items.iter_rows(named=True):
         doc = per_split[row["split"]]
+        image_id = len(doc["images"]) + 1  # each split's file stands alone: ids from 1
         doc["images"].append(
             {
                 "id": image_id,
@@ -146,10 +146,9 @@ def _coco(items: pl.DataFrame, boxes: Boxes) -> dict[str, bytes]:
             }
         )
         for c, x, y, w, h in boxes.get(row["media_id"], ()):
-            ann_id += 1
             doc["annotations"].append(
                 {
-                    "id": ann_id,
+                    "id": len(doc["annotations"]) + 1,
                     "image_id": image_id,
                     "category_id": categories[c],
                     "bbox": [x, y, w, h],

@@ -697,6 +697,38 @@ def test_csv_layout_writes_only_the_manifest(tmp_path: Path) -> None:
     assert manifest["url"][0].endswith(B)
 
 
+MANIFEST_COLUMNS = ["media_id", "source", "dest", "label", "split", "uniqueness_score", "url"]
+
+
+def test_csv_layout_manifest_of_a_metadata_only_export(tmp_path: Path) -> None:
+    """No images folder: the manifest still lists each item's file_path in the dataset's
+    storage and its Visual Layer url; source only where --images-root finds the file."""
+    items = [item(A, "data/cats/a.jpg"), item(B, "data/dogs/b.jpg"), item(C, "data/c.jpg")]
+    export = write_export(tmp_path / "e", items, images=False)
+    sel = _sel(C, A, B)
+    _run(_open(export), sel, tmp_path / "o", layout="csv")
+    manifest = pl.read_csv(tmp_path / "o" / "manifest.csv", infer_schema=False)
+    assert manifest.columns == [*MANIFEST_COLUMNS, "file_path"]
+    assert manifest["media_id"].to_list() == [C, A, B]
+    assert manifest["file_path"].to_list() == ["data/c.jpg", "data/cats/a.jpg", "data/dogs/b.jpg"]
+    assert manifest["url"].to_list() == [
+        f"http://app.visual-layer.com/dataset/d/data/image/{m}" for m in (C, A, B)
+    ]
+    assert manifest["source"].null_count() == 3 and manifest["dest"].null_count() == 3
+    root = tmp_path / "bucket"
+    write_images(root, ["data/dogs/b.jpg"])
+    _run(_open(export), sel, tmp_path / "o2", layout="csv", images_root=root)
+    manifest = pl.read_csv(tmp_path / "o2" / "manifest.csv", infer_schema=False)
+    assert manifest["source"].to_list() == [None, None, str(root / "data/dogs/b.jpg")]
+    assert manifest["file_path"].to_list() == ["data/c.jpg", "data/cats/a.jpg", "data/dogs/b.jpg"]
+
+
+@pytest.mark.parametrize("layout", ["flat", "by-label", "imagefolder", "hf", "yolo", "coco"])
+def test_image_layouts_keep_the_manifest_columns(boxed: Path, tmp_path: Path, layout: str) -> None:
+    _run(_open(boxed), _sel(A, B, split=["train", "val"]), tmp_path / "o", layout=layout)
+    assert pl.read_csv(tmp_path / "o" / "manifest.csv").columns == MANIFEST_COLUMNS
+
+
 def test_progress_and_plan_as_parquet(boxed: Path, tmp_path: Path) -> None:
     plan = vla.plan_materialize(_open(boxed), _sel(A, B, C, D), tmp_path / "o")
     calls: list[tuple[int, int | None]] = []

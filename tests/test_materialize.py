@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+import yaml
 from materialize_kit import item, jpeg, tree, write_export, write_images
 
 import vlanalyze as vla
@@ -315,6 +316,135 @@ def test_temporary_files_a_killed_run_left_are_removed(boxed: Path, tmp_path: Pa
 def test_yolo_rejects_unknown_split_names(boxed: Path, tmp_path: Path) -> None:
     with pytest.raises(MaterializeError, match="train, val or test"):
         vla.plan_materialize(_open(boxed), _sel(A, split=["dev"]), tmp_path / "o", layout="yolo")
+
+
+def _data_yaml(out: Path) -> dict[str, Any]:
+    """OUT/data.yaml as YAML reads it, checked as Ultralytics' ``check_det_dataset`` checks
+    it: ``train`` and ``val`` keys, each a folder or a list of folders under ``path``
+    (which exist), and ``names`` a dict whose keys are 0..n-1."""
+    data = yaml.safe_load((out / "data.yaml").read_text(encoding="utf-8"))
+    assert isinstance(data, dict) and data["path"] == str(out)
+    for key in ("train", "val"):
+        assert key in data, f"'{key}:' key missing"
+    for key in ("train", "val", "test"):
+        value = data.get(key) or []
+        for folder in [value] if isinstance(value, str) else value:
+            assert (out / folder).is_dir(), folder
+    assert isinstance(data["names"], dict)
+    assert sorted(data["names"]) == list(range(len(data["names"])))
+    return data
+
+
+def _stem(name: str) -> str:
+    return name.rsplit(".", 1)[0]  # as Ultralytics' img2label_paths
+
+
+@pytest.mark.parametrize(
+    ("labels", "boxes_of_b", "case"),
+    [
+        (["A", "A"], True, False),
+        (["A", "A"], False, False),  # B has no label file, yet Ultralytics would read A's
+        (["A", "a"], True, True),  # one file on macOS and Windows
+        (["A", "a"], False, True),
+    ],
+)
+def test_yolo_label_files_two_images_would_share_are_rejected(
+    tmp_path: Path, labels: list[str], boxes_of_b: bool, case: bool
+) -> None:
+    """``--name "{label}{ext}"`` gives A.jpg and A.png (or a.png) in one split: Ultralytics
+    reads both images' boxes from labels/train/A.txt. The plan refuses, naming both."""
+    b_boxes = [("dog", (5, 5, 10, 10))] if boxes_of_b else []
+    items = [
+        item(A, "p/one.jpg", boxes=[("cat", (1, 2, 3, 4))]),
+        item(B, "p/two.png", boxes=b_boxes),
+    ]
+    export = write_export(tmp_path / "e", items)
+    out = tmp_path / "o"
+    with pytest.raises(MaterializeError) as caught:
+        _run(_open(export), _sel(A, B, label=labels), out, layout="yolo", name="{label}{ext}")
+    text = str(caught.value)
+    first, second = f"images/train/{labels[0]}.jpg", f"images/train/{labels[1]}.png"
+    assert first in text and second in text and "labels/train/A.txt" in text
+    assert ("case" in text) == case and "{media_id}" in text  # the hint
+    assert not out.exists()
+
+
+def test_yolo_same_stem_in_two_splits_is_fine(tmp_path: Path) -> None:
+    items = [item(A, "p/one.jpg", boxes=[("cat", (1, 2, 3, 4))]), item(B, "p/two.png")]
+    export = write_export(tmp_path / "e", items)
+    out = tmp_path / "o"
+    sel = _sel(A, B, label=["A", "A"], split=["train", "val"])
+    _run(_open(export), sel, out, layout="yolo", name="{label}{ext}")
+    assert (out / "images/train/A.jpg").is_file() and (out / "images/val/A.png").is_file()
+    assert (out / "labels/train/A.txt").read_text() == "0 0.012500 0.040000 0.015000 0.040000\n"
+    assert not (out / "labels" / "val").exists()
+
+
+@pytest.mark.parametrize(
+    ("splits", "train", "val", "test"),
+    [
+        (None, "images/train", "images/train", None),  # no split column: all in train
+        (["train", "test"], "images/train", "images/train", "images/test"),
+        (["val", "val"], "images/val", "images/val", None),
+        (["test", "test"], "images/test", "images/test", "images/test"),
+    ],
+)
+def test_yolo_data_yaml_has_train_and_val_and_says_what_stands_in(
+    boxed: Path, tmp_path: Path, splits: list[str] | None, train: str, val: str, test: str | None
+) -> None:
+    """Ultralytics refuses a data.yaml without ``train:`` or ``val:`` ("'val:' key
+    missing"): a split the selection lacks points at the images it has, with a note."""
+    out = tmp_path / "y"
+    sel = _sel(A, B) if splits is None else _sel(A, B, split=splits)
+    plan = vla.plan_materialize(_open(boxed), sel, out, layout="yolo")
+    present = set(splits or ["train"])
+    missing = [k for k in ("train", "val") if k not in present]
+    assert len(plan.notes) == len(missing)
+    for key, note in zip(missing, plan.notes, strict=True):
+        assert f"no {key} split" in note and "split column" in note
+    result = vla.materialize(plan)
+    assert result.notes == plan.notes
+    data = _data_yaml(out)
+    assert (data["train"], data["val"], data.get("test")) == (train, val, test)
+    assert data["names"] == {0: "bird", 1: "cat", 2: "dog"}
+
+
+def test_yolo_val_splits_under_other_names_are_merged(boxed: Path, tmp_path: Path) -> None:
+    """val, valid and validation are all Ultralytics' ``val:``: one key listing the three
+    folders (two ``val:`` keys would keep only the last: the others' images vanish)."""
+    out = tmp_path / "y"
+    sel = _sel(A, B, C, D, split=["train", "val", "validation", "valid"])
+    result = _run(_open(boxed), sel, out, layout="yolo")
+    assert (out / "data.yaml").read_text().count("\nval:") == 1
+    data = _data_yaml(out)
+    assert data["train"] == "images/train"
+    assert data["val"] == ["images/val", "images/valid", "images/validation"]
+    listed = {data["train"], *data["val"]}
+    manifest = pl.read_csv(out / "manifest.csv")
+    assert {dest.rsplit("/", 1)[0] for dest in manifest["dest"]} == listed  # none vanish
+    (note,) = result.notes
+    assert "val, valid, validation" in note
+
+
+def test_yolo_without_boxes_writes_names_as_an_empty_dict(boxed: Path, tmp_path: Path) -> None:
+    out = tmp_path / "y"
+    result = _run(_open(boxed), _sel(C, D, split=["train", "val"]), out, layout="yolo")
+    assert _data_yaml(out)["names"] == {}
+    assert not (out / "labels").exists()
+    (note,) = result.notes
+    assert "no boxes" in note and "names: {}" in note
+
+
+def test_yolo_data_yaml_keeps_any_class_name_and_path(tmp_path: Path) -> None:
+    """Names YAML would misread unquoted (a colon, a hash, quotes) and characters outside
+    the BMP (an emoji, which JSON's ASCII escapes split into surrogates) load as given."""
+    names = ["😀 smile", "a: b", "# hash", 'say "hi"', "back\\slash", "猫", "𠀋"]
+    boxes = [(n, (1, 2, 3, 4)) for n in names]
+    export = write_export(tmp_path / "e", [item(A, "p/a.jpg", boxes=boxes)])
+    out = tmp_path / "out 😀: #x"
+    _run(_open(export), _sel(A, split=["train"]), out, layout="yolo")
+    data = _data_yaml(out)
+    assert data["names"] == dict(enumerate(sorted(names)))
 
 
 def test_coco_layout(boxed: Path, tmp_path: Path) -> None:

@@ -57,7 +57,7 @@ class Plan:
     media_id, source, kind, dest, bytes, mtime_ns, action, label, split, uniqueness_score,
     url, file_path (the item's path in the dataset's storage). ``side_files`` are the
     layout's own files (path -> content) and their actions; ``notes`` are for people (e.g.
-    why the ``hf`` metadata is Parquet)."""
+    why the ``hf`` metadata is Parquet, or what stands in for a YOLO split)."""
 
     out: Path
     layout: str
@@ -224,7 +224,7 @@ def plan_materialize(
     plan = _finish(export, sel, out_path, layout, mode, name, images_root, table, extra,
                    absolute_links)  # fmt: skip
     plan.storage_options = dict(storage_options or {})
-    plan.notes = layout_notes(layout, extra)
+    plan.notes = layout_notes(layout, items, extra)
     return plan
 
 

@@ -8,9 +8,11 @@ import os
 import shutil
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
+import yaml
 from materialize_kit import item, jpeg, tree, write_export, write_images
 
 import vlanalyze as vla
@@ -316,6 +318,135 @@ def test_yolo_rejects_unknown_split_names(boxed: Path, tmp_path: Path) -> None:
         vla.plan_materialize(_open(boxed), _sel(A, split=["dev"]), tmp_path / "o", layout="yolo")
 
 
+def _data_yaml(out: Path) -> dict[str, Any]:
+    """OUT/data.yaml as YAML reads it, checked as Ultralytics' ``check_det_dataset`` checks
+    it: ``train`` and ``val`` keys, each a folder or a list of folders under ``path``
+    (which exist), and ``names`` a dict whose keys are 0..n-1."""
+    data = yaml.safe_load((out / "data.yaml").read_text(encoding="utf-8"))
+    assert isinstance(data, dict) and data["path"] == str(out)
+    for key in ("train", "val"):
+        assert key in data, f"'{key}:' key missing"
+    for key in ("train", "val", "test"):
+        value = data.get(key) or []
+        for folder in [value] if isinstance(value, str) else value:
+            assert (out / folder).is_dir(), folder
+    assert isinstance(data["names"], dict)
+    assert sorted(data["names"]) == list(range(len(data["names"])))
+    return data
+
+
+def _stem(name: str) -> str:
+    return name.rsplit(".", 1)[0]  # as Ultralytics' img2label_paths
+
+
+@pytest.mark.parametrize(
+    ("labels", "boxes_of_b", "case"),
+    [
+        (["A", "A"], True, False),
+        (["A", "A"], False, False),  # B has no label file, yet Ultralytics would read A's
+        (["A", "a"], True, True),  # one file on macOS and Windows
+        (["A", "a"], False, True),
+    ],
+)
+def test_yolo_label_files_two_images_would_share_are_rejected(
+    tmp_path: Path, labels: list[str], boxes_of_b: bool, case: bool
+) -> None:
+    """``--name "{label}{ext}"`` gives A.jpg and A.png (or a.png) in one split: Ultralytics
+    reads both images' boxes from labels/train/A.txt. The plan refuses, naming both."""
+    b_boxes = [("dog", (5, 5, 10, 10))] if boxes_of_b else []
+    items = [
+        item(A, "p/one.jpg", boxes=[("cat", (1, 2, 3, 4))]),
+        item(B, "p/two.png", boxes=b_boxes),
+    ]
+    export = write_export(tmp_path / "e", items)
+    out = tmp_path / "o"
+    with pytest.raises(MaterializeError) as caught:
+        _run(_open(export), _sel(A, B, label=labels), out, layout="yolo", name="{label}{ext}")
+    text = str(caught.value)
+    first, second = f"images/train/{labels[0]}.jpg", f"images/train/{labels[1]}.png"
+    assert first in text and second in text and "labels/train/A.txt" in text
+    assert ("case" in text) == case and "{media_id}" in text  # the hint
+    assert not out.exists()
+
+
+def test_yolo_same_stem_in_two_splits_is_fine(tmp_path: Path) -> None:
+    items = [item(A, "p/one.jpg", boxes=[("cat", (1, 2, 3, 4))]), item(B, "p/two.png")]
+    export = write_export(tmp_path / "e", items)
+    out = tmp_path / "o"
+    sel = _sel(A, B, label=["A", "A"], split=["train", "val"])
+    _run(_open(export), sel, out, layout="yolo", name="{label}{ext}")
+    assert (out / "images/train/A.jpg").is_file() and (out / "images/val/A.png").is_file()
+    assert (out / "labels/train/A.txt").read_text() == "0 0.012500 0.040000 0.015000 0.040000\n"
+    assert not (out / "labels" / "val").exists()
+
+
+@pytest.mark.parametrize(
+    ("splits", "train", "val", "test"),
+    [
+        (None, "images/train", "images/train", None),  # no split column: all in train
+        (["train", "test"], "images/train", "images/train", "images/test"),
+        (["val", "val"], "images/val", "images/val", None),
+        (["test", "test"], "images/test", "images/test", "images/test"),
+    ],
+)
+def test_yolo_data_yaml_has_train_and_val_and_says_what_stands_in(
+    boxed: Path, tmp_path: Path, splits: list[str] | None, train: str, val: str, test: str | None
+) -> None:
+    """Ultralytics refuses a data.yaml without ``train:`` or ``val:`` ("'val:' key
+    missing"): a split the selection lacks points at the images it has, with a note."""
+    out = tmp_path / "y"
+    sel = _sel(A, B) if splits is None else _sel(A, B, split=splits)
+    plan = vla.plan_materialize(_open(boxed), sel, out, layout="yolo")
+    present = set(splits or ["train"])
+    missing = [k for k in ("train", "val") if k not in present]
+    assert len(plan.notes) == len(missing)
+    for key, note in zip(missing, plan.notes, strict=True):
+        assert f"no {key} split" in note and "split column" in note
+    result = vla.materialize(plan)
+    assert result.notes == plan.notes
+    data = _data_yaml(out)
+    assert (data["train"], data["val"], data.get("test")) == (train, val, test)
+    assert data["names"] == {0: "bird", 1: "cat", 2: "dog"}
+
+
+def test_yolo_val_splits_under_other_names_are_merged(boxed: Path, tmp_path: Path) -> None:
+    """val, valid and validation are all Ultralytics' ``val:``: one key listing the three
+    folders (two ``val:`` keys would keep only the last: the others' images vanish)."""
+    out = tmp_path / "y"
+    sel = _sel(A, B, C, D, split=["train", "val", "validation", "valid"])
+    result = _run(_open(boxed), sel, out, layout="yolo")
+    assert (out / "data.yaml").read_text().count("\nval:") == 1
+    data = _data_yaml(out)
+    assert data["train"] == "images/train"
+    assert data["val"] == ["images/val", "images/valid", "images/validation"]
+    listed = {data["train"], *data["val"]}
+    manifest = pl.read_csv(out / "manifest.csv")
+    assert {dest.rsplit("/", 1)[0] for dest in manifest["dest"]} == listed  # none vanish
+    (note,) = result.notes
+    assert "val, valid, validation" in note
+
+
+def test_yolo_without_boxes_writes_names_as_an_empty_dict(boxed: Path, tmp_path: Path) -> None:
+    out = tmp_path / "y"
+    result = _run(_open(boxed), _sel(C, D, split=["train", "val"]), out, layout="yolo")
+    assert _data_yaml(out)["names"] == {}
+    assert not (out / "labels").exists()
+    (note,) = result.notes
+    assert "no boxes" in note and "names: {}" in note
+
+
+def test_yolo_data_yaml_keeps_any_class_name_and_path(tmp_path: Path) -> None:
+    """Names YAML would misread unquoted (a colon, a hash, quotes) and characters outside
+    the BMP (an emoji, which JSON's ASCII escapes split into surrogates) load as given."""
+    names = ["😀 smile", "a: b", "# hash", 'say "hi"', "back\\slash", "猫", "𠀋"]
+    boxes = [(n, (1, 2, 3, 4)) for n in names]
+    export = write_export(tmp_path / "e", [item(A, "p/a.jpg", boxes=boxes)])
+    out = tmp_path / "out 😀: #x"
+    _run(_open(export), _sel(A, split=["train"]), out, layout="yolo")
+    data = _data_yaml(out)
+    assert data["names"] == dict(enumerate(sorted(names)))
+
+
 def test_coco_layout(boxed: Path, tmp_path: Path) -> None:
     sel = _sel(A, B, C, split=["train", "val", "train"])
     out = tmp_path / "coco"
@@ -326,24 +457,27 @@ def test_coco_layout(boxed: Path, tmp_path: Path) -> None:
     for doc in (train, val):
         assert [{"id": c["id"], "name": c["name"]} for c in doc["categories"]] == expected_cats
     cat_id = {c["name"]: c["id"] for c in expected_cats}
-    images = {i["media_id"]: i for i in train["images"] + val["images"]}
-    assert sorted(i["id"] for i in images.values()) == [1, 2, 3]
-    for doc in (train, val):
+    # Each split's file stands alone: its image ids and annotation ids start at 1.
+    assert [(i["id"], i["media_id"]) for i in train["images"]] == [(1, A), (2, C)]
+    assert [(i["id"], i["media_id"]) for i in val["images"]] == [(1, B)]
+    for split, doc in (("train", train), ("val", val)):
+        assert [a["id"] for a in doc["annotations"]] == list(range(1, len(doc["annotations"]) + 1))
         for image in doc["images"]:
-            split = "train" if doc is train else "val"
             assert (out / "images" / split / image["file_name"]).is_file()
-    anns = [(a["image_id"], a["category_id"], a["bbox"], a["area"], a["iscrowd"])
-            for a in train["annotations"] + val["annotations"]]  # fmt: skip
-    assert sorted(anns) == sorted(
+
+    def anns(doc: dict[str, Any]) -> list[tuple[object, ...]]:
+        media = {i["id"]: i["media_id"] for i in doc["images"]}
+        return sorted((media[a["image_id"]], a["category_id"], a["bbox"], a["area"], a["iscrowd"])
+                      for a in doc["annotations"])  # fmt: skip
+
+    assert anns(train) == sorted(
         [
-            (images[A]["id"], cat_id["cat"], [10, 20, 30, 40], 1200, 0),
-            (images[A]["id"], cat_id["dog"], [0, 0, 200, 100], 20000, 0),
-            (images[B]["id"], cat_id["bird"], [150, 50, 50, 50], 2500, 0),
+            (A, cat_id["cat"], [10, 20, 30, 40], 1200, 0),
+            (A, cat_id["dog"], [0, 0, 200, 100], 20000, 0),
         ]
     )
-    all_ids = [a["id"] for a in train["annotations"] + val["annotations"]]
-    assert sorted(all_ids) == [1, 2, 3]
-    assert images[B]["width"] == 300 and images[B]["height"] == 150
+    assert anns(val) == [(B, cat_id["bird"], [150, 50, 50, 50], 2500, 0)]
+    assert val["images"][0]["width"] == 300 and val["images"][0]["height"] == 150
 
 
 def test_hf_layout_writes_metadata_jsonl(boxed: Path, tmp_path: Path) -> None:
@@ -691,6 +825,38 @@ def test_csv_layout_writes_only_the_manifest(tmp_path: Path) -> None:
     manifest = pl.read_csv(tmp_path / "o" / "manifest.csv")
     assert manifest["media_id"].to_list() == [B, A]
     assert manifest["url"][0].endswith(B)
+
+
+MANIFEST_COLUMNS = ["media_id", "source", "dest", "label", "split", "uniqueness_score", "url"]
+
+
+def test_csv_layout_manifest_of_a_metadata_only_export(tmp_path: Path) -> None:
+    """No images folder: the manifest still lists each item's file_path in the dataset's
+    storage and its Visual Layer url; source only where --images-root finds the file."""
+    items = [item(A, "data/cats/a.jpg"), item(B, "data/dogs/b.jpg"), item(C, "data/c.jpg")]
+    export = write_export(tmp_path / "e", items, images=False)
+    sel = _sel(C, A, B)
+    _run(_open(export), sel, tmp_path / "o", layout="csv")
+    manifest = pl.read_csv(tmp_path / "o" / "manifest.csv", infer_schema=False)
+    assert manifest.columns == [*MANIFEST_COLUMNS, "file_path"]
+    assert manifest["media_id"].to_list() == [C, A, B]
+    assert manifest["file_path"].to_list() == ["data/c.jpg", "data/cats/a.jpg", "data/dogs/b.jpg"]
+    assert manifest["url"].to_list() == [
+        f"http://app.visual-layer.com/dataset/d/data/image/{m}" for m in (C, A, B)
+    ]
+    assert manifest["source"].null_count() == 3 and manifest["dest"].null_count() == 3
+    root = tmp_path / "bucket"
+    write_images(root, ["data/dogs/b.jpg"])
+    _run(_open(export), sel, tmp_path / "o2", layout="csv", images_root=root)
+    manifest = pl.read_csv(tmp_path / "o2" / "manifest.csv", infer_schema=False)
+    assert manifest["source"].to_list() == [None, None, str(root / "data/dogs/b.jpg")]
+    assert manifest["file_path"].to_list() == ["data/c.jpg", "data/cats/a.jpg", "data/dogs/b.jpg"]
+
+
+@pytest.mark.parametrize("layout", ["flat", "by-label", "imagefolder", "hf", "yolo", "coco"])
+def test_image_layouts_keep_the_manifest_columns(boxed: Path, tmp_path: Path, layout: str) -> None:
+    _run(_open(boxed), _sel(A, B, split=["train", "val"]), tmp_path / "o", layout=layout)
+    assert pl.read_csv(tmp_path / "o" / "manifest.csv").columns == MANIFEST_COLUMNS
 
 
 def test_progress_and_plan_as_parquet(boxed: Path, tmp_path: Path) -> None:

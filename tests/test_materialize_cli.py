@@ -317,3 +317,32 @@ def test_hf_metadata_form_is_said(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         assert "Note: hf: each split's metadata is metadata.parquet" in result.stderr
     assert (tmp_path / "out" / "test" / "metadata.parquet").is_file()
+
+
+def test_yolo_stand_in_val_is_said(export: Path, sel: Path, tmp_path: Path) -> None:
+    """A selection without a split column: every image is in train, data.yaml's val: lists
+    the training images, and the dry run and the run both say so, on stderr."""
+    args = [str(export), str(sel), "-o", str(tmp_path / "out"), "--layout", "yolo", "-q"]
+    for extra in (["--dry-run"], []):
+        result = CliRunner().invoke(main, ["materialize", *args, *extra])
+        assert result.exit_code == 0, result.output
+        assert "Note: yolo: the selection has no val split" in result.stderr
+        assert "split column" in result.stderr
+    data = (tmp_path / "out" / "data.yaml").read_text()
+    assert "\ntrain: images/train\nval: images/train\n" in data
+
+
+def test_yolo_shared_label_file_is_one_error_line(export: Path, tmp_path: Path) -> None:
+    """x.jpg and X.png are two images that Ultralytics would give one label file: one
+    error line naming both and the label file. (x.jpg and X.jpg are one image file on
+    macOS and Windows: the destinations' own collision error.)"""
+    sel = tmp_path / "sel.csv"
+    pl.DataFrame({"media_id": [IDS[0], IDS[4]], "label": ["x", "X"]}).write_csv(sel)
+    out = tmp_path / "out"
+    args = [str(export), str(sel), "-o", str(out), "--layout", "yolo", "--name", "{label}{ext}"]
+    line = error_line(_cli(*args))  # IDS[0] is clip0/frame.jpg, IDS[4] p/4.jpg: both .jpg
+    assert "collide" in line and not out.exists()
+    bare = write_export(tmp_path / "e2", [item(IDS[0], "a/one.jpg"), item(IDS[4], "b/two.png")])
+    line = error_line(_cli(str(bare), *args[1:]))
+    assert "images/train/x.jpg" in line and "images/train/X.png" in line
+    assert "labels/train/x.txt" in line and "{media_id}" in line and not out.exists()

@@ -107,7 +107,7 @@ def materialize(
         _clear_temp_files(out, [""], [RECORD_FILE, FILES_FILE, MANIFEST_FILE])
     with ThreadPoolExecutor(max_workers=1) as pool:
         # Rendered while the images are written (polars writes CSV off the GIL).
-        manifest = pool.submit(_manifest, table)
+        manifest = pool.submit(_manifest, table, plan.layout)
         begun = None
         if todo.height or sides or stale or _changed(out / MANIFEST_FILE, manifest.result()):
             begun = begin(plan, files)
@@ -175,8 +175,10 @@ def _merged(old: dict[str, int], files: pl.DataFrame) -> pl.DataFrame:
     return files.sort("path")
 
 
-def _manifest(table: pl.DataFrame) -> bytes:
+def _manifest(table: pl.DataFrame, layout: str) -> bytes:
     columns = ["media_id", "source", "dest", "label", "split", "uniqueness_score", "url"]
+    if layout == "csv":  # no images written: where each item is in the dataset's storage
+        columns.append("file_path")
     return table.select(columns).write_csv().encode("utf-8")
 
 

@@ -7,6 +7,11 @@ inferred types would differ between splits), ``yolo`` (Ultralytics), ``coco`` an
 top-left corner; YOLO wants ``cx cy w h`` normalized by the item's width and height,
 COCO keeps pixels. One class list serves every split (a list per split swaps labels).
 Pure: returns paths and file contents, writes nothing.
+
+YOLO's ``data.yaml`` always has the ``train:`` and ``val:`` Ultralytics requires: a
+split the selection lacks points at the images it has (``val:`` at the training images
+when there is no split column), and :func:`layout_notes` says so; splits that are all
+``val`` (``val``, ``valid``, ``validation``) are listed under one ``val:``.
 """
 
 from __future__ import annotations
@@ -77,7 +82,7 @@ def side_files(
     return {}
 
 
-def layout_notes(layout: str, files: Mapping[str, bytes]) -> list[str]:
+def layout_notes(layout: str, items: pl.DataFrame, files: Mapping[str, bytes]) -> list[str]:
     """What a person should know of the layout's files (from :func:`side_files`)."""
     if layout == "hf" and any(path.endswith("/metadata.parquet") for path in files):
         return [
@@ -85,6 +90,8 @@ def layout_notes(layout: str, files: Mapping[str, bytes]) -> list[str]:
             "would infer different column types for the splits' JSONL (a split without "
             "any box or image label beside one with some); the Parquet loads the same way"
         ]
+    if layout == "yolo":
+        return _yolo_notes(items["split"].unique().to_list(), files)
     return []
 
 
@@ -103,6 +110,7 @@ def _need_size(row: Mapping[str, Any], layout: str) -> tuple[int, int]:
 
 
 def _yolo(items: pl.DataFrame, boxes: Boxes, out: Path) -> dict[str, bytes]:
+    _check_label_files(items)
     classes = {name: i for i, name in enumerate(_classes(items, boxes))}
     files: dict[str, bytes] = {}
     for row in items.iter_rows(named=True):
@@ -115,16 +123,116 @@ def _yolo(items: pl.DataFrame, boxes: Boxes, out: Path) -> dict[str, bytes]:
             f"{w / width:.6f} {h / height:.6f}"
             for c, x, y, w, h in own
         ]
-        stem = split_name(row["name"])[0]
-        files[f"labels/{row['split']}/{stem}.txt"] = ("\n".join(lines) + "\n").encode()
-    yaml = [f"path: {json.dumps(str(out))}"]
-    present = set(items["split"].to_list())
-    for split in sorted(present, key=lambda s: ("train", "val", "test").index(_YOLO_KEYS[s])):
-        yaml.append(f"{_YOLO_KEYS[split]}: images/{split}")
-    yaml.append("names:")
-    yaml.extend(f"  {i}: {json.dumps(name)}" for name, i in classes.items())
-    files["data.yaml"] = ("\n".join(yaml) + "\n").encode()
+        files[_label_file(row["split"], row["name"])] = ("\n".join(lines) + "\n").encode()
+    files["data.yaml"] = _data_yaml(out, items["split"].unique().to_list(), list(classes))
     return files
+
+
+def _label_file(split: str, name: str) -> str:
+    """Where Ultralytics looks for the labels of ``images/<split>/<name>``."""
+    return f"labels/{split}/{split_name(name)[0]}.txt"
+
+
+def _check_label_files(items: pl.DataFrame) -> None:
+    """Raise if two images would share a label file: Ultralytics reads one image's boxes
+    as the other's (or drops them), whether or not both have boxes."""
+    stems = pl.col("name").str.replace(r"(?s)^(.+)\.[^.]*$", "$1")  # as split_name
+    keys = items.select(pl.concat_str("split", pl.lit("/"), stems).str.to_lowercase())
+    keys_s = keys.to_series()
+    if not (keys_s.is_duplicated().any() or keys_s.str.contains(r"[^\x00-\x7f]").any()):
+        return  # the common case, vectorized (beyond ASCII, casefold decides below)
+    seen: dict[str, tuple[str, str]] = {}
+    for split, name, dest in items.select("split", "name", "dest").iter_rows():
+        label = _label_file(split, name)
+        first, first_label = seen.setdefault(label.casefold(), (dest, label))
+        if first.casefold() == dest.casefold():
+            continue  # one image file: the destinations' own check names it
+        case = (
+            ""
+            if first_label == label
+            else ", and names differing only in case are one file on macOS and Windows"
+        )
+        raise MaterializeError(
+            f"yolo: images {first!r} and {dest!r} would share the label file "
+            f"{first_label!r} (Ultralytics reads an image's boxes from "
+            f"labels/<split>/<stem>.txt{case}); nothing was written",
+            hint="use the default name, or a name template with {media_id}",
+        )
+
+
+def _data_yaml(out: Path, splits: Sequence[str], classes: Sequence[str]) -> bytes:
+    """``path``, ``train``, ``val`` (both always: Ultralytics requires them), ``test`` if
+    there is one, and ``names`` as a dict (``{}`` without classes, never null)."""
+    folders = _yolo_folders(splits)
+    lines = [f"path: {_yaml_str(str(out))}"]
+    for key, listed in folders.items():
+        if len(listed) == 1:
+            lines.append(f"{key}: {listed[0]}")
+        else:
+            lines.append(f"{key}: [{', '.join(listed)}]")
+    lines.append("names:" if classes else "names: {}")
+    lines.extend(f"  {i}: {_yaml_str(name)}" for i, name in enumerate(classes))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _yolo_folders(splits: Sequence[str]) -> dict[str, list[str]]:
+    """data.yaml's ``train``/``val``/``test`` -> the image folders each lists; a key
+    Ultralytics requires that no split maps to takes the folders of the first there is."""
+    folders: dict[str, list[str]] = {}
+    for key in ("train", "val", "test"):
+        own = sorted(s for s in splits if _YOLO_KEYS[s] == key)
+        if own:
+            folders[key] = [f"images/{s}" for s in own]
+    present = list(folders.values())
+    for key in ("train", "val"):
+        folders.setdefault(key, present[0])
+    return {key: folders[key] for key in ("train", "val", "test") if key in folders}
+
+
+def _yolo_notes(splits: Sequence[str], files: Mapping[str, bytes]) -> list[str]:
+    folders = _yolo_folders(splits)
+    keys = {_YOLO_KEYS[s] for s in splits}
+    stand_in = next(key for key in ("train", "val", "test") if key in keys)
+    notes = []
+    for key, purpose in (("train", "training"), ("val", "validation")):
+        if key not in keys:
+            why = " (without a split column, every image is in train)" if key == "val" else ""
+            notes.append(
+                f"yolo: the selection has no {key} split{why}; Ultralytics requires "
+                f"data.yaml's {key}:, so it lists {', '.join(folders[key])}, the images of "
+                f"{stand_in}:; for a real {purpose} set, give the selection a split column "
+                f"with {key} rows"
+            )
+    merged = sorted(s for s in splits if _YOLO_KEYS[s] == "val")
+    if len(merged) > 1:
+        notes.append(f"yolo: splits {', '.join(merged)} are all Ultralytics' val: data.yaml "
+                     "lists their folders under one val: key")  # fmt: skip
+    if not any(path.startswith("labels/") for path in files):
+        notes.append(
+            "yolo: the selected images have no boxes: data.yaml has no classes (names: {}), "
+            "there are no label files, and Ultralytics refuses a data.yaml without classes; "
+            "select images with boxes, or use imagefolder or by-label for image labels"
+        )
+    return notes
+
+
+def _yaml_str(text: str) -> str:
+    """``text`` as a YAML double-quoted scalar that any YAML reader loads back exactly:
+    printable ASCII as is, the rest escaped (``\\U`` for characters outside the BMP, which
+    JSON would split into a surrogate pair that YAML reads as two characters)."""
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif 0x20 <= code < 0x7F:
+            out.append(ch)
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
 
 
 def _coco(items: pl.DataFrame, boxes: Boxes) -> dict[str, bytes]:
@@ -133,9 +241,9 @@ def _coco(items: pl.DataFrame, boxes: Boxes) -> dict[str, bytes]:
     per_split: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(
         lambda: {"images": [], "annotations": []}
     )
-    ann_id = 0
-    for image_id, row in enumerate(items.iter_rows(named=True), start=1):
+    for row in items.iter_rows(named=True):
         doc = per_split[row["split"]]
+        image_id = len(doc["images"]) + 1  # each split's file stands alone: ids from 1
         doc["images"].append(
             {
                 "id": image_id,
@@ -146,10 +254,9 @@ def _coco(items: pl.DataFrame, boxes: Boxes) -> dict[str, bytes]:
             }
         )
         for c, x, y, w, h in boxes.get(row["media_id"], ()):
-            ann_id += 1
             doc["annotations"].append(
                 {
-                    "id": ann_id,
+                    "id": len(doc["annotations"]) + 1,
                     "image_id": image_id,
                     "category_id": categories[c],
                     "bbox": [x, y, w, h],

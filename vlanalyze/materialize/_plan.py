@@ -55,8 +55,9 @@ Box = tuple[str, float, float, float, float]
 class Plan:
     """What :func:`vlanalyze.materialize` will do. ``table`` is one row per selected item:
     media_id, source, kind, dest, bytes, mtime_ns, action, label, split, uniqueness_score,
-    url. ``side_files`` are the layout's own files (path -> content) and their actions;
-    ``notes`` are for people (e.g. why the ``hf`` metadata is Parquet)."""
+    url, file_path (the item's path in the dataset's storage). ``side_files`` are the
+    layout's own files (path -> content) and their actions; ``notes`` are for people (e.g.
+    why the ``hf`` metadata is Parquet, or what stands in for a YOLO split)."""
 
     out: Path
     layout: str
@@ -223,7 +224,7 @@ def plan_materialize(
     plan = _finish(export, sel, out_path, layout, mode, name, images_root, table, extra,
                    absolute_links)  # fmt: skip
     plan.storage_options = dict(storage_options or {})
-    plan.notes = layout_notes(layout, extra)
+    plan.notes = layout_notes(layout, items, extra)
     return plan
 
 
@@ -262,7 +263,7 @@ def _finish(
         },
     }
     columns = ["media_id", "source", "kind", "dest", "bytes", "mtime_ns", "action"]
-    columns += ["label", "split", "uniqueness_score", "url"]
+    columns += ["label", "split", "uniqueness_score", "url", "file_path"]
     return Plan(out, layout, mode, table.select(columns), extra, side_actions, record,
                 previous, absolute_links)  # fmt: skip
 

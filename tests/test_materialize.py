@@ -668,7 +668,7 @@ def test_foreign_file_is_a_conflict_and_nothing_is_written(boxed: Path, tmp_path
     plan = vla.plan_materialize(ex, _sel(A, B, C), out)
     assert plan.conflicts == [victim.name]
     with pytest.raises(
-        MaterializeError, match=f"1 destination.*{victim.name}.*nothing was written"
+        MaterializeError, match=f"1 file.*in the way: {victim.name}; nothing was written"
     ):
         vla.materialize(plan)
     assert tree(out) == {victim.name: b"mine"}
@@ -920,3 +920,91 @@ def test_a_curate_selection_materializes_with_its_splits(
     manifest = pl.read_csv(tmp_path / "out" / "manifest.csv")
     expected = sel.table.select("media_id", "split").sort("media_id")
     assert manifest.select("media_id", "split").sort("media_id").equals(expected)
+
+
+# --- what a run reports; writes that fail ------------------------------------------------
+
+
+def test_a_run_that_writes_only_the_manifest_is_not_nothing_to_do(
+    boxed: Path, tmp_path: Path
+) -> None:
+    ex, out = _open(boxed), tmp_path / "o"
+    first = _run(ex, _sel(A, B), out, layout="csv")
+    assert first.manifest_written and first.record_written and not first.nothing_to_do
+    again = _run(ex, _sel(A, B), out, layout="csv")
+    assert again.nothing_to_do and not (again.manifest_written or again.record_written)
+    fewer = _run(ex, _sel(A), out, layout="csv")
+    assert fewer.manifest_written and not fewer.nothing_to_do and fewer.left == 0
+
+    flat = tmp_path / "flat"
+    _run(ex, _sel(A, B, C), flat)
+    smaller = _run(ex, _sel(A), flat)
+    assert smaller.written == 0 and smaller.manifest_written and not smaller.nothing_to_do
+    assert smaller.left == 2  # kept: prune=True removes them
+    assert _run(ex, _sel(A), flat).left == 2
+    assert _run(ex, _sel(A), flat, prune=True).pruned == 2
+
+
+def test_the_file_in_the_way_of_a_folder_is_the_conflict(boxed: Path, tmp_path: Path) -> None:
+    ex, out = _open(boxed), tmp_path / "o"
+    out.mkdir()
+    (out / "unlabeled").write_bytes(b"mine")  # D has no label: by-label wants unlabeled/
+    (out / "cat").mkdir()
+    plan = vla.plan_materialize(ex, _sel(A, C, D), out, layout="by-label")
+    cat_a = plan.table.filter(pl.col("media_id") == A)["dest"][0]
+    (out / cat_a).write_bytes(b"mine too")
+    plan = vla.plan_materialize(ex, _sel(A, C, D), out, layout="by-label")
+    assert plan.conflicts == [cat_a, "unlabeled"]
+    assert plan.summary()["conflict"] == 2
+    with pytest.raises(MaterializeError, match=r"2 file.*in the way: cat/.*, unlabeled; nothing"):
+        vla.materialize(plan)
+
+
+def test_many_conflicts_say_how_many_more(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    ids = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(8)]
+    export = write_export(tmp_path / "e", [item(m, f"{m}.jpg") for m in ids])
+    plan = vla.plan_materialize(_open(export), _sel(*ids), out)
+    out.mkdir()
+    for dest in plan.table["dest"]:
+        (out / dest).write_bytes(b"mine")
+    plan = vla.plan_materialize(_open(export), _sel(*ids), out)
+    assert len(plan.conflicts) == 8
+    with pytest.raises(MaterializeError) as caught:
+        plan.check(see_all="see them all here")
+    assert "and 3 more; nothing was written" in caught.value.message
+    assert caught.value.hint == "move them away, or choose another output folder; see them all here"
+
+
+def test_a_record_that_cannot_be_written_is_a_materialize_error(
+    boxed: Path, tmp_path: Path
+) -> None:
+    """The output's parent became a file between plan and apply: one error naming it."""
+    ex = _open(boxed)
+    parent = tmp_path / "parent"
+    plan = vla.plan_materialize(ex, _sel(A), parent / "out")
+    parent.write_bytes(b"mine")
+    with pytest.raises(MaterializeError) as caught:
+        vla.materialize(plan)
+    assert caught.value.message == (
+        f"cannot write {parent / 'out' / 'vlanalyze-materialize.json'}: "
+        f"{parent} is a file, not a folder"
+    )
+    assert parent.read_bytes() == b"mine"
+
+
+def test_a_plan_saved_where_no_folder_is_a_materialize_error(boxed: Path, tmp_path: Path) -> None:
+    plan = vla.plan_materialize(_open(boxed), _sel(A), tmp_path / "o")
+    target = tmp_path / "nowhere" / "plan.parquet"
+    with pytest.raises(MaterializeError, match="does not exist"):
+        plan.write_parquet(target)
+    assert not target.parent.exists()
+
+
+def test_verify_with_nothing_changed_is_nothing_to_do(boxed: Path, tmp_path: Path) -> None:
+    ex, out = _open(boxed), tmp_path / "o"
+    _run(ex, _sel(A, B, C), out, layout="coco")
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    again = _run(ex, _sel(A, B, C), out, layout="coco", verify=True)
+    assert again.nothing_to_do and not again.record_written
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == stamps

@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from click.testing import CliRunner, Result
-from conftest import error_line
+from conftest import error_line, read_only
 from materialize_kit import item, jpeg, tree, write_export, write_images
 
 import vlanalyze as vla
@@ -291,6 +291,40 @@ def test_images_root_on_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         server.stop()
 
 
+@pytest.mark.slow
+def test_object_store_gone_while_copying(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store answers the plan's listing, then goes away: reading an image is one
+    MaterializeError naming its URL, not botocore's traceback."""
+    server_mod = pytest.importorskip("moto.server", reason="moto[server] is not installed")
+    pytest.importorskip("s3fs", reason="s3fs is not installed (pip install 'vlanalyze[cloud]')")
+    boto3 = pytest.importorskip("boto3", reason="boto3 is not installed")
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # one refused connection, no retries
+    port = _free_port()
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+        s3.create_bucket(Bucket="data")
+        s3.put_object(Bucket="data", Key=f"prefix/p/{IDS[0]}.jpg", Body=jpeg(IDS[0]))
+        bare = write_export(tmp_path / "bare", [item(IDS[0], f"p/{IDS[0]}.jpg")], images=False)
+        plan = vla.plan_materialize(
+            vla.open_export(bare), pl.DataFrame({"media_id": IDS[:1]}), tmp_path / "out",
+            images_root="s3://data/prefix", storage_options={"endpoint_url": endpoint},
+        )  # fmt: skip
+        assert plan.summary()["write"] == 1
+    finally:
+        server.stop()
+    with pytest.raises(vla.MaterializeError) as caught:
+        vla.materialize(plan)
+    assert str(caught.value).startswith(f"cannot read s3://data/prefix/p/{IDS[0]}.jpg: ")
+    assert "check the endpoint, the credentials and the URL" in str(caught.value)
+    assert not list((tmp_path / "out").glob("*.jpg"))
+
+
 def test_save_plan_never_replaces_a_file(export: Path, sel: Path, tmp_path: Path) -> None:
     plan_file = tmp_path / "plan.parquet"
     args = [str(export), str(sel), "-o", str(tmp_path / "out"), "--dry-run", "-q"]
@@ -346,3 +380,205 @@ def test_yolo_shared_label_file_is_one_error_line(export: Path, tmp_path: Path) 
     line = error_line(_cli(str(bare), *args[1:]))
     assert "images/train/x.jpg" in line and "images/train/X.png" in line
     assert "labels/train/x.txt" in line and "{media_id}" in line and not out.exists()
+
+
+# --- a failing write is one Error: line, naming the path -----------------------------------
+
+
+def test_output_in_a_read_only_folder_is_one_error_line(
+    export: Path, sel: Path, tmp_path: Path
+) -> None:
+    locked = tmp_path / "locked"
+    (locked / "existing").mkdir(parents=True)
+    with read_only(locked / "existing"):
+        line = error_line(_cli(str(export), str(sel), "-o", str(locked / "existing"), "-q"))
+        assert f"cannot write {locked / 'existing'}/vlanalyze-materialize.json" in line
+        assert "choose an output folder you can write to" in line
+    with read_only(locked):
+        line = error_line(_cli(str(export), str(sel), "-o", str(locked / "new" / "out"), "-q"))
+        assert f"cannot write {locked / 'new' / 'out'}" in line
+        assert "you can write to" in line
+    assert tree(locked) == {}
+
+
+def test_output_at_or_under_a_file_names_the_file(export: Path, sel: Path, tmp_path: Path) -> None:
+    ofile = tmp_path / "ofile"
+    ofile.write_text("mine")
+    for out in (ofile, ofile / "sub", ofile / "sub" / "deeper"):
+        line = error_line(_cli(str(export), str(sel), "-o", str(out), "-q"))
+        assert line == f"Error: {ofile} is a file, not a folder (choose a folder for the output)"
+    assert ofile.read_text() == "mine"
+
+
+def test_save_plan_where_it_cannot_be_written(export: Path, sel: Path, tmp_path: Path) -> None:
+    ofile = tmp_path / "ofile"
+    ofile.write_text("mine")
+    args = [str(export), str(sel), "-o", str(tmp_path / "out"), "--dry-run", "-q"]
+    nodir = tmp_path / "nodir" / "plan.parquet"
+    line = error_line(_cli(*args, "--save-plan", str(nodir)))
+    assert f"cannot write {nodir}: the folder {nodir.parent} does not exist" in line
+    line = error_line(_cli(*args, "--save-plan", str(ofile / "plan.parquet")))
+    assert f"{ofile} is a file, not a folder" in line
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    with read_only(locked):
+        line = error_line(_cli(*args, "--save-plan", str(locked / "plan.parquet")))
+        assert f"cannot write {locked / 'plan.parquet'}" in line
+    assert not nodir.parent.exists() and tree(locked) == {} and ofile.read_text() == "mine"
+
+
+def test_unreachable_object_store_is_one_error_line(tmp_path: Path, sel: Path) -> None:
+    s3fs = pytest.importorskip("s3fs", reason="s3fs is not installed (vlanalyze[cloud])")
+    bare = write_export(tmp_path / "bare", [item(m, f"p/{m}.jpg") for m in IDS], images=False)
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}",  # nothing listens there
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_MAX_ATTEMPTS": "1",  # one refused connection, not botocore's retries
+        "AWS_RETRY_MODE": "standard",
+    }
+    s3fs.S3FileSystem.clear_instance_cache()  # one made with another endpoint is reused
+    try:
+        args = [str(bare), str(sel), "-o", str(tmp_path / "o"), "--images-root", "s3://bkt/pre"]
+        line = error_line(_cli(*args, "-q", env=env))
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+    assert line.startswith("Error: cannot list s3://bkt/pre: EndpointConnectionError")
+    assert "check the endpoint, the credentials and the URL" in line
+    assert "list-type" not in line  # the request's query string is not shown
+    assert not (tmp_path / "o").exists()
+
+
+# --- --dry-run writes and fetches nothing, and lists every problem ------------------------
+
+
+def _half_local(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    """A demo export served in full, and a local copy with the metadata and one image;
+    a selection of three (two of them missing locally)."""
+    served = write_demo_export(tmp_path / "served", items=4)
+    local = tmp_path / "local"
+    (local / "images").mkdir(parents=True)
+    shutil.copy(served / "metadata.json", local / "metadata.json")
+    shutil.copy(served / "images" / "img_000.jpg", local / "images" / "img_000.jpg")
+    ids = vla.open_export(local).media.select("media_id").collect()["media_id"].to_list()
+    sel = tmp_path / "sel.csv"
+    pl.DataFrame({"media_id": ids[:3]}).write_csv(sel)
+    return served, sel, ids
+
+
+def _stand_in_env(server: StandIn) -> dict[str, str]:
+    return {
+        "VL_BASE_URL": server.base_url,
+        "VL_API_KEY": server.api_key or "",
+        "VL_API_SECRET": server.api_secret or "",
+        "VL_TOKEN": "",
+    }
+
+
+def test_dry_run_with_fetch_missing_fetches_nothing(tmp_path: Path) -> None:
+    served, sel, ids = _half_local(tmp_path)
+    out = tmp_path / "out"
+    with StandIn(served) as server:
+        server.polls_to_complete = 0
+        args = [str(tmp_path / "local"), str(sel), "-o", str(out), "--dry-run", "-q"]
+        result = _cli(*args, "--fetch-missing", DEMO_DATASET_ID, env=_stand_in_env(server))
+        assert result.exit_code == 0, result.output
+        assert server.tasks == {} and server.requests == []
+    assert "  missing:   2 (--fetch-missing would fetch them)" in result.stdout
+    assert f"\n  {ids[1]}\n  {ids[2]}\n" in result.stdout
+    assert result.stdout.rstrip().endswith("Dry run: nothing was written or fetched.")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["local", "sel.csv", "served"]
+
+
+def test_a_conflict_stops_fetch_missing_before_it_downloads(tmp_path: Path) -> None:
+    served, sel, _ids = _half_local(tmp_path)
+    out = tmp_path / "out"
+    plan = vla.plan_materialize(vla.open_export(tmp_path / "local"), sel, out)
+    out.mkdir()
+    victim = out / plan.table["dest"][0]  # the image the export has: a conflict anyway
+    victim.write_text("mine")
+    with StandIn(served) as server:
+        args = [str(tmp_path / "local"), str(sel), "-o", str(out), "-q"]
+        line = error_line(
+            _cli(*args, "--fetch-missing", DEMO_DATASET_ID, env=_stand_in_env(server))
+        )
+        assert server.tasks == {} and server.requests == []
+    assert victim.name in line and "nothing was written" in line
+    assert tree(out) == {victim.name: b"mine"} and not list(tmp_path.glob("out-fetched-*"))
+
+
+def test_dry_run_lists_every_conflict_and_missing_image(tmp_path: Path) -> None:
+    ids = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(1, 8)]
+    export = write_export(tmp_path / "e", [item(m, f"p/{m}.jpg") for m in ids], images=False)
+    sel = tmp_path / "sel.csv"
+    pl.DataFrame({"media_id": ids}).write_csv(sel)
+    out = tmp_path / "out"
+    line = error_line(_cli(str(export), str(sel), "-o", str(out), "-q"))
+    assert f"7 selected image(s) are not in the export or images root: {ids[0]}" in line
+    assert "and 2 more; nothing was written" in line and ids[6] not in line
+    assert "--dry-run lists them all" in line
+    dry = _cli(str(export), str(sel), "-o", str(out), "--dry-run", "-q")
+    assert "they are listed above" in error_line(dry)
+    assert "Missing (media ids whose image was found nowhere):\n" in dry.stdout
+    assert [m for m in ids if f"\n  {m}\n" in dry.stdout] == ids
+
+    write_images(export / "images", [f"p/{m}.jpg" for m in ids])
+    plan = vla.plan_materialize(vla.open_export(export), sel, out)
+    out.mkdir()
+    dests = plan.table["dest"].to_list()
+    for dest in dests:
+        (out / dest).write_text("mine")
+    line = error_line(_cli(str(export), str(sel), "-o", str(out), "-q"))
+    assert "7 file(s)" in line and "and 2 more" in line and "--dry-run lists them all" in line
+    dry = _cli(str(export), str(sel), "-o", str(out), "--dry-run", "-q")
+    assert "Conflicts (files vlanalyze did not write, in the way):\n" in dry.stdout
+    assert [d for d in dests if f"\n  {d}\n" in dry.stdout] == dests
+    assert dry.exit_code == 1 and all(p.read_text() == "mine" for p in out.iterdir())
+
+
+def test_a_file_in_the_way_of_a_folder_is_named(export: Path, sel: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "unlabeled").write_text("mine")  # by-label needs the folder unlabeled/
+    args = [str(export), str(sel), "-o", str(out), "--layout", "by-label", "-q"]
+    line = error_line(_cli(*args))
+    assert "1 file(s)" in line and "in the way: unlabeled; nothing was written" in line
+    dry = _cli(*args, "--dry-run")
+    assert "  conflicts: 1\n" in dry.stdout and "in the way):\n  unlabeled\n" in dry.stdout
+
+
+# --- a run says what it wrote -------------------------------------------------------------
+
+
+def test_csv_layout_says_it_wrote_the_manifest(export: Path, sel: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = [str(export), str(sel), "-o", str(out), "--layout", "csv", "-q"]
+    first = _cli(*args)
+    assert first.exit_code == 0, first.output
+    assert first.stdout == f"Wrote manifest.csv (3 items) in {out} (csv)\n"
+    assert _cli(*args).stdout.startswith("Nothing to do: 3 items")
+    two = tmp_path / "two.csv"
+    pl.DataFrame({"media_id": IDS[3:]}).write_csv(two)
+    args[1] = str(two)
+    switched = _cli(*args)
+    assert switched.stdout == f"Wrote manifest.csv (2 items) in {out} (csv)\n"
+    assert pl.read_csv(out / "manifest.csv")["media_id"].to_list() == IDS[3:]
+
+
+def test_files_that_left_the_selection_are_mentioned(
+    export: Path, sel: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    assert _cli(str(export), str(sel), "-o", str(out), "-q").exit_code == 0
+    one = tmp_path / "one.csv"
+    pl.DataFrame({"media_id": IDS[:1]}).write_csv(one)
+    result = _cli(str(export), str(one), "-o", str(out), "-q")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Wrote manifest.csv (1 items), 1 images up to date in ")
+    note = "Note: 2 files from an earlier run are no longer selected; --prune removes them"
+    assert note in result.stderr
+    again = _cli(str(export), str(one), "-o", str(out), "-q")
+    assert again.stdout.startswith("Nothing to do") and note in again.stderr
+    pruned = _cli(str(export), str(one), "-o", str(out), "-q", "--prune")
+    assert "pruned 2" in pruned.stdout and "earlier run" not in pruned.stderr

@@ -22,6 +22,7 @@ from vlanalyze.cli.query_cmds import export_options, open_for_cli
 from vlanalyze.errors import MaterializeError
 
 if TYPE_CHECKING:
+    from vlanalyze.materialize._apply import MaterializeResult
     from vlanalyze.materialize._plan import Plan
 
 # The same as vlanalyze.materialize's LAYOUTS and MODES (a test checks), kept here so that
@@ -33,9 +34,9 @@ MODES = ("copy", "hardlink", "symlink", "reflink")
 @click.command()
 @export_options
 @click.argument("selection")
-@click.option(
-    "-o", "--output", required=True, type=click.Path(file_okay=False), help="Output folder."
-)
+# Not click.Path(file_okay=False): an existing file is a data error (exit 1), which the
+# library words, naming the file in the way, not a usage error (exit 2).
+@click.option("-o", "--output", required=True, type=click.Path(), help="Output folder.")
 @click.option("--layout", type=click.Choice(LAYOUTS), default="flat", show_default=True)
 @click.option("--mode", type=click.Choice(MODES), default="copy", show_default=True)
 @click.option(
@@ -51,7 +52,11 @@ MODES = ("copy", "hardlink", "symlink", "reflink")
     help="Folder or s3://, gs:// URL the items' file_paths are under.",
 )
 @click.option("--absolute-links", is_flag=True, help="Symlinks hold absolute paths.")
-@click.option("--dry-run", is_flag=True, help="Print the plan's summary; write nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the plan's summary, every conflict and missing image; write or fetch nothing.",
+)
 @click.option("--prune", is_flag=True, help="Remove files an earlier run wrote that left.")
 @click.option("--verify", is_flag=True, help="Compare content, not only size and mtime.")
 @click.option(
@@ -112,9 +117,19 @@ def materialize(
     }
     with open_for_cli(export, cache_dir, refresh, quiet) as ex:
         plan = plan_materialize(ex, sel, output, **options)
+        to_fetch = 0  # missing images a real run would fetch (dry run only)
         if plan.missing and fetch_dataset and layout != "csv":
-            fetched = _fetch_missing(fetch_dataset, plan.missing, Path(output), quiet)
-            plan = plan_materialize(ex, sel, output, extra_sources=[fetched], **options)
+            if plan.conflicts and not dry_run:  # a run that will fail downloads nothing
+                _check(plan, dry_run)
+            folder = _fetch_folder(plan.missing, Path(output))
+            if _fetched_before(folder):
+                click.echo(f"Using images fetched earlier in {folder}", err=True)
+            elif dry_run:
+                to_fetch = len(plan.missing)
+            else:
+                _fetch_missing(fetch_dataset, plan.missing, folder, quiet)
+            if not to_fetch:
+                plan = plan_materialize(ex, sel, output, extra_sources=[folder], **options)
         if save_plan:
             if os.path.lexists(save_plan):
                 raise MaterializeError(
@@ -122,20 +137,45 @@ def materialize(
                 )
             plan.write_parquet(save_plan)
         if dry_run:
-            click.echo(_describe(plan))
+            click.echo(_describe(plan, to_fetch, save_plan))
             for note in plan.notes:
                 click.echo(f"Note: {note}", err=True)
-            plan.check()
+            if plan.conflicts or not to_fetch:
+                _check(plan, dry_run)
             return
+        _check(plan, dry_run)
         with Reporter(quiet or not sys.stderr.isatty()) as reporter:
             result = apply_plan(
                 plan, on_progress=reporter.callback("Writing files"), prune=prune, verify=verify
             )
     for note in result.notes:
         click.echo(f"Note: {note}", err=True)
+    if result.left:
+        click.echo(
+            f"Note: {result.left} files from an earlier run are no longer selected; "
+            "--prune removes them",
+            err=True,
+        )
+    click.echo(_done(result, plan, layout, mode))
+
+
+def _check(plan: Plan, dry_run: bool) -> None:
+    """Refuse a plan with conflicts or missing images (the error names the first few)."""
+    plan.check(see_all="they are listed above" if dry_run else "--dry-run lists them all")
+
+
+def _done(result: MaterializeResult, plan: Plan, layout: str, mode: str) -> str:
+    """The line a run ends with: what it wrote."""
     if result.nothing_to_do:
-        click.echo(f"Nothing to do: {plan.table.height} items up to date in {result.out}")
-        return
+        return f"Nothing to do: {plan.table.height} items up to date in {result.out}"
+    where = f"in {result.out} ({layout}, {mode})"
+    if not (result.written or result.side_files_written or result.pruned):
+        # Only the manifest or the record changed (a csv layout, a smaller selection...).
+        what = f"manifest.csv ({plan.table.height} items)" if result.manifest_written else ""
+        if layout == "csv":
+            return f"Wrote {what or 'the record'} in {result.out} (csv)"
+        done = f"Wrote {what}" if what else "Updated the record"
+        return f"{done}, {result.skipped} images up to date {where}"
     if mode in ("hardlink", "symlink"):  # links write no bytes (nor know the sizes)
         parts = [f"linked {result.written} images"]
     else:
@@ -146,25 +186,36 @@ def materialize(
     if result.pruned:
         parts.append(f"pruned {result.pruned}")
     text = ", ".join(parts)
-    click.echo(f"{text[0].upper()}{text[1:]} in {result.out} ({layout}, {mode})")
+    return f"{text[0].upper()}{text[1:]} {where}"
 
 
-def _describe(plan: Plan) -> str:
+def _describe(plan: Plan, to_fetch: int, save_plan: str | None) -> str:
+    """The dry run's report: the summary, then every conflict and missing image."""
     s = plan.summary()
     side = len(plan.side_files)
     size = "" if plan.mode in ("hardlink", "symlink") else f" ({_size(s['bytes_to_write'])})"
-    return "\n".join(
-        [
-            f"Plan for {plan.out} (layout {plan.layout}, mode {plan.mode}): {s['items']} items",
-            f"  write:     {s['write']} images{size}",
-            f"  skip:      {s['skip']} up to date",
-            f"  layout:    {s['side_files_to_write']} of {side} files to write",
-            f"  conflicts: {s['conflict']}",
-            f"  missing:   {s['missing']}",
-            f"  stale:     {s['stale']} (removed only with --prune)",
-            "Dry run: nothing was written.",
-        ]
-    )
+    fetch = " (--fetch-missing would fetch them)" if to_fetch else ""
+    lines = [
+        f"Plan for {plan.out} (layout {plan.layout}, mode {plan.mode}): {s['items']} items",
+        f"  write:     {s['write']} images{size}",
+        f"  skip:      {s['skip']} up to date",
+        f"  layout:    {s['side_files_to_write']} of {side} files to write",
+        f"  conflicts: {s['conflict']}",
+        f"  missing:   {s['missing']}{fetch}",
+        f"  stale:     {s['stale']} (removed only with --prune)",
+    ]
+    conflicts = plan.conflicts
+    if conflicts:
+        lines.append("Conflicts (files vlanalyze did not write, in the way):")
+        lines += [f"  {path}" for path in conflicts]
+    missing = plan.missing if plan.layout != "csv" else []
+    if missing:
+        found = "a real run would fetch" if to_fetch else "whose image was found nowhere"
+        lines.append(f"Missing (media ids {found}):")
+        lines += [f"  {media_id}" for media_id in missing]
+    done = "Dry run: nothing was written" + (" or fetched" if to_fetch else "")
+    lines.append(done + (f" but the plan ({save_plan})." if save_plan else "."))
+    return "\n".join(lines)
 
 
 def _size(n: int) -> str:
@@ -175,16 +226,21 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-def _fetch_missing(dataset_id: str, media_ids: list[str], output: Path, quiet: bool) -> Path:
-    """Pull exactly ``media_ids`` (with images) into a folder beside OUT; reuse it if there."""
-    import vlanalyze as vla
-
+def _fetch_folder(media_ids: list[str], output: Path) -> Path:
+    """Where ``--fetch-missing`` puts ``media_ids``: a folder beside OUT, named by them."""
     digest = hashlib.sha256("\n".join(sorted(media_ids)).encode()).hexdigest()[:12]
     out = output.expanduser().absolute()
-    folder = out.parent / f"{out.name}-fetched-{digest}"
-    if (folder / "metadata.json").is_file() or (folder / "metadata.parquet").is_file():
-        click.echo(f"Using images fetched earlier in {folder}", err=True)
-        return folder
+    return out.parent / f"{out.name}-fetched-{digest}"
+
+
+def _fetched_before(folder: Path) -> bool:
+    return (folder / "metadata.json").is_file() or (folder / "metadata.parquet").is_file()
+
+
+def _fetch_missing(dataset_id: str, media_ids: list[str], folder: Path, quiet: bool) -> None:
+    """Pull exactly ``media_ids`` (with images) into ``folder``."""
+    import vlanalyze as vla
+
     click.echo(f"Fetching {len(media_ids)} missing images into {folder}", err=True)
     with vla.VisualLayerClient.from_env() as client, Reporter(quiet) as reporter:
         vla.pull_export(
@@ -195,4 +251,3 @@ def _fetch_missing(dataset_id: str, media_ids: list[str], output: Path, quiet: b
             media_ids=media_ids,
             on_progress=reporter.callback("Downloading"),
         )
-    return folder

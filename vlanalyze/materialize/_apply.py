@@ -18,8 +18,9 @@ import posixpath
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,14 @@ from vlanalyze._fs import TEMP_PREFIX, ProgressCallback, write_bytes_atomic
 from vlanalyze.errors import Fix, MaterializeError
 from vlanalyze.materialize._copy import Copier
 from vlanalyze.materialize._plan import Plan
-from vlanalyze.materialize._sources import folder_of, url_filesystem
-from vlanalyze.materialize._state import FILES_FILE, MANIFEST_FILE, RECORD_FILE, link_target
+from vlanalyze.materialize._sources import folder_of, store_error, url_filesystem
+from vlanalyze.materialize._state import (
+    FILES_FILE,
+    MANIFEST_FILE,
+    RECORD_FILE,
+    link_target,
+    write_error,
+)
 from vlanalyze.materialize._verify import same_content
 
 __all__ = ["MaterializeResult", "materialize"]
@@ -41,7 +48,10 @@ _CHUNK = 512  # files per task handed to a worker
 
 @dataclass
 class MaterializeResult:
-    """What a run did. ``written`` and ``skipped`` count images; ``notes`` are for people."""
+    """What a run did. ``written`` and ``skipped`` count images; ``notes`` are for people;
+    ``manifest_written`` and ``record_written`` say whether ``manifest.csv`` and the
+    record changed; ``left`` counts files an earlier run wrote that left the selection
+    and were kept (``prune=True`` removes them)."""
 
     out: Path
     written: int
@@ -50,10 +60,15 @@ class MaterializeResult:
     pruned: int
     bytes_written: int
     notes: list[str] = field(default_factory=list)
+    manifest_written: bool = False
+    record_written: bool = False
+    left: int = 0
 
     @property
     def nothing_to_do(self) -> bool:
-        return not (self.written or self.side_files_written or self.pruned)
+        """True when the run changed no file at all."""
+        changed = self.written or self.side_files_written or self.pruned
+        return not (changed or self.manifest_written or self.record_written)
 
 
 def materialize(
@@ -97,14 +112,15 @@ def materialize(
         return MaterializeResult(plan.out, todo.height, table.height - todo.height, 0, 0,
                                  written, notes)  # fmt: skip
     sides = {p: d for p, d in plan.side_files.items() if plan.side_actions.get(p) != "skip"}
-    if verify:
-        sides = plan.side_files
     out = plan.out
+    if verify:  # (only those that differ: a run that changes nothing writes no record)
+        sides = {p: d for p, d in plan.side_files.items() if _changed(out / p, d)}
     files = _files_of(table, plan)
     left = plan.stale
     stale = left if prune else []
     if out.is_dir():  # one listing, then every write in OUT skips its own
-        _clear_temp_files(out, [""], [RECORD_FILE, FILES_FILE, MANIFEST_FILE])
+        with _writing(out):
+            _clear_temp_files(out, [""], [RECORD_FILE, FILES_FILE, MANIFEST_FILE])
     with ThreadPoolExecutor(max_workers=1) as pool:
         # Rendered while the images are written (polars writes CSV off the GIL).
         manifest = pool.submit(_manifest, table, plan.layout)
@@ -114,10 +130,14 @@ def materialize(
         notes = plan.notes + _write_images(plan, todo, on_progress, workers)
         side_written = _write_sides(out, sides)
         pruned = _prune(out, stale, plan.previous) if stale else 0
-        if _changed(out / MANIFEST_FILE, manifest.result()):
-            write_bytes_atomic(out / MANIFEST_FILE, manifest.result(), overwrite=True, clean=False)
+        manifest_written = _changed(out / MANIFEST_FILE, manifest.result())
+        if manifest_written:
+            with _writing(out / MANIFEST_FILE):
+                write_bytes_atomic(
+                    out / MANIFEST_FILE, manifest.result(), overwrite=True, clean=False
+                )
     kept = {} if prune else {p: plan.previous[p] for p in left}
-    _write_record(out, plan, _merged(kept, files), status="complete", written=begun)
+    final = _write_record(out, plan, _merged(kept, files), status="complete", written=begun)
     return MaterializeResult(
         out=out,
         written=todo.height,
@@ -126,6 +146,9 @@ def materialize(
         pruned=pruned,
         bytes_written=int(todo["bytes"].fill_null(0).sum()),
         notes=notes,
+        manifest_written=manifest_written,
+        record_written=begun is not None or final[2],
+        left=sum(os.path.lexists(out / p) for p in kept),
     )
 
 
@@ -135,7 +158,8 @@ def begin(plan: Plan, files: pl.DataFrame | None = None) -> _FilesTable:
     if files is None:
         files = _files_of(plan.table, plan)
     merged = _merged(plan.previous, files)
-    return _write_record(plan.out, plan, merged, status="in-progress", written=None)
+    written = _write_record(plan.out, plan, merged, status="in-progress", written=None)
+    return written[0], written[1]
 
 
 def _verified(plan: Plan) -> pl.DataFrame:
@@ -194,9 +218,10 @@ _FilesTable = tuple[pl.DataFrame, bytes]  # the files a record lists, as Parquet
 
 def _write_record(
     out: Path, plan: Plan, files: pl.DataFrame, *, status: str, written: _FilesTable | None
-) -> _FilesTable:
+) -> tuple[pl.DataFrame, bytes, bool]:
     """Write the record's JSON and files table where they changed (``written``: the
-    table this run wrote already, reused when ``files`` are the same)."""
+    table this run wrote already, reused when ``files`` are the same); return the files,
+    their table, and whether either file changed."""
     images = plan.table.filter(pl.col("dest").is_not_null())
     record: dict[str, Any] = {
         **plan.record,
@@ -214,11 +239,26 @@ def _write_record(
     table = written[1] if written and written[0].equals(files) else _files_table(files)
     # The JSON first: until the table is written, the one on disk lists at least every
     # file there (this run writes nothing before both are written).
+    changed = False
     for name, content in ((RECORD_FILE, data), (FILES_FILE, table)):
         if _changed(out / name, content):
-            out.mkdir(parents=True, exist_ok=True)
-            write_bytes_atomic(out / name, content, overwrite=True, clean=False)
-    return files, table
+            changed = True
+            with _writing(out / name):
+                out.mkdir(parents=True, exist_ok=True)
+                write_bytes_atomic(out / name, content, overwrite=True, clean=False)
+    return files, table, changed
+
+
+_OUT_HINT = "choose an output folder you can write to"
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Word an OSError of writing ``path`` (or in it, for a folder) as a MaterializeError."""
+    try:
+        yield
+    except OSError as exc:
+        raise write_error(path, exc, _OUT_HINT) from exc
 
 
 def _files_table(files: pl.DataFrame) -> bytes:
@@ -314,6 +354,10 @@ def _put(copier: Copier, plan: Plan, kind: str, source: str, dest: str, mtime: i
             f"cannot write {target} from {source}: {exc.strerror or exc}",
             hint="run again to resume: files already written are kept",
         ) from None
+    except Exception as exc:
+        if kind != "url" or isinstance(exc, MaterializeError):
+            raise
+        raise store_error(source, exc) from exc  # the store's own errors are not OSErrors
 
 
 def _make_folders(out: Path, todo: pl.DataFrame) -> list[str]:
@@ -361,11 +405,13 @@ def _write_sides(out: Path, sides: dict[str, bytes]) -> int:
     changed = {rel: data for rel, data in sides.items() if _changed(out / rel, data)}
     folders = sorted({posixpath.dirname(rel) for rel in changed})
     # One listing per folder (not one per file: YOLO writes a label file per image).
-    _clear_temp_files(out, [f for f in folders if (out / f).is_dir()], list(changed))
+    with _writing(out):
+        _clear_temp_files(out, [f for f in folders if (out / f).is_dir()], list(changed))
     for rel, data in changed.items():
         target = out / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(target, data, overwrite=True, clean=False)
+        with _writing(target):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_bytes_atomic(target, data, overwrite=True, clean=False)
     return len(changed)
 
 
@@ -386,7 +432,13 @@ def _prune(out: Path, stale: list[str], previous: dict[str, int]) -> int:
                 continue  # changed since we wrote it: someone's work, keep it
             if recorded < 0 and st.st_nlink == 1:
                 continue  # a hard link (no size recorded) whose source is gone: the last copy
-        path.unlink()
+        try:
+            path.unlink()
+        except OSError as exc:
+            raise MaterializeError(
+                f"cannot remove {path}: {exc.strerror or exc}",
+                hint="make its folder writable, or run without prune",
+            ) from exc
         removed += 1
         _remove_empty_parents(out, path.parent)
     return removed

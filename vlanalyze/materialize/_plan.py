@@ -17,7 +17,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Mapping, Sequence
+import posixpath
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,10 @@ from vlanalyze.materialize._state import (
     MANIFEST_FILE,
     RECORD_FILE,
     dest_action,
+    file_in_the_way,
     read_record,
     side_action,
+    write_error,
 )
 from vlanalyze.query._export import Export
 from vlanalyze.query._schema import LABEL_SOURCE_PRIORITY
@@ -77,9 +80,13 @@ class Plan:
 
     @property
     def conflicts(self) -> list[str]:
-        """Destinations holding a file this tool did not write (images and side files)."""
+        """Files this tool did not write that are in the way (paths under :attr:`out`):
+        at a destination (images and side files), or where a destination needs a folder
+        (one ``space`` file in the way of ``space/a.png`` and ``space/b.png`` is listed
+        once, as ``space``)."""
         rows = self.table.filter(pl.col("action") == "conflict")["dest"].to_list()
-        return rows + [p for p, a in self.side_actions.items() if a == "conflict"]
+        rows += [p for p, a in self.side_actions.items() if a == "conflict"]
+        return list(dict.fromkeys(_in_the_way(self.out, rows)))
 
     @property
     def missing(self) -> list[str]:
@@ -109,28 +116,33 @@ class Plan:
             "stale": len(self.stale),
         }
 
-    def check(self) -> None:
+    def check(self, *, see_all: str = "plan.conflicts and plan.missing list them all") -> None:
         """Raise unless the plan can be applied: no conflicts, no missing sources.
 
+        Args:
+            see_all: where to see every one, added to the hint when the message shows
+                only the first few (the CLI says ``--dry-run``).
+
         Raises:
-            MaterializeError: listing the conflicting destinations or missing media.
+            MaterializeError: naming the conflicting files or missing media.
         """
         conflicts = self.conflicts
         if conflicts:
-            shown = ", ".join(conflicts[:5]) + (", ..." if len(conflicts) > 5 else "")
             raise MaterializeError(
-                f"{len(conflicts)} destination(s) in {self.out} hold files vlanalyze did not "
-                f"write: {shown}; nothing was written",
-                hint="move them away, or choose another output folder",
+                f"{len(conflicts)} file(s) in {self.out} that vlanalyze did not write are in "
+                f"the way: {_first(conflicts)}; nothing was written",
+                hint=_more("move them away, or choose another output folder", conflicts, see_all),
             )
         missing = self.missing if self.layout != "csv" else []
         if missing:
-            shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
             raise MaterializeError(
                 f"{len(missing)} selected image(s) are not in the export or images root: "
-                f"{shown}; nothing was written",
-                hint="give images_root= (--images-root), or fetch them "
-                "(--fetch-missing DATASET_ID)",
+                f"{_first(missing)}; nothing was written",
+                hint=_more(
+                    "give images_root= (--images-root), or fetch them (--fetch-missing DATASET_ID)",
+                    missing,
+                    see_all,
+                ),
             )
 
     def with_rows(self, rows: pl.DataFrame) -> Plan:
@@ -151,15 +163,49 @@ class Plan:
         metadata), atomically, for an engine that applies it in parallel partitions.
 
         Raises:
-            MaterializeError: ``path`` exists and not ``overwrite``.
+            MaterializeError: ``path`` exists and not ``overwrite``, or cannot be written.
         """
         import pyarrow.parquet as pq
 
         table = self.table.with_columns(out=pl.lit(str(self.out)), mode=pl.lit(self.mode))
         arrow = table.to_arrow()
         meta = {b"vlanalyze_plan": json.dumps({"out": str(self.out), "mode": self.mode}).encode()}
-        with atomic_path(path, overwrite=overwrite) as tmp:
-            pq.write_table(arrow.replace_schema_metadata(meta), tmp)
+        try:
+            with atomic_path(path, overwrite=overwrite) as tmp:
+                pq.write_table(arrow.replace_schema_metadata(meta), tmp)
+        except OSError as exc:
+            raise write_error(Path(path), exc, "name a file in a folder you can write to") from exc
+
+
+_SHOWN = 5  # conflicts or missing media named in an error
+
+
+def _first(names: list[str]) -> str:
+    more = len(names) - _SHOWN
+    return ", ".join(names[:_SHOWN]) + (f" and {more} more" if more > 0 else "")
+
+
+def _more(hint: str, names: list[str], see_all: str) -> str:
+    return f"{hint}; {see_all}" if len(names) > _SHOWN else hint
+
+
+def _in_the_way(out: Path, dests: list[str]) -> Iterator[str]:
+    """Each conflicting destination, or the file in the way of its folder (found once
+    per folder)."""
+    blockers: dict[str, str | None] = {}
+    for dest in dests:
+        if os.path.lexists(out / dest):
+            yield dest
+            continue
+        folder = posixpath.dirname(dest)
+        if folder not in blockers:
+            found = file_in_the_way(out / folder) if folder else None
+            blockers[folder] = None if found is None else _under(out, found)
+        yield blockers[folder] or dest
+
+
+def _under(out: Path, path: Path) -> str:
+    return path.relative_to(out).as_posix() if path.is_relative_to(out) else str(path)
 
 
 def plan_materialize(

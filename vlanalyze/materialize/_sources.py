@@ -23,11 +23,18 @@ from typing import Any
 
 import polars as pl
 
-from vlanalyze.errors import MaterializeError
+from vlanalyze.errors import MaterializeError, redact_url
 from vlanalyze.query._export import Export
 from vlanalyze.query._open import open_export
 
-__all__ = ["SOURCE_SCHEMA", "folder_of", "is_url", "resolve_sources", "url_filesystem"]
+__all__ = [
+    "SOURCE_SCHEMA",
+    "folder_of",
+    "is_url",
+    "resolve_sources",
+    "store_error",
+    "url_filesystem",
+]
 
 SOURCE_SCHEMA = {
     "media_id": pl.String,
@@ -281,8 +288,11 @@ def _from_url(root: str, media: pl.DataFrame, options: Mapping[str, Any]) -> pl.
     base = rest.rstrip("/")
     try:
         listing: dict[str, dict[str, Any]] = fs.find(base, detail=True)
-    except (OSError, ValueError) as exc:
-        raise MaterializeError(f"cannot list {root}: {exc}") from None
+    except Exception as exc:
+        # The store's client raises its own errors (botocore's EndpointConnectionError,
+        # NoCredentialsError, ClientError...), not only OSError: every one means "cannot
+        # list", and is worded here rather than shown as a traceback.
+        raise store_error(root, exc, listing=True) from exc
     by_key = {name[len(base) + 1 :]: info for name, info in listing.items()}
     rows = []
     for media_id, file_path in zip(media["media_id"], media["file_path"], strict=True):
@@ -301,6 +311,23 @@ def _from_url(root: str, media: pl.DataFrame, options: Mapping[str, Any]) -> pl.
             }
         )
     return _frame(rows)
+
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
+
+
+def store_error(url: str, exc: BaseException, *, listing: bool = False) -> MaterializeError:
+    """The error for a failure to list or read ``url`` in an object store: its first line
+    (URLs in it redacted), and where to look next."""
+    lines = str(exc).strip().splitlines()
+    text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group()), lines[0] if lines else "")
+    reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    hint = "check the endpoint, the credentials and the URL"
+    if url.startswith("s3://"):
+        hint += " (AWS_ENDPOINT_URL, AWS_PROFILE or AWS_ACCESS_KEY_ID...)"
+    return MaterializeError(
+        f"cannot {'list' if listing else 'read'} {redact_url(url)}: {reason}", hint=hint
+    )
 
 
 def _url_mtime_ns(info: Mapping[str, Any]) -> int | None:

@@ -8,11 +8,13 @@ and again at the end, so a run killed midway leaves files the next run recognize
 its own. The JSON is written first: the files table on disk always lists at least
 the files there. A file at a destination that no record lists is a user's file: a
 conflict. Records of earlier versions (a ``files`` object in the JSON) are read too.
-Reads only; writing is :mod:`vlanalyze.materialize._apply`'s job.
+Reads only; writing is :mod:`vlanalyze.materialize._apply`'s job (this module words
+the errors of writes that failed, as it knows what can be in the way).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -28,9 +30,11 @@ __all__ = [
     "MANIFEST_FILE",
     "RECORD_FILE",
     "dest_action",
+    "file_in_the_way",
     "link_target",
     "read_record",
     "side_action",
+    "write_error",
 ]
 
 MANIFEST_FILE = "manifest.csv"
@@ -46,7 +50,10 @@ def read_record(out: Path) -> dict[str, int]:
     except FileNotFoundError:
         return {}
     except NotADirectoryError:
-        raise MaterializeError(f"{out} is a file, not a folder", hint="choose a folder") from None
+        blocker = file_in_the_way(out) or out
+        raise MaterializeError(
+            f"{blocker} is a file, not a folder", hint="choose a folder for the output"
+        ) from None
     except (OSError, ValueError) as exc:
         raise MaterializeError(
             f"cannot read {path}: {exc}",
@@ -78,6 +85,50 @@ def _read_files(path: Path) -> dict[str, int]:
         ) from None
     sizes = table["bytes"].fill_null(-1).to_list()
     return dict(zip(table["path"].to_list(), sizes, strict=True))
+
+
+def file_in_the_way(path: Path) -> Path | None:
+    """The file (anything but a folder) at ``path`` or at the nearest of its parents that
+    exists: what stops ``path`` being made a folder or written under. None when that
+    nearest existing path is a folder (a symlink to one counts as one)."""
+    for candidate in (path, *path.parents):
+        try:
+            st = os.stat(candidate)
+        except (FileNotFoundError, NotADirectoryError):
+            if os.path.islink(candidate):
+                return candidate  # a dangling link
+            continue
+        except OSError:
+            return None
+        return None if stat.S_ISDIR(st.st_mode) else candidate
+    return None
+
+
+_NOT_ALLOWED = {errno.EACCES, errno.EPERM, errno.EROFS}
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+
+
+def write_error(path: Path, exc: OSError, hint: str) -> MaterializeError:
+    """The error for a failed write of ``path`` (``hint``: the next step when nothing
+    more precise is known, e.g. "choose an output folder you can write to")."""
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOTDIR:
+        blocker = file_in_the_way(path.parent)
+        if blocker is not None:
+            return MaterializeError(
+                f"cannot write {path}: {blocker} is a file, not a folder",
+                hint="move it away, or choose another place",
+            )
+    elif exc.errno == errno.ENOENT and not path.parent.is_dir():
+        return MaterializeError(
+            f"cannot write {path}: the folder {path.parent} does not exist",
+            hint="create it first, or choose a folder that exists",
+        )
+    elif exc.errno in _NO_SPACE:
+        hint = "free disk space, or write to another disk"
+    elif exc.errno not in _NOT_ALLOWED:
+        hint = "check the folder, then run again"
+    return MaterializeError(f"cannot write {path}: {reason}", hint=hint)
 
 
 @lru_cache(maxsize=4096)

@@ -219,6 +219,102 @@ def test_case_insensitive_collisions_are_rejected(tmp_path: Path) -> None:
         vla.plan_materialize(_open(export), _sel(A, B), tmp_path / "o", name="{file_name}")
 
 
+@pytest.mark.parametrize(
+    ("layout", "name", "label", "split", "folders"),
+    [
+        ("by-label", None, ["Cat", "cat"], ["train", "train"], ("Cat/", "cat/")),
+        ("imagefolder", None, ["Cat", "cat"], ["train", "train"], ("train/Cat/", "train/cat/")),
+        ("imagefolder", None, ["cat", "cat"], ["Train", "train"], ("Train/", "train/")),
+        ("hf", None, ["cat", "cat"], ["VAL", "val"], ("VAL/", "val/")),
+        ("flat", "{label}/{stem}{ext}", ["Cat", "cat"], ["train", "train"], ("Cat/", "cat/")),
+        ("flat", "{label}/{split}/{stem}{ext}", ["x", "x"], ["a", "A"], ("x/a/", "x/A/")),
+    ],
+)
+def test_folders_differing_only_in_case_are_rejected(
+    tmp_path: Path,
+    layout: str,
+    name: str | None,
+    label: list[str],
+    split: list[str],
+    folders: tuple[str, str],
+) -> None:
+    """Two folders on Linux, one merged class on macOS and Windows: refused up front."""
+    export = write_export(tmp_path / "e", [item(A, "a.jpg"), item(B, "b.jpg")])
+    out = tmp_path / "o"
+    sel = _sel(A, B, label=label, split=split)
+    first, second = folders
+    with pytest.raises(MaterializeError, match=rf"'{first}' and '{second}'.*only in case"):
+        _run(_open(export), sel, out, layout=layout, name=name)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("names", "labels"),
+    [
+        (("caf\u00e9.jpg", "cafe\u0301.jpg"), None),  # é composed (NFC) and decomposed (NFD)
+        (("caf\u00e9.jpg", "CAFE\u0301.jpg"), None),  # and case
+        (("a.jpg", "b.jpg"), ("caf\u00e9", "cafe\u0301")),  # folders
+        (("a.jpg", "b.jpg"), ("\u00c5ngstr\u00f6m", "A\u030angstro\u0308m")),
+    ],
+)
+def test_names_equal_once_unicode_normalized_collide(
+    tmp_path: Path, names: tuple[str, str], labels: tuple[str, str] | None
+) -> None:
+    """macOS stores names normalized: é composed and decomposed are one name there."""
+    export = write_export(tmp_path / "e", [item(A, f"x/{names[0]}"), item(B, f"y/{names[1]}")])
+    out = tmp_path / "o"
+    if labels is None:
+        with pytest.raises(MaterializeError, match="Unicode normalization"):
+            _run(_open(export), _sel(A, B), out, name="{file_name}")
+    else:
+        with pytest.raises(MaterializeError, match=r"Unicode normalization.*one folder"):
+            _run(_open(export), _sel(A, B, label=list(labels)), out, layout="by-label")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("paths", "clashes"),
+    [
+        (["a/x.jpg", "b/x.jpg", "a/b/y.jpg"], []),
+        (["Cat/x.jpg", "cat/y.jpg"], [("Cat/", "cat/")]),
+        (
+            ["t/Cat/x", "t/cat/y", "t/CAT/z", "t/cat/w"],
+            [("t/Cat/", "t/cat/"), ("t/Cat/", "t/CAT/")],
+        ),
+        (["A/b/x", "a/B/y"], [("A/", "a/"), ("A/b/", "a/B/")]),
+        (["x.jpg", "X.JPG"], [("x.jpg", "X.JPG")]),
+        (["a", "A/x"], [("a", "A/")]),  # a file where another path has a folder
+        (["sub/a", "sub/a/b"], [("sub/a", "sub/a/")]),
+        (["caf\u00e9/x", "cafe\u0301/y"], [("caf\u00e9/", "cafe\u0301/")]),
+        (["stra\u00dfe/x", "STRASSE/y"], [("stra\u00dfe/", "STRASSE/")]),  # casefold: ß is ss
+        (["\u00e9/x", "e/y"], []),  # a different letter, not another form of one
+    ],
+)
+def test_find_collisions_files_and_folders(
+    paths: list[str], clashes: list[tuple[str, str]]
+) -> None:
+    """The exact check, and its vectorized pre-check, find every clash in these tables."""
+    from vlanalyze.materialize._names import find_collisions
+
+    assert sorted(find_collisions(paths)) == sorted(clashes)
+
+
+def test_collision_precheck_stays_fast() -> None:
+    """The plan checks every destination: 20,000 ASCII paths in folders take a few
+    milliseconds (a loose bound: it catches a fall back to the per-path check)."""
+    import time
+
+    from vlanalyze.materialize._names import find_collisions
+
+    paths = [f"{('train', 'val')[i % 2]}/label{i % 20}/f_{i:06d}.jpg" for i in range(20_000)]
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        assert find_collisions(paths) == []
+        times.append(time.perf_counter() - start)
+    assert min(times) < 0.025
+
+
 def test_default_names_take_the_full_id_when_short_ids_meet(tmp_path: Path) -> None:
     a, b = "abcdefgh-0000-4000-8000-000000000001", "ABCDEFGH-0000-4000-8000-000000000002"
     export = write_export(tmp_path / "e", [item(a, "x/f.jpg"), item(b, "y/F.jpg")])

@@ -98,6 +98,16 @@ def test_conflict_exits_1_and_lists_it(export: Path, sel: Path, tmp_path: Path) 
     assert tree(out) == {victim.name: b"mine"}
 
 
+def test_labels_differing_only_in_case_exit_1(export: Path, tmp_path: Path) -> None:
+    """`Cat` and `cat` would be two folders here and one class on macOS and Windows."""
+    sel = tmp_path / "labels.csv"
+    pl.DataFrame({"media_id": IDS[:2], "label": ["Cat", "cat"]}).write_csv(sel)
+    out = tmp_path / "out"
+    line = error_line(_cli(str(export), str(sel), "-o", str(out), "--layout", "by-label"))
+    assert "'Cat/' and 'cat/'" in line and "differing only in case" in line
+    assert not out.exists()
+
+
 def test_missing_images_exit_1(tmp_path: Path, sel: Path) -> None:
     bare = write_export(tmp_path / "bare", [item(m, f"p/{m}.jpg") for m in IDS], images=False)
     line = error_line(_cli(str(bare), str(sel), "-o", str(tmp_path / "o"), "-q"))

@@ -3,15 +3,18 @@
 The default name ``<stem>__<media_id[:8]><ext>`` keeps names readable and unique
 (video frames all share ``output_00000N.jpg``); where two short names still meet
 (case-insensitively), those items take the full media id. A ``--name`` template is
-used as given, and the plan rejects what it would break: collisions (case-insensitive
-ones too), names Windows cannot hold, and anything that would land outside OUT.
-Pure string work: nothing here touches a disk.
+used as given, and the plan rejects what it would break: collisions, names Windows
+cannot hold, and anything that would land outside OUT. Names collide as macOS and
+Windows compare them, case folded and Unicode normalized (``Cat/`` and ``cat/`` are one
+folder there, ``café`` composed and decomposed one name on macOS), files and folders
+alike. Pure string work: nothing here touches a disk.
 """
 
 from __future__ import annotations
 
 import re
 import string
+import unicodedata
 from collections.abc import Sequence
 
 import polars as pl
@@ -23,7 +26,9 @@ __all__ = [
     "check_all",
     "check_component",
     "check_relative",
+    "clash_reason",
     "find_collisions",
+    "name_key",
     "render_names",
     "split_name",
 ]
@@ -140,39 +145,86 @@ def _component_problem(part: str) -> str | None:
 
 
 def find_collisions(paths: Sequence[str]) -> list[tuple[str, str]]:
-    """Pairs of paths that would land on one file (equal when case is ignored), or where
-    one path is a file and also a folder of another."""
+    """Pairs of paths that would land on one file or folder where names are compared
+    case-insensitively and normalized (macOS, Windows): two files, two spellings of a
+    folder (shown with a trailing ``/``), or a file and a folder of one name."""
     if not _may_collide(paths):
         return []
-    first: dict[str, str] = {}
+    files: dict[str, str] = {}  # key -> the first path with it
+    folders: dict[str, str] = {}  # key -> the first spelling of that folder
+    spellings: set[str] = set()  # every folder spelling seen
+    seen_dirs: set[str] = set()  # folders whose ancestors are all in ``folders`` already
     clashes: list[tuple[str, str]] = []
-    folders: dict[str, str] = {}
     for path in paths:
-        key = path.casefold()
-        if key in first:
-            clashes.append((first[key], path))
+        key = name_key(path)
+        if key in files:
+            clashes.append((files[key], path))
         else:
-            first[key] = path
-        parts = key.split("/")
-        for i in range(1, len(parts)):
-            folders.setdefault("/".join(parts[:i]), path)
-    clashes.extend((first[k], folders[k]) for k in first.keys() & folders.keys())
+            files[key] = path
+        folder = path.rpartition("/")[0]
+        if not folder or folder in seen_dirs:
+            continue
+        seen_dirs.add(folder)
+        # Keys keep every "/" where it was (NFC and case folding never make or take one).
+        parts, key_parts = folder.split("/"), key.split("/")
+        for i in range(1, len(parts) + 1):
+            spelling = "/".join(parts[:i])
+            if spelling in spellings:
+                continue
+            spellings.add(spelling)
+            first = folders.setdefault("/".join(key_parts[:i]), spelling)
+            if first != spelling:
+                clashes.append((first + "/", spelling + "/"))
+    clashes.extend((files[k], folders[k] + "/") for k in files.keys() & folders.keys())
     return clashes
 
 
+def name_key(path: str) -> str:
+    """What macOS and Windows compare of a name: case folded, Unicode normalized
+    (the canonical caseless match of the Unicode standard)."""
+    if path.isascii():
+        return path.lower()
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", path).casefold())
+
+
+def clash_reason(a: str, b: str) -> str:
+    """Why paths ``a`` and ``b`` (a pair from :func:`find_collisions`) are one name."""
+    if a.endswith("/") != b.endswith("/"):
+        return "a file and a folder of one name"
+    if a == b:
+        return ""
+    what = "folder" if a.endswith("/") else "file"
+    if a.casefold() == b.casefold():
+        return f"{what} names differing only in case are one {what} on macOS and Windows"
+    if unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b):
+        why = "only in Unicode normalization (é composed or decomposed)"
+    else:
+        why = "only in case and Unicode normalization (é composed or decomposed)"
+    return f"{what} names differing {why} are one {what} on macOS"
+
+
 def _may_collide(paths: Sequence[str]) -> bool:
-    """False when no two ``paths`` meet, case ignored, and none is another's folder:
-    the common case, vectorized (ASCII paths only; others take the exact check)."""
+    """False when no two ``paths`` meet, case ignored, none is another's folder, and no
+    two folders differ only in case: the common case, vectorized (ASCII paths only;
+    others take the exact check)."""
     series = pl.Series(paths, dtype=pl.String)
-    if series.str.contains(r"[^\x00-\x7f]").any():
-        return True  # casefold differs from lowercase beyond ASCII (e.g. "ß" and "ss")
+    if (series.str.len_bytes() != series.str.len_chars()).any():
+        return True  # beyond ASCII, casefold and normalization decide (e.g. "ß" and "ss")
     keys = series.str.to_lowercase()
-    if keys.is_duplicated().any():
+    if keys.n_unique() != keys.len():
         return True
-    folders: set[str] = set()
-    level = keys.filter(keys.str.contains("/", literal=True))
-    while level.len():
-        level = level.str.replace(r"/[^/]*$", "").unique()
-        folders.update(level.to_list())
+    nested = series.filter(series.str.contains("/", literal=True))
+    if nested.is_empty():
+        return False
+    # Every folder, as spelled: the few distinct parents first, then their ancestors.
+    level = nested.str.replace(r"/[^/]*$", "").unique()
+    found = [level]
+    while True:
         level = level.filter(level.str.contains("/", literal=True))
-    return bool(folders) and bool(keys.is_in(list(folders)).any())
+        if level.is_empty():
+            break
+        level = level.str.replace(r"/[^/]*$", "").unique()
+        found.append(level)
+    folders = pl.concat(found).unique()
+    lowered = folders.str.to_lowercase()
+    return lowered.n_unique() != folders.len() or bool(keys.is_in(lowered).any())

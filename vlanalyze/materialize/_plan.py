@@ -380,11 +380,15 @@ def _check_paths(dests: list[str], extra: list[str]) -> None:
     clashes = names_mod.find_collisions([*dests, *extra, *reserved])
     if clashes:
         a, b = clashes[0]
-        case = a != b and a.casefold() == b.casefold()
+        reason = names_mod.clash_reason(a, b)
+        folders = a.endswith("/") and b.endswith("/")
         raise MaterializeError(
             f"{len(clashes)} destination(s) collide, e.g. {a!r} and {b!r}"
-            + (" (names differing only in case are one file on macOS and Windows)" if case else ""),
-            hint="use a name template with {media_id} (or the default name)",
+            + (f" ({reason})" if reason else ""),
+            hint="rename one of the labels or splits in the selection (a label or split "
+            "column), or change the name template"
+            if folders
+            else "use a name template with {media_id} (or the default name)",
         )
 
 

@@ -322,6 +322,69 @@ def test_default_names_take_the_full_id_when_short_ids_meet(tmp_path: Path) -> N
     assert set(_images(tmp_path / "o")) == {f"f__{a}.jpg", f"F__{b}.jpg"}
 
 
+@pytest.mark.parametrize(
+    ("file_name", "expected"),
+    [
+        ("12:00:01.jpg", "12_00_01__10000000.jpg"),
+        ("back\\slash.jpg", "back_slash__10000000.jpg"),
+        ('a<b>c"d|e?f*g.png', "a_b_c_d_e_f_g__10000000.png"),
+        ("tab\tand\x01bell.jpg", "tab_and_bell__10000000.jpg"),
+        ("trailing dot.", "trailing dot__10000000"),
+        ("trailing space.jpg ", "trailing space__10000000.jpg"),
+        ("at 12:00.jpg. .", "at 12_00.jpg__10000000"),
+        ("con.tar.gz", "con_.tar__10000000.gz"),
+        ("LPT1.backup.jpg", "LPT1_.backup__10000000.jpg"),
+        ("a:b.j:pg", "a_b__10000000.j_pg"),
+        ("x" * 250 + ".jpg", "x" * 241 + "__10000000.jpg"),  # 255 bytes, no more
+        ("\u00e9" * 125 + ".jpg", "\u00e9" * 120 + "__10000000.jpg"),  # cut between chars
+    ],
+)
+def test_default_name_is_safe_for_any_file_name(
+    tmp_path: Path, file_name: str, expected: str
+) -> None:
+    """Ordinary Linux file names (a time with colons, a backslash, a name near 255
+    bytes) materialize under the default name: it replaces what Windows forbids,
+    drops a trailing dot or space and keeps within 255 bytes."""
+    export = write_export(tmp_path / "e", [item(A, f"d/{file_name}")])
+    out = tmp_path / "o"
+    assert _run(_open(export), _sel(A), out).written == 1
+    assert _images(out) == {expected: jpeg(f"d/{file_name}")}
+    assert len(expected.encode()) <= 255
+
+
+def test_default_names_meet_after_they_are_made_safe(tmp_path: Path) -> None:
+    """Names that become one once made safe (or cut to 255 bytes, or normalized) take
+    the full media id, as any two short names that meet."""
+    ids = [f"abcdefgh-0000-4000-8000-00000000000{n}" for n in range(1, 9)]
+    names = ["a:b.jpg", "a_b.jpg", "x" * 248 + "1.jpg", "x" * 248 + "2.jpg",
+             "caf\u00e9.jpg", "CAFE\u0301.jpg", "q?.jpg", "other.jpg"]  # fmt: skip
+    export = write_export(tmp_path / "e", [item(m, f"d{i}/{n}") for i, (m, n) in
+                                           enumerate(zip(ids, names, strict=True))])  # fmt: skip
+    _run(_open(export), _sel(*ids), tmp_path / "o")
+    got = sorted(_images(tmp_path / "o"))
+    long = 255 - len(f"__{ids[0]}.jpg")
+    assert got == sorted(
+        [f"a_b__{ids[0]}.jpg", f"a_b__{ids[1]}.jpg",
+         "x" * long + f"__{ids[2]}.jpg", "x" * long + f"__{ids[3]}.jpg",
+         f"caf\u00e9__{ids[4]}.jpg", f"CAFE\u0301__{ids[5]}.jpg",
+         "q___abcdefgh.jpg", "other__abcdefgh.jpg"]
+    )  # fmt: skip
+
+
+def test_a_name_template_is_checked_strictly_and_hinted_at(tmp_path: Path) -> None:
+    """A --name template is used as given: the error names the value, and the hint the
+    template (and the label or split only where the template uses them)."""
+    export = write_export(tmp_path / "e", [item(A, "d/12:00:01.jpg")])
+    with pytest.raises(MaterializeError, match=r"'12:00:01\.jpg'.*Windows forbids") as caught:
+        vla.plan_materialize(_open(export), _sel(A), tmp_path / "o", name="{file_name}")
+    assert "--name" in str(caught.value.hint) and "label" not in str(caught.value.hint)
+    with pytest.raises(MaterializeError, match=r"'a:b/12_00_01\.jpg'") as caught:
+        vla.plan_materialize(_open(export), _sel(A, label=["a:b"]), tmp_path / "o",
+                             name="{label}/12_00_01{ext}")  # fmt: skip
+    assert "--name" in str(caught.value.hint) and "label" in str(caught.value.hint)
+    assert not (tmp_path / "o").exists()
+
+
 def test_name_template_fields(boxed: Path, tmp_path: Path) -> None:
     _run(
         _open(boxed), _sel(C, split=["val"]), tmp_path / "o", name="{split}-{label}-{media_id}{ext}"

@@ -108,6 +108,21 @@ def test_labels_differing_only_in_case_exit_1(export: Path, tmp_path: Path) -> N
     assert not out.exists()
 
 
+def test_a_colon_in_a_file_name_needs_no_template(tmp_path: Path) -> None:
+    """The default name makes `12:00:01.jpg` safe; a --name that keeps it says so."""
+    export = write_export(tmp_path / "export", [item(IDS[0], "cam/12:00:01.jpg")])
+    sel = tmp_path / "sel.csv"
+    sel.write_text(f"media_id\n{IDS[0]}\n")
+    out = tmp_path / "out"
+    result = _cli(str(export), str(sel), "-o", str(out), "-q")
+    assert result.exit_code == 0, result.output
+    assert (out / f"12_00_01__{IDS[0][:8]}.jpg").read_bytes() == jpeg("cam/12:00:01.jpg")
+    line = error_line(_cli(str(export), str(sel), "-o", str(tmp_path / "o2"), "--name",
+                           "{file_name}"))  # fmt: skip
+    assert "'12:00:01.jpg'" in line and "change the name template (--name" in line
+    assert not (tmp_path / "o2").exists()
+
+
 def test_missing_images_exit_1(tmp_path: Path, sel: Path) -> None:
     bare = write_export(tmp_path / "bare", [item(m, f"p/{m}.jpg") for m in IDS], images=False)
     line = error_line(_cli(str(bare), str(sel), "-o", str(tmp_path / "o"), "-q"))

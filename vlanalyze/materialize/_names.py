@@ -29,6 +29,7 @@ __all__ = [
     "clash_reason",
     "find_collisions",
     "name_key",
+    "path_hint",
     "render_names",
     "split_name",
 ]
@@ -71,18 +72,88 @@ def check_template(template: str) -> None:
 
 def render_names(frame: pl.DataFrame, template: str | None) -> pl.Series:
     """One name per row of ``frame`` (which holds the FIELDS as text columns, and
-    ``media_id8``); the default name when there is no template."""
+    ``media_id8``); the default name when there is no template.
+
+    The default name suits every system whatever the export's file names (Linux allows
+    ``12:00:01.jpg``): characters Windows forbids become ``_``, a trailing dot or space
+    of the stem or extension goes, a stem Windows reserves (``con.tar``) takes a ``_``,
+    and a name over 255 bytes is cut in its stem. Names are made safe first, then
+    compared: names that meet (as :func:`name_key` compares them) take the full id.
+    """
     if template is not None:
         check_template(template)
         rows = frame.select(FIELDS).to_dicts()
         return pl.Series("name", [template.format_map(row) for row in rows], dtype=pl.String)
-    stem, ext = pl.col("stem"), pl.col("ext")
-    short = pl.concat_str(stem, pl.lit("__"), pl.col("media_id8"), ext)
-    full = pl.concat_str(stem, pl.lit("__"), pl.col("media_id"), ext)
-    names = frame.select(short.alias("name"))
-    # Two short names that meet, case ignored: both take the full media id.
-    met = names["name"].str.to_lowercase().is_duplicated()
-    return frame.select(pl.when(met).then(full).otherwise(short).alias("name"))["name"]
+    short = _joined(frame, "media_id8")
+    if short.str.contains(_NEEDS_CARE).any() or (short.str.len_bytes() > _MAX_BYTES).any():
+        frame = _safe_parts(frame)  # (rare: one scan above keeps the common case fast)
+        short = _joined(frame, "media_id8")
+    # Two short names that meet, case and normalization ignored: both take the full id.
+    met = _keys(short).is_duplicated()
+    if not met.any():
+        return short
+    return short.zip_with(~met, _joined(_safe_parts(frame), "media_id")).alias("name")
+
+
+# Characters Windows forbids in a name, and "/" (a file name is one path component).
+_UNSAFE = r'[<>:"/|?*\\\x00-\x1f]'
+# A stem whose first dot-separated part Windows reserves: "con.tar" -> "con_.tar"
+# (a stem without a dot is followed by "__<id>", which no reserved name holds).
+_RESERVED_STEM = r"(?i)^(con|prn|aux|nul|com[1-9]|lpt[1-9])\."
+# Any short name that _safe_parts would change matches (and a few it would not).
+_NEEDS_CARE = rf"{_UNSAFE}|[. ](__|$)|{_RESERVED_STEM}"
+_MAX_BYTES = 255
+
+
+def _safe_parts(frame: pl.DataFrame) -> pl.DataFrame:
+    """The stem, extension and ids of the default name, made safe for every system."""
+    return frame.select(
+        stem=_safe(pl.col("stem")).str.strip_chars_end(". ").str.replace(_RESERVED_STEM, "${1}_."),
+        ext=_safe(pl.col("ext")).str.strip_chars_end(". "),
+        # (an id ends the name where there is no extension)
+        media_id8=_safe(pl.col("media_id8")).str.strip_chars_end(". "),
+        media_id=_safe(pl.col("media_id")).str.strip_chars_end(". "),
+    )
+
+
+def _safe(column: pl.Expr) -> pl.Expr:
+    return column.str.replace_all(_UNSAFE, "_")
+
+
+def _joined(parts: pl.DataFrame, id_column: str) -> pl.Series:
+    """``<stem>__<id><ext>``; where ``parts`` are safe, each name is within 255 bytes."""
+    name = pl.concat_str(pl.col("stem"), pl.lit("__"), pl.col(id_column), pl.col("ext"))
+    names = parts.select(name.alias("name")).to_series()
+    long = (names.str.len_bytes() > _MAX_BYTES).arg_true()
+    if long.len() == 0:
+        return names
+    fixed = names.to_list()
+    rows = parts.select("stem", id_column, "ext").rows()
+    for i in long.to_list():
+        stem, media_id, ext = rows[i]
+        fixed[i] = _fit(stem, f"__{media_id}{ext}")
+    return pl.Series("name", fixed, dtype=pl.String)
+
+
+def _fit(stem: str, tail: str) -> str:
+    """``stem + tail`` cut to 255 bytes: the stem first, whole characters only (the
+    tail too where it alone is longer: an extension of hundreds of bytes)."""
+    room = _MAX_BYTES - len(tail.encode("utf-8"))
+    if room < 0:
+        stem, tail, room = "", tail.encode("utf-8")[:_MAX_BYTES].decode("utf-8", "ignore"), 0
+    return (stem.encode("utf-8")[:room].decode("utf-8", "ignore") + tail).rstrip(". ")
+
+
+def _keys(names: pl.Series) -> pl.Series:
+    """:func:`name_key` of each name: vectorized for ASCII names, the others one by one."""
+    keys = names.str.to_lowercase()
+    wide = (names.str.len_bytes() != names.str.len_chars()).arg_true()
+    if wide.len() == 0:
+        return keys
+    values = keys.to_list()
+    for i in wide.to_list():
+        values[i] = name_key(names[i])
+    return pl.Series(keys.name, values, dtype=pl.String)
 
 
 def check_component(part: str, what: str) -> None:
@@ -95,20 +166,32 @@ def check_component(part: str, what: str) -> None:
         )
 
 
-def check_relative(path: str, what: str) -> None:
-    """Raise unless ``path`` (posix, relative) stays inside its folder and suits Windows."""
+def check_relative(path: str, what: str, hint: str | None = None) -> None:
+    """Raise unless ``path`` (posix, relative) stays inside its folder and suits Windows
+    (``hint``: what to change, from :func:`path_hint`)."""
+    hint = hint or path_hint(None)
     if not path or path.startswith("/") or re.match(r"^[A-Za-z]:", path):
         raise MaterializeError(
-            f"{what} {path!r} is not a relative path inside the output folder",
-            hint="fix the name template or the selection's label/split",
+            f"{what} {path!r} is not a relative path inside the output folder", hint=hint
         )
     for part in path.split("/"):
         problem = _component_problem(part)
         if problem:
             raise MaterializeError(
-                f"{what} {path!r} is not a safe path: {part!r} {problem}",
-                hint="fix the name template (--name / name=) or the selection's label/split",
+                f"{what} {path!r} is not a safe path: {part!r} {problem}", hint=hint
             )
+
+
+def path_hint(template: str | None) -> str:
+    """What to change when a destination made with ``template`` is unsafe."""
+    if template is None:  # the default name is safe: the value is a label or split
+        return "rename it in the selection (a label or split column)"
+    fields = {f for _t, f, _s, _c in string.Formatter().parse(template) if f is not None}
+    values = " or the selection's label/split values" if fields & {"label", "split"} else ""
+    return (
+        f"change the name template (--name / name=){values}, or leave the template out: "
+        "the default name is safe on every system"
+    )
 
 
 # One pass over every path for what _component_problem looks for; only paths it flags
@@ -119,13 +202,13 @@ _SUSPECT = (
 )
 
 
-def check_all(paths: Sequence[str], what: str) -> None:
+def check_all(paths: Sequence[str], what: str, hint: str | None = None) -> None:
     """:func:`check_relative` for many paths, vectorized (the common case: all fine)."""
     series = pl.Series(paths, dtype=pl.String)
     # (a path over 255 bytes may hold a component over 255 bytes: check those too)
     flagged = series.filter(series.str.contains(_SUSPECT) | (series.str.len_bytes() > 255))
     for path in flagged:
-        check_relative(path, what)
+        check_relative(path, what, hint)
 
 
 def _component_problem(part: str) -> str | None:

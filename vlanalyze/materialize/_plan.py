@@ -209,7 +209,7 @@ def plan_materialize(
     boxes = _boxes(export, sel) if layout in ("yolo", "coco", "hf") else {}
     all_labels = _all_labels(export, sel) if layout == "hf" else {}
     extra = side_files(layout, items, boxes, all_labels, out_path)
-    _check_paths(items["dest"].drop_nulls().to_list(), list(extra))
+    _check_paths(items["dest"].drop_nulls().to_list(), list(extra), name)
     sources = resolve_sources(
         export,
         items.select("media_id", "file_path"),
@@ -374,8 +374,8 @@ def _boxes(
     return boxes
 
 
-def _check_paths(dests: list[str], extra: list[str]) -> None:
-    names_mod.check_all(dests, "the destination")
+def _check_paths(dests: list[str], extra: list[str], template: str | None) -> None:
+    names_mod.check_all(dests, "the destination", names_mod.path_hint(template))
     reserved = [MANIFEST_FILE, RECORD_FILE, FILES_FILE]
     clashes = names_mod.find_collisions([*dests, *extra, *reserved])
     if clashes:

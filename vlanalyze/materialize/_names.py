@@ -310,4 +310,4 @@ def _may_collide(paths: Sequence[str]) -> bool:
         found.append(level)
     folders = pl.concat(found).unique()
     lowered = folders.str.to_lowercase()
-    return lowered.n_unique() != folders.len() or bool(keys.is_in(lowered).any())
+    return lowered.n_unique() != folders.len() or bool(keys.is_in(lowered.implode()).any())

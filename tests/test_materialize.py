@@ -463,7 +463,8 @@ def test_temporary_files_a_killed_run_left_are_removed(boxed: Path, tmp_path: Pa
     ]
     for path in left:
         path.write_bytes(b"partial")
-    label.write_text("0 0.5 0.5 0.1 0.1\n")  # out of date: rewritten
+    # out of date at the size the record holds (not someone's edit): rewritten
+    label.write_bytes(label.read_bytes().replace(b"0.", b"9.", 1))
     mine = out / "labels" / "train" / ".notes.txt.vla-tmp-part-0123456789ab"
     mine.write_text("mine")
     _run(_open(boxed), sel, out, layout="yolo")
@@ -711,6 +712,96 @@ def test_foreign_manifest_and_layout_files_are_conflicts(boxed: Path, tmp_path: 
     with pytest.raises(MaterializeError, match=r"manifest\.csv"):
         _run(_open(boxed), _sel(A), out, layout="csv")
     assert tree(out) == {"manifest.csv": b"mine"}
+
+
+def test_an_edited_image_is_a_conflict_not_overwritten(boxed: Path, tmp_path: Path) -> None:
+    """A file an earlier run wrote, changed since (its size is not the recorded one), is
+    someone's work: the rerun lists it and writes nothing, as prune spares it."""
+    ex, out = _open(boxed), tmp_path / "o"
+    _run(ex, _sel(A, C), out)
+    dests = dict(pl.read_csv(out / "manifest.csv").select("media_id", "dest").iter_rows())
+    edited = out / dests[C]
+    edited.write_text("my edit\n")
+    before = tree(out)
+    plan = vla.plan_materialize(ex, _sel(A, B, C), out)
+    assert plan.conflicts == [dests[C]]
+    with pytest.raises(MaterializeError, match=rf"changed since.*{dests[C]}.*nothing was written"):
+        vla.materialize(plan)
+    assert tree(out) == before
+    edited.unlink()  # moved away: the next run writes it again
+    assert _run(ex, _sel(A, B, C), out).written == 2
+    assert edited.read_bytes() == jpeg("photos/c.png")
+
+
+@pytest.mark.parametrize(
+    ("layout", "split", "edited"),
+    [
+        ("yolo", ["train", "val"], "data.yaml"),
+        ("yolo", ["train", "val"], "labels/val/*.txt"),
+        ("coco", ["train", "val"], "annotations/instances_val.json"),
+        ("hf", ["train", "val"], "val/metadata.jsonl"),
+        ("flat", ["train", "val"], "manifest.csv"),
+    ],
+)
+def test_an_edited_layout_file_or_manifest_is_a_conflict(
+    boxed: Path, tmp_path: Path, layout: str, split: list[str], edited: str
+) -> None:
+    """The layout's own files and the manifest, changed by someone since the run that
+    wrote them, are kept and listed, even when this run would rewrite them."""
+    ex, out = _open(boxed), tmp_path / "o"
+    _run(ex, _sel(A, B, split=split), out, layout=layout)
+    (target,) = out.glob(edited)
+    target.write_bytes(target.read_bytes() + b"# my note\n")
+    before = tree(out)
+    plan = vla.plan_materialize(ex, _sel(A, B, C, split=[*split, "val"]), out, layout=layout)
+    assert plan.conflicts == [target.relative_to(out).as_posix()]
+    with pytest.raises(MaterializeError, match=r"changed since.*nothing was written"):
+        vla.materialize(plan)
+    assert tree(out) == before
+
+
+def test_changed_selection_rewrites_layout_files_and_manifest(boxed: Path, tmp_path: Path) -> None:
+    """Files at the size the record holds are ours, as written: a new selection
+    rewrites them (sizes recorded for the manifest too)."""
+    ex, out = _open(boxed), tmp_path / "o"
+    _run(ex, _sel(A, B, split=["train", "val"]), out, layout="coco")
+    files = dict(pl.read_parquet(out / FILES).iter_rows())
+    assert files["manifest.csv"] == len((out / "manifest.csv").read_bytes())
+    result = _run(ex, _sel(A, B, C, split=["train", "val", "val"]), out, layout="coco")
+    assert result.written == 1 and result.side_files_written == 1  # instances_val.json
+    assert pl.read_csv(out / "manifest.csv").height == 3
+    files = dict(pl.read_parquet(out / FILES).iter_rows())
+    assert files["manifest.csv"] == len((out / "manifest.csv").read_bytes())
+
+
+def test_a_killed_rewrite_leaves_no_false_conflict(boxed: Path, tmp_path: Path) -> None:
+    """A run records what it will write before writing it; killed before it rewrote a
+    file at a new size, the old file (ours) must not look like someone's edit."""
+    ex, out = _open(boxed), tmp_path / "o"
+    _run(ex, _sel(A, B, C, split=["train", "val", "val"]), out, layout="coco")
+    source = boxed / "images" / "photos" / "c.png"
+    source.write_bytes(jpeg("photos/c.png", pad=100))  # the export's image grew
+    moved = _sel(A, B, C, split=["train", "train", "val"])  # both COCO files change size
+    vla.plan_materialize(ex, moved, out, layout="coco").begin()  # ... killed right here
+    again = vla.plan_materialize(ex, moved, out, layout="coco")
+    assert again.conflicts == []
+    result = vla.materialize(again)
+    assert result.written == 2 and result.side_files_written == 2
+    dests = dict(pl.read_csv(out / "manifest.csv").select("media_id", "dest").iter_rows())
+    assert (out / dests[C]).read_bytes() == source.read_bytes()
+
+
+def test_a_hard_link_keeps_the_rules_it_had(boxed: Path, tmp_path: Path) -> None:
+    """Links are recorded without a size (-1): a rerun relinks a link that was replaced,
+    as before (there is no recorded size to tell an edit by)."""
+    ex, out = _open(boxed), tmp_path / "o"
+    _run(ex, _sel(C), out, mode="hardlink")
+    (dest,) = out.glob("c__*.png")
+    assert dict(pl.read_parquet(out / FILES).iter_rows())[dest.name] == -1
+    dest.unlink()
+    dest.write_bytes(b"a copy of other size")
+    assert _run(ex, _sel(C), out, mode="hardlink").written == 1
+    assert os.path.samefile(dest, boxed / "images" / "photos" / "c.png")
 
 
 def test_prune_removes_only_what_left_and_was_ours(boxed: Path, tmp_path: Path) -> None:

@@ -123,6 +123,18 @@ def test_a_colon_in_a_file_name_needs_no_template(tmp_path: Path) -> None:
     assert not (tmp_path / "o2").exists()
 
 
+def test_an_edited_file_is_never_overwritten(export: Path, sel: Path, tmp_path: Path) -> None:
+    """`echo "my edit" > OUT/<image>`, then the same command: exit 1, the edit kept."""
+    out = tmp_path / "out"
+    assert _cli(str(export), str(sel), "-o", str(out), "-q").exit_code == 0
+    victim = sorted(out.glob("*.jpg"))[0]
+    victim.write_text("my edit\n")
+    before = tree(out)
+    line = error_line(_cli(str(export), str(sel), "-o", str(out), "-q"))
+    assert victim.name in line and "changed since" in line and "nothing was written" in line
+    assert tree(out) == before
+
+
 def test_missing_images_exit_1(tmp_path: Path, sel: Path) -> None:
     bare = write_export(tmp_path / "bare", [item(m, f"p/{m}.jpg") for m in IDS], images=False)
     line = error_line(_cli(str(bare), str(sel), "-o", str(tmp_path / "o"), "-q"))

@@ -4,8 +4,9 @@
 names every file, checks every destination (collisions, Windows names, escapes), finds
 each image's source, and compares each destination with what is on disk: ``write``
 (absent, or an earlier run's file that is out of date), ``skip`` (up to date by size
-and mtime, as rsync's quick check), ``conflict`` (a file this tool did not write) or
-``missing`` (no source). :func:`vlanalyze.materialize` then applies the plan.
+and mtime, as rsync's quick check), ``conflict`` (a file this tool did not write, or
+one changed since it wrote it: see :mod:`vlanalyze.materialize._state`) or ``missing``
+(no source). :func:`vlanalyze.materialize` then applies the plan.
 
 Label policy when the selection has no ``label`` column: an image's image-level label
 given by a person (source ``User``) first, then ``Model``, then ``Visual Layer``, ties
@@ -36,6 +37,7 @@ from vlanalyze.materialize._state import (
     MANIFEST_FILE,
     RECORD_FILE,
     dest_action,
+    manifest_conflict,
     read_record,
     side_action,
 )
@@ -76,7 +78,8 @@ class Plan:
 
     @property
     def conflicts(self) -> list[str]:
-        """Destinations holding a file this tool did not write (images and side files)."""
+        """Destinations holding a file this tool did not write, or one changed since it
+        wrote it (images, side files and the manifest)."""
         rows = self.table.filter(pl.col("action") == "conflict")["dest"].to_list()
         return rows + [p for p, a in self.side_actions.items() if a == "conflict"]
 
@@ -119,7 +122,7 @@ class Plan:
             shown = ", ".join(conflicts[:5]) + (", ..." if len(conflicts) > 5 else "")
             raise MaterializeError(
                 f"{len(conflicts)} destination(s) in {self.out} hold files vlanalyze did not "
-                f"write: {shown}; nothing was written",
+                f"write, or changed since it wrote them: {shown}; nothing was written",
                 hint="move them away, or choose another output folder",
             )
         missing = self.missing if self.layout != "csv" else []
@@ -244,8 +247,8 @@ def _finish(
     if layout == "csv":
         table = table.with_columns(dest=pl.lit(None, pl.String))
     side_actions = {p: side_action(out, p, data, previous) for p, data in extra.items()}
-    if MANIFEST_FILE not in previous and os.path.lexists(out / MANIFEST_FILE):
-        side_actions[MANIFEST_FILE] = "conflict"  # someone's own manifest.csv
+    if manifest_conflict(out, previous):  # someone's own manifest.csv, or edited
+        side_actions[MANIFEST_FILE] = "conflict"
     if not os.path.lexists(out / RECORD_FILE) and os.path.lexists(out / FILES_FILE):
         side_actions[FILES_FILE] = "conflict"  # not ours: our record would name it
     record = {

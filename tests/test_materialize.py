@@ -221,11 +221,170 @@ def test_case_insensitive_collisions_are_rejected(tmp_path: Path) -> None:
         vla.plan_materialize(_open(export), _sel(A, B), tmp_path / "o", name="{file_name}")
 
 
+@pytest.mark.parametrize(
+    ("layout", "name", "label", "split", "folders"),
+    [
+        ("by-label", None, ["Cat", "cat"], ["train", "train"], ("Cat/", "cat/")),
+        ("imagefolder", None, ["Cat", "cat"], ["train", "train"], ("train/Cat/", "train/cat/")),
+        ("imagefolder", None, ["cat", "cat"], ["Train", "train"], ("Train/", "train/")),
+        ("hf", None, ["cat", "cat"], ["VAL", "val"], ("VAL/", "val/")),
+        ("flat", "{label}/{stem}{ext}", ["Cat", "cat"], ["train", "train"], ("Cat/", "cat/")),
+        ("flat", "{label}/{split}/{stem}{ext}", ["x", "x"], ["a", "A"], ("x/a/", "x/A/")),
+    ],
+)
+def test_folders_differing_only_in_case_are_rejected(
+    tmp_path: Path,
+    layout: str,
+    name: str | None,
+    label: list[str],
+    split: list[str],
+    folders: tuple[str, str],
+) -> None:
+    """Two folders on Linux, one merged class on macOS and Windows: refused up front."""
+    export = write_export(tmp_path / "e", [item(A, "a.jpg"), item(B, "b.jpg")])
+    out = tmp_path / "o"
+    sel = _sel(A, B, label=label, split=split)
+    first, second = folders
+    with pytest.raises(MaterializeError, match=rf"'{first}' and '{second}'.*only in case"):
+        _run(_open(export), sel, out, layout=layout, name=name)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("names", "labels"),
+    [
+        (("caf\u00e9.jpg", "cafe\u0301.jpg"), None),  # é composed (NFC) and decomposed (NFD)
+        (("caf\u00e9.jpg", "CAFE\u0301.jpg"), None),  # and case
+        (("a.jpg", "b.jpg"), ("caf\u00e9", "cafe\u0301")),  # folders
+        (("a.jpg", "b.jpg"), ("\u00c5ngstr\u00f6m", "A\u030angstro\u0308m")),
+    ],
+)
+def test_names_equal_once_unicode_normalized_collide(
+    tmp_path: Path, names: tuple[str, str], labels: tuple[str, str] | None
+) -> None:
+    """macOS stores names normalized: é composed and decomposed are one name there."""
+    export = write_export(tmp_path / "e", [item(A, f"x/{names[0]}"), item(B, f"y/{names[1]}")])
+    out = tmp_path / "o"
+    if labels is None:
+        with pytest.raises(MaterializeError, match="Unicode normalization"):
+            _run(_open(export), _sel(A, B), out, name="{file_name}")
+    else:
+        with pytest.raises(MaterializeError, match=r"Unicode normalization.*one folder"):
+            _run(_open(export), _sel(A, B, label=list(labels)), out, layout="by-label")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("paths", "clashes"),
+    [
+        (["a/x.jpg", "b/x.jpg", "a/b/y.jpg"], []),
+        (["Cat/x.jpg", "cat/y.jpg"], [("Cat/", "cat/")]),
+        (
+            ["t/Cat/x", "t/cat/y", "t/CAT/z", "t/cat/w"],
+            [("t/Cat/", "t/cat/"), ("t/Cat/", "t/CAT/")],
+        ),
+        (["A/b/x", "a/B/y"], [("A/", "a/"), ("A/b/", "a/B/")]),
+        (["x.jpg", "X.JPG"], [("x.jpg", "X.JPG")]),
+        (["a", "A/x"], [("a", "A/")]),  # a file where another path has a folder
+        (["sub/a", "sub/a/b"], [("sub/a", "sub/a/")]),
+        (["caf\u00e9/x", "cafe\u0301/y"], [("caf\u00e9/", "cafe\u0301/")]),
+        (["stra\u00dfe/x", "STRASSE/y"], [("stra\u00dfe/", "STRASSE/")]),  # casefold: ß is ss
+        (["\u00e9/x", "e/y"], []),  # a different letter, not another form of one
+    ],
+)
+def test_find_collisions_files_and_folders(
+    paths: list[str], clashes: list[tuple[str, str]]
+) -> None:
+    """The exact check, and its vectorized pre-check, find every clash in these tables."""
+    from vlanalyze.materialize._names import find_collisions
+
+    assert sorted(find_collisions(paths)) == sorted(clashes)
+
+
+def test_collision_precheck_stays_fast() -> None:
+    """The plan checks every destination: 20,000 ASCII paths in folders take a few
+    milliseconds (a loose bound: it catches a fall back to the per-path check)."""
+    import time
+
+    from vlanalyze.materialize._names import find_collisions
+
+    paths = [f"{('train', 'val')[i % 2]}/label{i % 20}/f_{i:06d}.jpg" for i in range(20_000)]
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        assert find_collisions(paths) == []
+        times.append(time.perf_counter() - start)
+    assert min(times) < 0.025
+
+
 def test_default_names_take_the_full_id_when_short_ids_meet(tmp_path: Path) -> None:
     a, b = "abcdefgh-0000-4000-8000-000000000001", "ABCDEFGH-0000-4000-8000-000000000002"
     export = write_export(tmp_path / "e", [item(a, "x/f.jpg"), item(b, "y/F.jpg")])
     _run(_open(export), _sel(a, b), tmp_path / "o")
     assert set(_images(tmp_path / "o")) == {f"f__{a}.jpg", f"F__{b}.jpg"}
+
+
+@pytest.mark.parametrize(
+    ("file_name", "expected"),
+    [
+        ("12:00:01.jpg", "12_00_01__10000000.jpg"),
+        ("back\\slash.jpg", "back_slash__10000000.jpg"),
+        ('a<b>c"d|e?f*g.png', "a_b_c_d_e_f_g__10000000.png"),
+        ("tab\tand\x01bell.jpg", "tab_and_bell__10000000.jpg"),
+        ("trailing dot.", "trailing dot__10000000"),
+        ("trailing space.jpg ", "trailing space__10000000.jpg"),
+        ("at 12:00.jpg. .", "at 12_00.jpg__10000000"),
+        ("con.tar.gz", "con_.tar__10000000.gz"),
+        ("LPT1.backup.jpg", "LPT1_.backup__10000000.jpg"),
+        ("a:b.j:pg", "a_b__10000000.j_pg"),
+        ("x" * 250 + ".jpg", "x" * 241 + "__10000000.jpg"),  # 255 bytes, no more
+        ("\u00e9" * 125 + ".jpg", "\u00e9" * 120 + "__10000000.jpg"),  # cut between chars
+    ],
+)
+def test_default_name_is_safe_for_any_file_name(
+    tmp_path: Path, file_name: str, expected: str
+) -> None:
+    """Ordinary Linux file names (a time with colons, a backslash, a name near 255
+    bytes) materialize under the default name: it replaces what Windows forbids,
+    drops a trailing dot or space and keeps within 255 bytes."""
+    export = write_export(tmp_path / "e", [item(A, f"d/{file_name}")])
+    out = tmp_path / "o"
+    assert _run(_open(export), _sel(A), out).written == 1
+    assert _images(out) == {expected: jpeg(f"d/{file_name}")}
+    assert len(expected.encode()) <= 255
+
+
+def test_default_names_meet_after_they_are_made_safe(tmp_path: Path) -> None:
+    """Names that become one once made safe (or cut to 255 bytes, or normalized) take
+    the full media id, as any two short names that meet."""
+    ids = [f"abcdefgh-0000-4000-8000-00000000000{n}" for n in range(1, 9)]
+    names = ["a:b.jpg", "a_b.jpg", "x" * 248 + "1.jpg", "x" * 248 + "2.jpg",
+             "caf\u00e9.jpg", "CAFE\u0301.jpg", "q?.jpg", "other.jpg"]  # fmt: skip
+    export = write_export(tmp_path / "e", [item(m, f"d{i}/{n}") for i, (m, n) in
+                                           enumerate(zip(ids, names, strict=True))])  # fmt: skip
+    _run(_open(export), _sel(*ids), tmp_path / "o")
+    got = sorted(_images(tmp_path / "o"))
+    long = 255 - len(f"__{ids[0]}.jpg")
+    assert got == sorted(
+        [f"a_b__{ids[0]}.jpg", f"a_b__{ids[1]}.jpg",
+         "x" * long + f"__{ids[2]}.jpg", "x" * long + f"__{ids[3]}.jpg",
+         f"caf\u00e9__{ids[4]}.jpg", f"CAFE\u0301__{ids[5]}.jpg",
+         "q___abcdefgh.jpg", "other__abcdefgh.jpg"]
+    )  # fmt: skip
+
+
+def test_a_name_template_is_checked_strictly_and_hinted_at(tmp_path: Path) -> None:
+    """A --name template is used as given: the error names the value, and the hint the
+    template (and the label or split only where the template uses them)."""
+    export = write_export(tmp_path / "e", [item(A, "d/12:00:01.jpg")])
+    with pytest.raises(MaterializeError, match=r"'12:00:01\.jpg'.*Windows forbids") as caught:
+        vla.plan_materialize(_open(export), _sel(A), tmp_path / "o", name="{file_name}")
+    assert "--name" in str(caught.value.hint) and "label" not in str(caught.value.hint)
+    with pytest.raises(MaterializeError, match=r"'a:b/12_00_01\.jpg'") as caught:
+        vla.plan_materialize(_open(export), _sel(A, label=["a:b"]), tmp_path / "o",
+                             name="{label}/12_00_01{ext}")  # fmt: skip
+    assert "--name" in str(caught.value.hint) and "label" in str(caught.value.hint)
+    assert not (tmp_path / "o").exists()
 
 
 def test_name_template_fields(boxed: Path, tmp_path: Path) -> None:
@@ -306,7 +465,8 @@ def test_temporary_files_a_killed_run_left_are_removed(boxed: Path, tmp_path: Pa
     ]
     for path in left:
         path.write_bytes(b"partial")
-    label.write_text("0 0.5 0.5 0.1 0.1\n")  # out of date: rewritten
+    # out of date at the size the record holds (not someone's edit): rewritten
+    label.write_bytes(label.read_bytes().replace(b"0.", b"9.", 1))
     mine = out / "labels" / "train" / ".notes.txt.vla-tmp-part-0123456789ab"
     mine.write_text("mine")
     _run(_open(boxed), sel, out, layout="yolo")
@@ -686,6 +846,96 @@ def test_foreign_manifest_and_layout_files_are_conflicts(boxed: Path, tmp_path: 
     with pytest.raises(MaterializeError, match=r"manifest\.csv"):
         _run(_open(boxed), _sel(A), out, layout="csv")
     assert tree(out) == {"manifest.csv": b"mine"}
+
+
+def test_an_edited_image_is_a_conflict_not_overwritten(boxed: Path, tmp_path: Path) -> None:
+    """A file an earlier run wrote, changed since (its size is not the recorded one), is
+    someone's work: the rerun lists it and writes nothing, as prune spares it."""
+    ex, out = _open(boxed), tmp_path / "o"
+    _run(ex, _sel(A, C), out)
+    dests = dict(pl.read_csv(out / "manifest.csv").select("media_id", "dest").iter_rows())
+    edited = out / dests[C]
+    edited.write_text("my edit\n")
+    before = tree(out)
+    plan = vla.plan_materialize(ex, _sel(A, B, C), out)
+    assert plan.conflicts == [dests[C]]
+    with pytest.raises(MaterializeError, match=rf"changed since.*{dests[C]}.*nothing was written"):
+        vla.materialize(plan)
+    assert tree(out) == before
+    edited.unlink()  # moved away: the next run writes it again
+    assert _run(ex, _sel(A, B, C), out).written == 2
+    assert edited.read_bytes() == jpeg("photos/c.png")
+
+
+@pytest.mark.parametrize(
+    ("layout", "split", "edited"),
+    [
+        ("yolo", ["train", "val"], "data.yaml"),
+        ("yolo", ["train", "val"], "labels/val/*.txt"),
+        ("coco", ["train", "val"], "annotations/instances_val.json"),
+        ("hf", ["train", "val"], "val/metadata.jsonl"),
+        ("flat", ["train", "val"], "manifest.csv"),
+    ],
+)
+def test_an_edited_layout_file_or_manifest_is_a_conflict(
+    boxed: Path, tmp_path: Path, layout: str, split: list[str], edited: str
+) -> None:
+    """The layout's own files and the manifest, changed by someone since the run that
+    wrote them, are kept and listed, even when this run would rewrite them."""
+    ex, out = _open(boxed), tmp_path / "o"
+    _run(ex, _sel(A, B, split=split), out, layout=layout)
+    (target,) = out.glob(edited)
+    target.write_bytes(target.read_bytes() + b"# my note\n")
+    before = tree(out)
+    plan = vla.plan_materialize(ex, _sel(A, B, C, split=[*split, "val"]), out, layout=layout)
+    assert plan.conflicts == [target.relative_to(out).as_posix()]
+    with pytest.raises(MaterializeError, match=r"changed since.*nothing was written"):
+        vla.materialize(plan)
+    assert tree(out) == before
+
+
+def test_changed_selection_rewrites_layout_files_and_manifest(boxed: Path, tmp_path: Path) -> None:
+    """Files at the size the record holds are ours, as written: a new selection
+    rewrites them (sizes recorded for the manifest too)."""
+    ex, out = _open(boxed), tmp_path / "o"
+    _run(ex, _sel(A, B, split=["train", "val"]), out, layout="coco")
+    files = dict(pl.read_parquet(out / FILES).iter_rows())
+    assert files["manifest.csv"] == len((out / "manifest.csv").read_bytes())
+    result = _run(ex, _sel(A, B, C, split=["train", "val", "val"]), out, layout="coco")
+    assert result.written == 1 and result.side_files_written == 1  # instances_val.json
+    assert pl.read_csv(out / "manifest.csv").height == 3
+    files = dict(pl.read_parquet(out / FILES).iter_rows())
+    assert files["manifest.csv"] == len((out / "manifest.csv").read_bytes())
+
+
+def test_a_killed_rewrite_leaves_no_false_conflict(boxed: Path, tmp_path: Path) -> None:
+    """A run records what it will write before writing it; killed before it rewrote a
+    file at a new size, the old file (ours) must not look like someone's edit."""
+    ex, out = _open(boxed), tmp_path / "o"
+    _run(ex, _sel(A, B, C, split=["train", "val", "val"]), out, layout="coco")
+    source = boxed / "images" / "photos" / "c.png"
+    source.write_bytes(jpeg("photos/c.png", pad=100))  # the export's image grew
+    moved = _sel(A, B, C, split=["train", "train", "val"])  # both COCO files change size
+    vla.plan_materialize(ex, moved, out, layout="coco").begin()  # ... killed right here
+    again = vla.plan_materialize(ex, moved, out, layout="coco")
+    assert again.conflicts == []
+    result = vla.materialize(again)
+    assert result.written == 2 and result.side_files_written == 2
+    dests = dict(pl.read_csv(out / "manifest.csv").select("media_id", "dest").iter_rows())
+    assert (out / dests[C]).read_bytes() == source.read_bytes()
+
+
+def test_a_hard_link_keeps_the_rules_it_had(boxed: Path, tmp_path: Path) -> None:
+    """Links are recorded without a size (-1): a rerun relinks a link that was replaced,
+    as before (there is no recorded size to tell an edit by)."""
+    ex, out = _open(boxed), tmp_path / "o"
+    _run(ex, _sel(C), out, mode="hardlink")
+    (dest,) = out.glob("c__*.png")
+    assert dict(pl.read_parquet(out / FILES).iter_rows())[dest.name] == -1
+    dest.unlink()
+    dest.write_bytes(b"a copy of other size")
+    assert _run(ex, _sel(C), out, mode="hardlink").written == 1
+    assert os.path.samefile(dest, boxed / "images" / "photos" / "c.png")
 
 
 def test_prune_removes_only_what_left_and_was_ours(boxed: Path, tmp_path: Path) -> None:

@@ -98,6 +98,43 @@ def test_conflict_exits_1_and_lists_it(export: Path, sel: Path, tmp_path: Path) 
     assert tree(out) == {victim.name: b"mine"}
 
 
+def test_labels_differing_only_in_case_exit_1(export: Path, tmp_path: Path) -> None:
+    """`Cat` and `cat` would be two folders here and one class on macOS and Windows."""
+    sel = tmp_path / "labels.csv"
+    pl.DataFrame({"media_id": IDS[:2], "label": ["Cat", "cat"]}).write_csv(sel)
+    out = tmp_path / "out"
+    line = error_line(_cli(str(export), str(sel), "-o", str(out), "--layout", "by-label"))
+    assert "'Cat/' and 'cat/'" in line and "differing only in case" in line
+    assert not out.exists()
+
+
+def test_a_colon_in_a_file_name_needs_no_template(tmp_path: Path) -> None:
+    """The default name makes `12:00:01.jpg` safe; a --name that keeps it says so."""
+    export = write_export(tmp_path / "export", [item(IDS[0], "cam/12:00:01.jpg")])
+    sel = tmp_path / "sel.csv"
+    sel.write_text(f"media_id\n{IDS[0]}\n")
+    out = tmp_path / "out"
+    result = _cli(str(export), str(sel), "-o", str(out), "-q")
+    assert result.exit_code == 0, result.output
+    assert (out / f"12_00_01__{IDS[0][:8]}.jpg").read_bytes() == jpeg("cam/12:00:01.jpg")
+    line = error_line(_cli(str(export), str(sel), "-o", str(tmp_path / "o2"), "--name",
+                           "{file_name}"))  # fmt: skip
+    assert "'12:00:01.jpg'" in line and "change the name template (--name" in line
+    assert not (tmp_path / "o2").exists()
+
+
+def test_an_edited_file_is_never_overwritten(export: Path, sel: Path, tmp_path: Path) -> None:
+    """`echo "my edit" > OUT/<image>`, then the same command: exit 1, the edit kept."""
+    out = tmp_path / "out"
+    assert _cli(str(export), str(sel), "-o", str(out), "-q").exit_code == 0
+    victim = sorted(out.glob("*.jpg"))[0]
+    victim.write_text("my edit\n")
+    before = tree(out)
+    line = error_line(_cli(str(export), str(sel), "-o", str(out), "-q"))
+    assert victim.name in line and "changed since" in line and "nothing was written" in line
+    assert tree(out) == before
+
+
 def test_missing_images_exit_1(tmp_path: Path, sel: Path) -> None:
     bare = write_export(tmp_path / "bare", [item(m, f"p/{m}.jpg") for m in IDS], images=False)
     line = error_line(_cli(str(bare), str(sel), "-o", str(tmp_path / "o"), "-q"))

@@ -137,6 +137,11 @@ def materialize(
                     out / MANIFEST_FILE, manifest.result(), overwrite=True, clean=False
                 )
     kept = {} if prune else {p: plan.previous[p] for p in left}
+    files = files.with_columns(  # its size is known now: an edit of it will show
+        bytes=pl.when(pl.col("path") == MANIFEST_FILE)
+        .then(len(manifest.result()))
+        .otherwise(pl.col("bytes"))
+    )
     final = _write_record(out, plan, _merged(kept, files), status="complete", written=begun)
     return MaterializeResult(
         out=out,
@@ -157,9 +162,23 @@ def begin(plan: Plan, files: pl.DataFrame | None = None) -> _FilesTable:
     ``in-progress``): what lets a later run tell its own files from a user's."""
     if files is None:
         files = _files_of(plan.table, plan)
-    merged = _merged(plan.previous, files)
+    merged = _merged(plan.previous, _unsettled(files, plan.previous))
     written = _write_record(plan.out, plan, merged, status="in-progress", written=None)
     return written[0], written[1]
+
+
+def _unsettled(files: pl.DataFrame, previous: dict[str, int]) -> pl.DataFrame:
+    """``files`` as recorded while a run writes them: one an earlier run recorded at
+    another size has either size until it is rewritten (-1: not known), so a run killed
+    before it rewrote the file leaves no file of its own that looks edited by someone."""
+    if not previous:
+        return files
+    before = pl.DataFrame({"path": list(previous), "before": list(previous.values())},
+                          {"path": pl.String, "before": pl.Int64})  # fmt: skip
+    same = pl.col("before").is_null() | (pl.col("before") == pl.col("bytes"))
+    return files.join(before, on="path", how="left", maintain_order="left").select(
+        "path", bytes=pl.when(same).then(pl.col("bytes")).otherwise(-1)
+    )
 
 
 def _verified(plan: Plan) -> pl.DataFrame:
@@ -182,7 +201,8 @@ _FILES_SCHEMA = {"path": pl.String, "bytes": pl.Int64}
 
 
 def _files_of(table: pl.DataFrame, plan: Plan) -> pl.DataFrame:
-    """The files (path, bytes; -1: not known) that applying ``table`` writes."""
+    """The files (path, bytes; -1: not known) that applying ``table`` writes (the
+    manifest's size is known once it is rendered)."""
     images = table.filter(pl.col("dest").is_not_null())
     images = images.select(path="dest", bytes=pl.col("bytes").fill_null(-1))
     layout = [*plan.side_files, MANIFEST_FILE]

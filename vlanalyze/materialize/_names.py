@@ -3,15 +3,18 @@
 The default name ``<stem>__<media_id[:8]><ext>`` keeps names readable and unique
 (video frames all share ``output_00000N.jpg``); where two short names still meet
 (case-insensitively), those items take the full media id. A ``--name`` template is
-used as given, and the plan rejects what it would break: collisions (case-insensitive
-ones too), names Windows cannot hold, and anything that would land outside OUT.
-Pure string work: nothing here touches a disk.
+used as given, and the plan rejects what it would break: collisions, names Windows
+cannot hold, and anything that would land outside OUT. Names collide as macOS and
+Windows compare them, case folded and Unicode normalized (``Cat/`` and ``cat/`` are one
+folder there, ``café`` composed and decomposed one name on macOS), files and folders
+alike. Pure string work: nothing here touches a disk.
 """
 
 from __future__ import annotations
 
 import re
 import string
+import unicodedata
 from collections.abc import Sequence
 
 import polars as pl
@@ -23,7 +26,10 @@ __all__ = [
     "check_all",
     "check_component",
     "check_relative",
+    "clash_reason",
     "find_collisions",
+    "name_key",
+    "path_hint",
     "render_names",
     "split_name",
 ]
@@ -66,18 +72,88 @@ def check_template(template: str) -> None:
 
 def render_names(frame: pl.DataFrame, template: str | None) -> pl.Series:
     """One name per row of ``frame`` (which holds the FIELDS as text columns, and
-    ``media_id8``); the default name when there is no template."""
+    ``media_id8``); the default name when there is no template.
+
+    The default name suits every system whatever the export's file names (Linux allows
+    ``12:00:01.jpg``): characters Windows forbids become ``_``, a trailing dot or space
+    of the stem or extension goes, a stem Windows reserves (``con.tar``) takes a ``_``,
+    and a name over 255 bytes is cut in its stem. Names are made safe first, then
+    compared: names that meet (as :func:`name_key` compares them) take the full id.
+    """
     if template is not None:
         check_template(template)
         rows = frame.select(FIELDS).to_dicts()
         return pl.Series("name", [template.format_map(row) for row in rows], dtype=pl.String)
-    stem, ext = pl.col("stem"), pl.col("ext")
-    short = pl.concat_str(stem, pl.lit("__"), pl.col("media_id8"), ext)
-    full = pl.concat_str(stem, pl.lit("__"), pl.col("media_id"), ext)
-    names = frame.select(short.alias("name"))
-    # Two short names that meet, case ignored: both take the full media id.
-    met = names["name"].str.to_lowercase().is_duplicated()
-    return frame.select(pl.when(met).then(full).otherwise(short).alias("name"))["name"]
+    short = _joined(frame, "media_id8")
+    if short.str.contains(_NEEDS_CARE).any() or (short.str.len_bytes() > _MAX_BYTES).any():
+        frame = _safe_parts(frame)  # (rare: one scan above keeps the common case fast)
+        short = _joined(frame, "media_id8")
+    # Two short names that meet, case and normalization ignored: both take the full id.
+    met = _keys(short).is_duplicated()
+    if not met.any():
+        return short
+    return short.zip_with(~met, _joined(_safe_parts(frame), "media_id")).alias("name")
+
+
+# Characters Windows forbids in a name, and "/" (a file name is one path component).
+_UNSAFE = r'[<>:"/|?*\\\x00-\x1f]'
+# A stem whose first dot-separated part Windows reserves: "con.tar" -> "con_.tar"
+# (a stem without a dot is followed by "__<id>", which no reserved name holds).
+_RESERVED_STEM = r"(?i)^(con|prn|aux|nul|com[1-9]|lpt[1-9])\."
+# Any short name that _safe_parts would change matches (and a few it would not).
+_NEEDS_CARE = rf"{_UNSAFE}|[. ](__|$)|{_RESERVED_STEM}"
+_MAX_BYTES = 255
+
+
+def _safe_parts(frame: pl.DataFrame) -> pl.DataFrame:
+    """The stem, extension and ids of the default name, made safe for every system."""
+    return frame.select(
+        stem=_safe(pl.col("stem")).str.strip_chars_end(". ").str.replace(_RESERVED_STEM, "${1}_."),
+        ext=_safe(pl.col("ext")).str.strip_chars_end(". "),
+        # (an id ends the name where there is no extension)
+        media_id8=_safe(pl.col("media_id8")).str.strip_chars_end(". "),
+        media_id=_safe(pl.col("media_id")).str.strip_chars_end(". "),
+    )
+
+
+def _safe(column: pl.Expr) -> pl.Expr:
+    return column.str.replace_all(_UNSAFE, "_")
+
+
+def _joined(parts: pl.DataFrame, id_column: str) -> pl.Series:
+    """``<stem>__<id><ext>``; where ``parts`` are safe, each name is within 255 bytes."""
+    name = pl.concat_str(pl.col("stem"), pl.lit("__"), pl.col(id_column), pl.col("ext"))
+    names = parts.select(name.alias("name")).to_series()
+    long = (names.str.len_bytes() > _MAX_BYTES).arg_true()
+    if long.len() == 0:
+        return names
+    fixed = names.to_list()
+    rows = parts.select("stem", id_column, "ext").rows()
+    for i in long.to_list():
+        stem, media_id, ext = rows[i]
+        fixed[i] = _fit(stem, f"__{media_id}{ext}")
+    return pl.Series("name", fixed, dtype=pl.String)
+
+
+def _fit(stem: str, tail: str) -> str:
+    """``stem + tail`` cut to 255 bytes: the stem first, whole characters only (the
+    tail too where it alone is longer: an extension of hundreds of bytes)."""
+    room = _MAX_BYTES - len(tail.encode("utf-8"))
+    if room < 0:
+        stem, tail, room = "", tail.encode("utf-8")[:_MAX_BYTES].decode("utf-8", "ignore"), 0
+    return (stem.encode("utf-8")[:room].decode("utf-8", "ignore") + tail).rstrip(". ")
+
+
+def _keys(names: pl.Series) -> pl.Series:
+    """:func:`name_key` of each name: vectorized for ASCII names, the others one by one."""
+    keys = names.str.to_lowercase()
+    wide = (names.str.len_bytes() != names.str.len_chars()).arg_true()
+    if wide.len() == 0:
+        return keys
+    values = keys.to_list()
+    for i in wide.to_list():
+        values[i] = name_key(names[i])
+    return pl.Series(keys.name, values, dtype=pl.String)
 
 
 def check_component(part: str, what: str) -> None:
@@ -90,20 +166,32 @@ def check_component(part: str, what: str) -> None:
         )
 
 
-def check_relative(path: str, what: str) -> None:
-    """Raise unless ``path`` (posix, relative) stays inside its folder and suits Windows."""
+def check_relative(path: str, what: str, hint: str | None = None) -> None:
+    """Raise unless ``path`` (posix, relative) stays inside its folder and suits Windows
+    (``hint``: what to change, from :func:`path_hint`)."""
+    hint = hint or path_hint(None)
     if not path or path.startswith("/") or re.match(r"^[A-Za-z]:", path):
         raise MaterializeError(
-            f"{what} {path!r} is not a relative path inside the output folder",
-            hint="fix the name template or the selection's label/split",
+            f"{what} {path!r} is not a relative path inside the output folder", hint=hint
         )
     for part in path.split("/"):
         problem = _component_problem(part)
         if problem:
             raise MaterializeError(
-                f"{what} {path!r} is not a safe path: {part!r} {problem}",
-                hint="fix the name template (--name / name=) or the selection's label/split",
+                f"{what} {path!r} is not a safe path: {part!r} {problem}", hint=hint
             )
+
+
+def path_hint(template: str | None) -> str:
+    """What to change when a destination made with ``template`` is unsafe."""
+    if template is None:  # the default name is safe: the value is a label or split
+        return "rename it in the selection (a label or split column)"
+    fields = {f for _t, f, _s, _c in string.Formatter().parse(template) if f is not None}
+    values = " or the selection's label/split values" if fields & {"label", "split"} else ""
+    return (
+        f"change the name template (--name / name=){values}, or leave the template out: "
+        "the default name is safe on every system"
+    )
 
 
 # One pass over every path for what _component_problem looks for; only paths it flags
@@ -114,13 +202,13 @@ _SUSPECT = (
 )
 
 
-def check_all(paths: Sequence[str], what: str) -> None:
+def check_all(paths: Sequence[str], what: str, hint: str | None = None) -> None:
     """:func:`check_relative` for many paths, vectorized (the common case: all fine)."""
     series = pl.Series(paths, dtype=pl.String)
     # (a path over 255 bytes may hold a component over 255 bytes: check those too)
     flagged = series.filter(series.str.contains(_SUSPECT) | (series.str.len_bytes() > 255))
     for path in flagged:
-        check_relative(path, what)
+        check_relative(path, what, hint)
 
 
 def _component_problem(part: str) -> str | None:
@@ -140,39 +228,86 @@ def _component_problem(part: str) -> str | None:
 
 
 def find_collisions(paths: Sequence[str]) -> list[tuple[str, str]]:
-    """Pairs of paths that would land on one file (equal when case is ignored), or where
-    one path is a file and also a folder of another."""
+    """Pairs of paths that would land on one file or folder where names are compared
+    case-insensitively and normalized (macOS, Windows): two files, two spellings of a
+    folder (shown with a trailing ``/``), or a file and a folder of one name."""
     if not _may_collide(paths):
         return []
-    first: dict[str, str] = {}
+    files: dict[str, str] = {}  # key -> the first path with it
+    folders: dict[str, str] = {}  # key -> the first spelling of that folder
+    spellings: set[str] = set()  # every folder spelling seen
+    seen_dirs: set[str] = set()  # folders whose ancestors are all in ``folders`` already
     clashes: list[tuple[str, str]] = []
-    folders: dict[str, str] = {}
     for path in paths:
-        key = path.casefold()
-        if key in first:
-            clashes.append((first[key], path))
+        key = name_key(path)
+        if key in files:
+            clashes.append((files[key], path))
         else:
-            first[key] = path
-        parts = key.split("/")
-        for i in range(1, len(parts)):
-            folders.setdefault("/".join(parts[:i]), path)
-    clashes.extend((first[k], folders[k]) for k in first.keys() & folders.keys())
+            files[key] = path
+        folder = path.rpartition("/")[0]
+        if not folder or folder in seen_dirs:
+            continue
+        seen_dirs.add(folder)
+        # Keys keep every "/" where it was (NFC and case folding never make or take one).
+        parts, key_parts = folder.split("/"), key.split("/")
+        for i in range(1, len(parts) + 1):
+            spelling = "/".join(parts[:i])
+            if spelling in spellings:
+                continue
+            spellings.add(spelling)
+            first = folders.setdefault("/".join(key_parts[:i]), spelling)
+            if first != spelling:
+                clashes.append((first + "/", spelling + "/"))
+    clashes.extend((files[k], folders[k] + "/") for k in files.keys() & folders.keys())
     return clashes
 
 
+def name_key(path: str) -> str:
+    """What macOS and Windows compare of a name: case folded, Unicode normalized
+    (the canonical caseless match of the Unicode standard)."""
+    if path.isascii():
+        return path.lower()
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", path).casefold())
+
+
+def clash_reason(a: str, b: str) -> str:
+    """Why paths ``a`` and ``b`` (a pair from :func:`find_collisions`) are one name."""
+    if a.endswith("/") != b.endswith("/"):
+        return "a file and a folder of one name"
+    if a == b:
+        return ""
+    what = "folder" if a.endswith("/") else "file"
+    if a.casefold() == b.casefold():
+        return f"{what} names differing only in case are one {what} on macOS and Windows"
+    if unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b):
+        why = "only in Unicode normalization (é composed or decomposed)"
+    else:
+        why = "only in case and Unicode normalization (é composed or decomposed)"
+    return f"{what} names differing {why} are one {what} on macOS"
+
+
 def _may_collide(paths: Sequence[str]) -> bool:
-    """False when no two ``paths`` meet, case ignored, and none is another's folder:
-    the common case, vectorized (ASCII paths only; others take the exact check)."""
+    """False when no two ``paths`` meet, case ignored, none is another's folder, and no
+    two folders differ only in case: the common case, vectorized (ASCII paths only;
+    others take the exact check)."""
     series = pl.Series(paths, dtype=pl.String)
-    if series.str.contains(r"[^\x00-\x7f]").any():
-        return True  # casefold differs from lowercase beyond ASCII (e.g. "ß" and "ss")
+    if (series.str.len_bytes() != series.str.len_chars()).any():
+        return True  # beyond ASCII, casefold and normalization decide (e.g. "ß" and "ss")
     keys = series.str.to_lowercase()
-    if keys.is_duplicated().any():
+    if keys.n_unique() != keys.len():
         return True
-    folders: set[str] = set()
-    level = keys.filter(keys.str.contains("/", literal=True))
-    while level.len():
-        level = level.str.replace(r"/[^/]*$", "").unique()
-        folders.update(level.to_list())
+    nested = series.filter(series.str.contains("/", literal=True))
+    if nested.is_empty():
+        return False
+    # Every folder, as spelled: the few distinct parents first, then their ancestors.
+    level = nested.str.replace(r"/[^/]*$", "").unique()
+    found = [level]
+    while True:
         level = level.filter(level.str.contains("/", literal=True))
-    return bool(folders) and bool(keys.is_in(list(folders)).any())
+        if level.is_empty():
+            break
+        level = level.str.replace(r"/[^/]*$", "").unique()
+        found.append(level)
+    folders = pl.concat(found).unique()
+    lowered = folders.str.to_lowercase()
+    return lowered.n_unique() != folders.len() or bool(keys.is_in(lowered.implode()).any())

@@ -4,8 +4,9 @@
 names every file, checks every destination (collisions, Windows names, escapes), finds
 each image's source, and compares each destination with what is on disk: ``write``
 (absent, or an earlier run's file that is out of date), ``skip`` (up to date by size
-and mtime, as rsync's quick check), ``conflict`` (a file this tool did not write) or
-``missing`` (no source). :func:`vlanalyze.materialize` then applies the plan.
+and mtime, as rsync's quick check), ``conflict`` (a file this tool did not write, or
+one changed since it wrote it: see :mod:`vlanalyze.materialize._state`) or ``missing``
+(no source). :func:`vlanalyze.materialize` then applies the plan.
 
 Label policy when the selection has no ``label`` column: an image's image-level label
 given by a person (source ``User``) first, then ``Model``, then ``Visual Layer``, ties
@@ -38,6 +39,7 @@ from vlanalyze.materialize._state import (
     RECORD_FILE,
     dest_action,
     file_in_the_way,
+    manifest_conflict,
     read_record,
     side_action,
     write_error,
@@ -80,10 +82,10 @@ class Plan:
 
     @property
     def conflicts(self) -> list[str]:
-        """Files this tool did not write that are in the way (paths under :attr:`out`):
-        at a destination (images and side files), or where a destination needs a folder
-        (one ``space`` file in the way of ``space/a.png`` and ``space/b.png`` is listed
-        once, as ``space``)."""
+        """Files this tool did not write, or changed since it wrote them, that are in
+        the way (paths under :attr:`out`): at a destination (images, side files and the
+        manifest), or where a destination needs a folder (one ``space`` file in the way
+        of ``space/a.png`` and ``space/b.png`` is listed once, as ``space``)."""
         rows = self.table.filter(pl.col("action") == "conflict")["dest"].to_list()
         rows += [p for p, a in self.side_actions.items() if a == "conflict"]
         return list(dict.fromkeys(_in_the_way(self.out, rows)))
@@ -129,8 +131,9 @@ class Plan:
         conflicts = self.conflicts
         if conflicts:
             raise MaterializeError(
-                f"{len(conflicts)} file(s) in {self.out} that vlanalyze did not write are in "
-                f"the way: {_first(conflicts)}; nothing was written",
+                f"{len(conflicts)} file(s) in {self.out} that vlanalyze did not write, or "
+                f"that changed since it wrote them, are in the way: {_first(conflicts)}; "
+                "nothing was written",
                 hint=_more("move them away, or choose another output folder", conflicts, see_all),
             )
         missing = self.missing if self.layout != "csv" else []
@@ -256,7 +259,7 @@ def plan_materialize(
     boxes = _boxes(export, sel) if layout in ("yolo", "coco", "hf") else {}
     all_labels = _all_labels(export, sel) if layout == "hf" else {}
     extra = side_files(layout, items, boxes, all_labels, out_path)
-    _check_paths(items["dest"].drop_nulls().to_list(), list(extra))
+    _check_paths(items["dest"].drop_nulls().to_list(), list(extra), name)
     sources = resolve_sources(
         export,
         items.select("media_id", "file_path"),
@@ -291,8 +294,8 @@ def _finish(
     if layout == "csv":
         table = table.with_columns(dest=pl.lit(None, pl.String))
     side_actions = {p: side_action(out, p, data, previous) for p, data in extra.items()}
-    if MANIFEST_FILE not in previous and os.path.lexists(out / MANIFEST_FILE):
-        side_actions[MANIFEST_FILE] = "conflict"  # someone's own manifest.csv
+    if manifest_conflict(out, previous):  # someone's own manifest.csv, or edited
+        side_actions[MANIFEST_FILE] = "conflict"
     if not os.path.lexists(out / RECORD_FILE) and os.path.lexists(out / FILES_FILE):
         side_actions[FILES_FILE] = "conflict"  # not ours: our record would name it
     record = {
@@ -421,17 +424,21 @@ def _boxes(
     return boxes
 
 
-def _check_paths(dests: list[str], extra: list[str]) -> None:
-    names_mod.check_all(dests, "the destination")
+def _check_paths(dests: list[str], extra: list[str], template: str | None) -> None:
+    names_mod.check_all(dests, "the destination", names_mod.path_hint(template))
     reserved = [MANIFEST_FILE, RECORD_FILE, FILES_FILE]
     clashes = names_mod.find_collisions([*dests, *extra, *reserved])
     if clashes:
         a, b = clashes[0]
-        case = a != b and a.casefold() == b.casefold()
+        reason = names_mod.clash_reason(a, b)
+        folders = a.endswith("/") and b.endswith("/")
         raise MaterializeError(
             f"{len(clashes)} destination(s) collide, e.g. {a!r} and {b!r}"
-            + (" (names differing only in case are one file on macOS and Windows)" if case else ""),
-            hint="use a name template with {media_id} (or the default name)",
+            + (f" ({reason})" if reason else ""),
+            hint="rename one of the labels or splits in the selection (a label or split "
+            "column), or change the name template"
+            if folders
+            else "use a name template with {media_id} (or the default name)",
         )
 
 

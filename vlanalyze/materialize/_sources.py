@@ -305,7 +305,9 @@ def _from_url(root: str, media: pl.DataFrame, options: Mapping[str, Any]) -> pl.
                 "media_id": media_id,
                 "source": f"{protocol}://{base}/{rel}",
                 "kind": "url",
-                "bytes": int(info.get("size") or 0),
+                # None where the store gives none: a 0 would be recorded as the size
+                # of the copy, and the copy then look edited to the next run.
+                "bytes": None if info.get("size") is None else int(info["size"]),
                 "mtime_ns": _url_mtime_ns(info),
                 "dev": None,
             }

@@ -6,10 +6,18 @@ and names ``OUT/vlanalyze-materialize-files.parquet``, the files runs wrote (pat
 are written *before* the first file (as ``in-progress``, listing what the run will write)
 and again at the end, so a run killed midway leaves files the next run recognizes as
 its own. The JSON is written first: the files table on disk always lists at least
-the files there. A file at a destination that no record lists is a user's file: a
-conflict. Records of earlier versions (a ``files`` object in the JSON) are read too.
-Reads only; writing is :mod:`vlanalyze.materialize._apply`'s job (this module words
+the files there. Records of earlier versions (a ``files`` object in the JSON) are read
+too. Reads only; writing is :mod:`vlanalyze.materialize._apply`'s job (this module words
 the errors of writes that failed, as it knows what can be in the way).
+
+Whose file is it? A file at a destination that no record lists is a user's: a conflict.
+A file a record lists whose size is no longer the recorded one was changed by someone
+since a run wrote it (an image, a layout file, ``manifest.csv``): a conflict too, as
+``--prune`` spares it. A listed file at its recorded size is ours, and is rewritten
+when out of date (its source changed, a new selection); so is one recorded without a
+size (-1: a link, or a file a run was about to rewrite at a new size when it was
+killed), as nothing tells an edit there. Sizes only: an edit that keeps the size looks
+like an out-of-date file, and is rewritten.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ __all__ = [
     "dest_action",
     "file_in_the_way",
     "link_target",
+    "manifest_conflict",
     "read_record",
     "side_action",
     "write_error",
@@ -167,7 +176,7 @@ def dest_action(
         return "write"
     except NotADirectoryError:
         return "conflict"
-    if dest not in previous or stat.S_ISDIR(st.st_mode):
+    if dest not in previous or stat.S_ISDIR(st.st_mode) or _edited(st, previous[dest]):
         return "conflict"
     if mode == "symlink":
         target = link_target(out, dest, source, absolute)
@@ -203,4 +212,24 @@ def side_action(out: Path, rel: str, data: bytes, previous: dict[str, int]) -> s
         return "conflict"
     if current == data:
         return "skip"
-    return "write" if rel in previous else "conflict"
+    recorded = previous.get(rel)
+    if recorded is None or 0 <= recorded != len(current):  # not ours, or edited since
+        return "conflict"
+    return "write"
+
+
+def manifest_conflict(out: Path, previous: dict[str, int]) -> bool:
+    """Whether ``OUT/manifest.csv`` is not ours as written: no record lists it, or its
+    size is not the recorded one (apply rewrites it otherwise, where it differs)."""
+    try:
+        st = os.lstat(out / MANIFEST_FILE)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    recorded = previous.get(MANIFEST_FILE)
+    return recorded is None or stat.S_ISDIR(st.st_mode) or _edited(st, recorded)
+
+
+def _edited(st: os.stat_result, recorded: int) -> bool:
+    """Whether a file a run wrote was changed since: a regular file whose size is not
+    the recorded one (-1: not recorded, nothing to tell by). What prune spares."""
+    return recorded >= 0 and stat.S_ISREG(st.st_mode) and st.st_size != recorded

@@ -88,10 +88,11 @@ def materialize(
         prune: remove files an earlier run wrote that left the selection (only those).
         verify: compare the content of files the quick check finds up to date, and
             rewrite those that differ.
-        workers: threads writing files (default: 2 to copy, 1 to link). On 2 quiet
-            cores two copying threads measured 7-35% faster than one (the kernel copies
-            one file while the other thread sets up the next); links into one folder
-            are made one at a time by the filesystem, so a second thread only waits.
+        workers: threads writing files (default: 2). On 2 quiet cores two threads
+            measured faster than one: copies by 7-35% (the kernel copies one file while
+            the other thread sets up the next), hard links into one folder by about 8%
+            and symlinks by more (the folder's insertions are serialized, but the path
+            lookups and the system calls around them are not).
         images_only: write this plan's images and nothing else (no layout files,
             manifest or record): for one partition of a plan applied by a distributed
             engine, after :meth:`Plan.begin` on the whole plan.
@@ -111,37 +112,28 @@ def materialize(
         written = int(todo["bytes"].fill_null(0).sum())
         return MaterializeResult(plan.out, todo.height, table.height - todo.height, 0, 0,
                                  written, notes)  # fmt: skip
-    sides = {p: d for p, d in plan.side_files.items() if plan.side_actions.get(p) != "skip"}
     out = plan.out
-    if verify:  # (only those that differ: a run that changes nothing writes no record)
-        sides = {p: d for p, d in plan.side_files.items() if _changed(out / p, d)}
-    files = _files_of(table, plan)
+    sides = _sides_to_write(plan, verify)
+    # Rendered first (on another thread it measured slower: polars' threads and the
+    # writing thread then share 2 cores), so the record holds its size from the start.
+    manifest = _manifest(table, plan.layout)
+    files = _files_of(table, plan, len(manifest))
     left = plan.stale
     stale = left if prune else []
     if out.is_dir():  # one listing, then every write in OUT skips its own
         with _writing(out):
             _clear_temp_files(out, [""], [RECORD_FILE, FILES_FILE, MANIFEST_FILE])
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # Rendered while the images are written (polars writes CSV off the GIL).
-        manifest = pool.submit(_manifest, table, plan.layout)
-        begun = None
-        if todo.height or sides or stale or _changed(out / MANIFEST_FILE, manifest.result()):
-            begun = begin(plan, files)
-        notes = plan.notes + _write_images(plan, todo, on_progress, workers)
-        side_written = _write_sides(out, sides)
-        pruned = _prune(out, stale, plan.previous) if stale else 0
-        manifest_written = _changed(out / MANIFEST_FILE, manifest.result())
-        if manifest_written:
-            with _writing(out / MANIFEST_FILE):
-                write_bytes_atomic(
-                    out / MANIFEST_FILE, manifest.result(), overwrite=True, clean=False
-                )
+    begun = None
+    if todo.height or sides or stale or _changed(out / MANIFEST_FILE, manifest):
+        begun = begin(plan, files)
+    notes = plan.notes + _write_images(plan, todo, on_progress, workers)
+    side_written = _write_sides(out, sides)
+    pruned = _prune(out, stale, plan.previous) if stale else 0
+    manifest_written = _changed(out / MANIFEST_FILE, manifest)
+    if manifest_written:
+        with _writing(out / MANIFEST_FILE):
+            write_bytes_atomic(out / MANIFEST_FILE, manifest, overwrite=True, clean=False)
     kept = {} if prune else {p: plan.previous[p] for p in left}
-    files = files.with_columns(  # its size is known now: an edit of it will show
-        bytes=pl.when(pl.col("path") == MANIFEST_FILE)
-        .then(len(manifest.result()))
-        .otherwise(pl.col("bytes"))
-    )
     final = _write_record(out, plan, _merged(kept, files), status="complete", written=begun)
     return MaterializeResult(
         out=out,
@@ -161,7 +153,7 @@ def begin(plan: Plan, files: pl.DataFrame | None = None) -> _FilesTable:
     """Record, before any image is written, every file ``plan`` will write (status
     ``in-progress``): what lets a later run tell its own files from a user's."""
     if files is None:
-        files = _files_of(plan.table, plan)
+        files = _files_of(plan.table, plan, -1)
     merged = _merged(plan.previous, _unsettled(files, plan.previous))
     written = _write_record(plan.out, plan, merged, status="in-progress", written=None)
     return written[0], written[1]
@@ -200,13 +192,20 @@ def _verified(plan: Plan) -> pl.DataFrame:
 _FILES_SCHEMA = {"path": pl.String, "bytes": pl.Int64}
 
 
-def _files_of(table: pl.DataFrame, plan: Plan) -> pl.DataFrame:
-    """The files (path, bytes; -1: not known) that applying ``table`` writes (the
-    manifest's size is known once it is rendered)."""
+def _sides_to_write(plan: Plan, verify: bool) -> dict[str, bytes]:
+    """The layout files to write: those not up to date (with ``verify``: only those
+    that differ, so a run that changes nothing writes no record)."""
+    if verify:
+        return {p: d for p, d in plan.side_files.items() if _changed(plan.out / p, d)}
+    return {p: d for p, d in plan.side_files.items() if plan.side_actions.get(p) != "skip"}
+
+
+def _files_of(table: pl.DataFrame, plan: Plan, manifest_bytes: int) -> pl.DataFrame:
+    """The files (path, bytes; -1: not known) that applying ``table`` writes."""
     images = table.filter(pl.col("dest").is_not_null())
     images = images.select(path="dest", bytes=pl.col("bytes").fill_null(-1))
     layout = [*plan.side_files, MANIFEST_FILE]
-    sizes = [*(len(data) for data in plan.side_files.values()), -1]
+    sizes = [*(len(data) for data in plan.side_files.values()), manifest_bytes]
     return pl.concat([images, pl.DataFrame({"path": layout, "bytes": sizes}, _FILES_SCHEMA)])
 
 
@@ -294,7 +293,7 @@ def _write_images(
     if total == 0:
         return []
     _clear_temp_files(plan.out, _make_folders(plan.out, todo), todo["dest"])
-    workers = workers or (2 if plan.mode in ("copy", "reflink") else 1)
+    workers = workers or 2
     put = _linker(plan, todo) if plan.mode in ("hardlink", "symlink") else None
     opener = _url_opener(todo, plan.storage_options)
     done = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -9,7 +10,9 @@ import socket
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -283,8 +286,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.slow
-def test_images_root_on_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@contextlib.contextmanager
+def _moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Any]]:
+    """A moto S3 server on loopback (skips without moto, s3fs or boto3): its endpoint and
+    a boto3 client of it, with a ``data`` bucket; stopped on leaving."""
     server_mod = pytest.importorskip("moto.server", reason="moto[server] is not installed")
     pytest.importorskip("s3fs", reason="s3fs is not installed (pip install 'vlanalyze[cloud]')")
     boto3 = pytest.importorskip("boto3", reason="boto3 is not installed")
@@ -298,6 +303,14 @@ def test_images_root_on_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         endpoint = f"http://127.0.0.1:{port}"
         s3 = boto3.client("s3", endpoint_url=endpoint)
         s3.create_bucket(Bucket="data")
+        yield endpoint, s3
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_images_root_on_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with _moto_s3(monkeypatch) as (endpoint, s3):
         for m in IDS:
             s3.put_object(Bucket="data", Key=f"prefix/p/{m}.jpg", Body=jpeg(m))
         bare = write_export(tmp_path / "bare", [item(m, f"p/{m}.jpg") for m in IDS], images=False)
@@ -324,28 +337,14 @@ def test_images_root_on_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
                 ex, pl.DataFrame({"media_id": IDS}), tmp_path / "o2", mode="symlink",
                 images_root="s3://data/prefix", storage_options=options,
             )  # fmt: skip
-    finally:
-        server.stop()
 
 
 @pytest.mark.slow
 def test_object_store_gone_while_copying(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The store answers the plan's listing, then goes away: reading an image is one
     MaterializeError naming its URL, not botocore's traceback."""
-    server_mod = pytest.importorskip("moto.server", reason="moto[server] is not installed")
-    pytest.importorskip("s3fs", reason="s3fs is not installed (pip install 'vlanalyze[cloud]')")
-    boto3 = pytest.importorskip("boto3", reason="boto3 is not installed")
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(key, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # one refused connection, no retries
-    port = _free_port()
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        s3 = boto3.client("s3", endpoint_url=endpoint)
-        s3.create_bucket(Bucket="data")
+    with _moto_s3(monkeypatch) as (endpoint, s3):
         s3.put_object(Bucket="data", Key=f"prefix/p/{IDS[0]}.jpg", Body=jpeg(IDS[0]))
         bare = write_export(tmp_path / "bare", [item(IDS[0], f"p/{IDS[0]}.jpg")], images=False)
         plan = vla.plan_materialize(
@@ -353,8 +352,6 @@ def test_object_store_gone_while_copying(tmp_path: Path, monkeypatch: pytest.Mon
             images_root="s3://data/prefix", storage_options={"endpoint_url": endpoint},
         )  # fmt: skip
         assert plan.summary()["write"] == 1
-    finally:
-        server.stop()
     with pytest.raises(vla.MaterializeError) as caught:
         vla.materialize(plan)
     assert str(caught.value).startswith(f"cannot read s3://data/prefix/p/{IDS[0]}.jpg: ")

@@ -119,16 +119,10 @@ def materialize(
         plan = plan_materialize(ex, sel, output, **options)
         to_fetch = 0  # missing images a real run would fetch (dry run only)
         if plan.missing and fetch_dataset and layout != "csv":
-            if plan.conflicts and not dry_run:  # a run that will fail downloads nothing
-                _check(plan, dry_run)
-            folder = _fetch_folder(plan.missing, Path(output))
-            if _fetched_before(folder):
-                click.echo(f"Using images fetched earlier in {folder}", err=True)
-            elif dry_run:
+            folder = _fetched(plan, fetch_dataset, Path(output), dry_run, quiet)
+            if folder is None:
                 to_fetch = len(plan.missing)
             else:
-                _fetch_missing(fetch_dataset, plan.missing, folder, quiet)
-            if not to_fetch:
                 plan = plan_materialize(ex, sel, output, extra_sources=[folder], **options)
         if save_plan:
             if os.path.lexists(save_plan):
@@ -224,6 +218,21 @@ def _size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000  # type: ignore[assignment]
     return f"{n} B"
+
+
+def _fetched(plan: Plan, dataset_id: str, output: Path, dry_run: bool, quiet: bool) -> Path | None:
+    """The folder holding the plan's missing images, fetched now or by an earlier run;
+    None in a dry run that would fetch them (it fetches nothing)."""
+    if plan.conflicts and not dry_run:  # a run that will fail downloads nothing
+        _check(plan, dry_run)
+    folder = _fetch_folder(plan.missing, output)
+    if _fetched_before(folder):
+        click.echo(f"Using images fetched earlier in {folder}", err=True)
+    elif dry_run:
+        return None
+    else:
+        _fetch_missing(dataset_id, plan.missing, folder, quiet)
+    return folder
 
 
 def _fetch_folder(media_ids: list[str], output: Path) -> Path:

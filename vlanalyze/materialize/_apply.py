@@ -11,16 +11,13 @@ when their content changes, so a run with nothing to do writes nothing.
 from __future__ import annotations
 
 import errno
-import io
-import json
 import os
 import posixpath
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,13 +28,13 @@ from vlanalyze._fs import TEMP_PREFIX, ProgressCallback, write_bytes_atomic
 from vlanalyze.errors import Fix, MaterializeError
 from vlanalyze.materialize._copy import Copier
 from vlanalyze.materialize._plan import Plan
+from vlanalyze.materialize._record import begin, differs, files_of, merged, write_record, writing
 from vlanalyze.materialize._sources import folder_of, store_error, url_filesystem
 from vlanalyze.materialize._state import (
     FILES_FILE,
     MANIFEST_FILE,
     RECORD_FILE,
     link_target,
-    write_error,
 )
 from vlanalyze.materialize._verify import same_content
 
@@ -117,24 +114,24 @@ def materialize(
     # Rendered first (on another thread it measured slower: polars' threads and the
     # writing thread then share 2 cores), so the record holds its size from the start.
     manifest = _manifest(table, plan.layout)
-    files = _files_of(table, plan, len(manifest))
+    files = files_of(table, plan, len(manifest))
     left = plan.stale
     stale = left if prune else []
     if out.is_dir():  # one listing, then every write in OUT skips its own
-        with _writing(out):
+        with writing(out):
             _clear_temp_files(out, [""], [RECORD_FILE, FILES_FILE, MANIFEST_FILE])
     begun = None
-    if todo.height or sides or stale or _changed(out / MANIFEST_FILE, manifest):
+    if todo.height or sides or stale or differs(out / MANIFEST_FILE, manifest):
         begun = begin(plan, files)
     notes = plan.notes + _write_images(plan, todo, on_progress, workers)
     side_written = _write_sides(out, sides)
     pruned = _prune(out, stale, plan.previous) if stale else 0
-    manifest_written = _changed(out / MANIFEST_FILE, manifest)
+    manifest_written = differs(out / MANIFEST_FILE, manifest)
     if manifest_written:
-        with _writing(out / MANIFEST_FILE):
+        with writing(out / MANIFEST_FILE):
             write_bytes_atomic(out / MANIFEST_FILE, manifest, overwrite=True, clean=False)
     kept = {} if prune else {p: plan.previous[p] for p in left}
-    final = _write_record(out, plan, _merged(kept, files), status="complete", written=begun)
+    final = write_record(out, plan, merged(kept, files), status="complete", written=begun)
     return MaterializeResult(
         out=out,
         written=todo.height,
@@ -146,30 +143,6 @@ def materialize(
         manifest_written=manifest_written,
         record_written=begun is not None or final[2],
         left=sum(os.path.lexists(out / p) for p in kept),
-    )
-
-
-def begin(plan: Plan, files: pl.DataFrame | None = None) -> _FilesTable:
-    """Record, before any image is written, every file ``plan`` will write (status
-    ``in-progress``): what lets a later run tell its own files from a user's."""
-    if files is None:
-        files = _files_of(plan.table, plan, -1)
-    merged = _merged(plan.previous, _unsettled(files, plan.previous))
-    written = _write_record(plan.out, plan, merged, status="in-progress", written=None)
-    return written[0], written[1]
-
-
-def _unsettled(files: pl.DataFrame, previous: dict[str, int]) -> pl.DataFrame:
-    """``files`` as recorded while a run writes them: one an earlier run recorded at
-    another size has either size until it is rewritten (-1: not known), so a run killed
-    before it rewrote the file leaves no file of its own that looks edited by someone."""
-    if not previous:
-        return files
-    before = pl.DataFrame({"path": list(previous), "before": list(previous.values())},
-                          {"path": pl.String, "before": pl.Int64})  # fmt: skip
-    same = pl.col("before").is_null() | (pl.col("before") == pl.col("bytes"))
-    return files.join(before, on="path", how="left", maintain_order="left").select(
-        "path", bytes=pl.when(same).then(pl.col("bytes")).otherwise(-1)
     )
 
 
@@ -189,33 +162,12 @@ def _verified(plan: Plan) -> pl.DataFrame:
     return plan.table.with_columns(action=pl.Series(actions, dtype=pl.String))
 
 
-_FILES_SCHEMA = {"path": pl.String, "bytes": pl.Int64}
-
-
 def _sides_to_write(plan: Plan, verify: bool) -> dict[str, bytes]:
     """The layout files to write: those not up to date (with ``verify``: only those
     that differ, so a run that changes nothing writes no record)."""
     if verify:
-        return {p: d for p, d in plan.side_files.items() if _changed(plan.out / p, d)}
+        return {p: d for p, d in plan.side_files.items() if differs(plan.out / p, d)}
     return {p: d for p, d in plan.side_files.items() if plan.side_actions.get(p) != "skip"}
-
-
-def _files_of(table: pl.DataFrame, plan: Plan, manifest_bytes: int) -> pl.DataFrame:
-    """The files (path, bytes; -1: not known) that applying ``table`` writes."""
-    images = table.filter(pl.col("dest").is_not_null())
-    images = images.select(path="dest", bytes=pl.col("bytes").fill_null(-1))
-    layout = [*plan.side_files, MANIFEST_FILE]
-    sizes = [*(len(data) for data in plan.side_files.values()), manifest_bytes]
-    return pl.concat([images, pl.DataFrame({"path": layout, "bytes": sizes}, _FILES_SCHEMA)])
-
-
-def _merged(old: dict[str, int], files: pl.DataFrame) -> pl.DataFrame:
-    """``files`` and the ``old`` ones (a path in both takes its size in ``files``),
-    sorted by path."""
-    if old:
-        before = pl.DataFrame({"path": list(old), "bytes": list(old.values())}, _FILES_SCHEMA)
-        files = pl.concat([before, files]).unique("path", keep="last")
-    return files.sort("path")
 
 
 def _manifest(table: pl.DataFrame, layout: str) -> bytes:
@@ -223,67 +175,6 @@ def _manifest(table: pl.DataFrame, layout: str) -> bytes:
     if layout == "csv":  # no images written: where each item is in the dataset's storage
         columns.append("file_path")
     return table.select(columns).write_csv().encode("utf-8")
-
-
-def _changed(path: Path, data: bytes) -> bool:
-    try:
-        return path.read_bytes() != data
-    except OSError:
-        return True
-
-
-_FilesTable = tuple[pl.DataFrame, bytes]  # the files a record lists, as Parquet
-
-
-def _write_record(
-    out: Path, plan: Plan, files: pl.DataFrame, *, status: str, written: _FilesTable | None
-) -> tuple[pl.DataFrame, bytes, bool]:
-    """Write the record's JSON and files table where they changed (``written``: the
-    table this run wrote already, reused when ``files`` are the same); return the files,
-    their table, and whether either file changed."""
-    images = plan.table.filter(pl.col("dest").is_not_null())
-    record: dict[str, Any] = {
-        **plan.record,
-        "status": status,
-        "counts": {
-            "items": plan.table.height,
-            "images": images.height,
-            "image_bytes": int(images["bytes"].fill_null(0).sum()),
-            "side_files": len(plan.side_files),
-        },
-        "files_table": FILES_FILE,
-        "files_count": files.height,
-    }
-    data = (json.dumps(record, default=str, indent=1) + "\n").encode("utf-8")
-    table = written[1] if written and written[0].equals(files) else _files_table(files)
-    # The JSON first: until the table is written, the one on disk lists at least every
-    # file there (this run writes nothing before both are written).
-    changed = False
-    for name, content in ((RECORD_FILE, data), (FILES_FILE, table)):
-        if _changed(out / name, content):
-            changed = True
-            with _writing(out / name):
-                out.mkdir(parents=True, exist_ok=True)
-                write_bytes_atomic(out / name, content, overwrite=True, clean=False)
-    return files, table, changed
-
-
-_OUT_HINT = "choose an output folder you can write to"
-
-
-@contextmanager
-def _writing(path: Path) -> Iterator[None]:
-    """Word an OSError of writing ``path`` (or in it, for a folder) as a MaterializeError."""
-    try:
-        yield
-    except OSError as exc:
-        raise write_error(path, exc, _OUT_HINT) from exc
-
-
-def _files_table(files: pl.DataFrame) -> bytes:
-    sink = io.BytesIO()
-    files.write_parquet(sink, statistics=False)
-    return sink.getvalue()
 
 
 def _write_images(
@@ -421,17 +312,17 @@ def _url_opener(todo: pl.DataFrame, options: dict[str, Any]) -> Any:
 
 
 def _write_sides(out: Path, sides: dict[str, bytes]) -> int:
-    changed = {rel: data for rel, data in sides.items() if _changed(out / rel, data)}
-    folders = sorted({posixpath.dirname(rel) for rel in changed})
+    stale = {rel: data for rel, data in sides.items() if differs(out / rel, data)}
+    folders = sorted({posixpath.dirname(rel) for rel in stale})
     # One listing per folder (not one per file: YOLO writes a label file per image).
-    with _writing(out):
-        _clear_temp_files(out, [f for f in folders if (out / f).is_dir()], list(changed))
-    for rel, data in changed.items():
+    with writing(out):
+        _clear_temp_files(out, [f for f in folders if (out / f).is_dir()], list(stale))
+    for rel, data in stale.items():
         target = out / rel
-        with _writing(target):
+        with writing(target):
             target.parent.mkdir(parents=True, exist_ok=True)
             write_bytes_atomic(target, data, overwrite=True, clean=False)
-    return len(changed)
+    return len(stale)
 
 
 def _prune(out: Path, stale: list[str], previous: dict[str, int]) -> int:

@@ -157,7 +157,7 @@ class Plan:
     def begin(self) -> None:
         """Write the output folder's record, listing every file this plan will write,
         before partitions are applied elsewhere (materialize does it itself otherwise)."""
-        from vlanalyze.materialize._apply import begin
+        from vlanalyze.materialize._record import begin
 
         begin(self)
 
@@ -438,7 +438,7 @@ def _check_paths(dests: list[str], extra: list[str], template: str | None) -> No
             hint="rename one of the labels or splits in the selection (a label or split "
             "column), or change the name template"
             if folders
-            else "use a name template with {media_id} (or the default name)",
+            else "use the default name, or a name template with {media_id}",
         )
 
 

@@ -122,7 +122,12 @@ def _on_devices(root: str, wanted: pl.DataFrame) -> pl.DataFrame:
         devices["folder"].append(folder)
         devices["dev"].append(dev)
     on = pl.DataFrame(devices, schema={"folder": pl.String, "dev": pl.Int64})
-    return wanted.join(on, on="folder", how="inner", maintain_order="left").select(
+    return _linkable(root, wanted.join(on, on="folder", how="inner", maintain_order="left"))
+
+
+def _linkable(root: str, found: pl.DataFrame) -> pl.DataFrame:
+    """SOURCE_SCHEMA rows, without size or mtime, for ``found`` (media_id, rel, dev)."""
+    return found.select(
         "media_id",
         source=pl.lit(f"{root}/") + pl.col("rel"),
         kind=pl.lit("file"),
@@ -143,14 +148,7 @@ def _local_files(root: str, wanted: pl.DataFrame, sizes: bool) -> pl.DataFrame:
         if not _list_folder(root, folder, count, listing):
             big.append(folder)
     listed = pl.DataFrame(listing, schema={"rel": pl.String, "dev": pl.Int64})
-    found = wanted.join(listed, on="rel", how="inner").select(
-        "media_id",
-        source=pl.lit(f"{root}/") + pl.col("rel"),
-        kind=pl.lit("file"),
-        bytes=pl.lit(None, pl.Int64),
-        mtime_ns=pl.lit(None, pl.Int64),
-        dev="dev",
-    )
+    found = _linkable(root, wanted.join(listed, on="rel", how="inner"))
     if not big:
         return found
     rest = wanted.filter(pl.col("folder").is_in(big)).select("media_id", "rel").rows()

@@ -22,17 +22,26 @@ from vlanalyze._fs import write_bytes_atomic
 from vlanalyze.materialize._plan import Plan
 from vlanalyze.materialize._state import FILES_FILE, MANIFEST_FILE, RECORD_FILE, write_error
 
-__all__ = ["FilesTable", "begin", "differs", "files_of", "merged", "write_record", "writing"]
+__all__ = [
+    "FilesTable",
+    "begin",
+    "differs",
+    "files_of",
+    "files_table",
+    "merged",
+    "write_record",
+    "writing",
+]
 
 
-def begin(plan: Plan, files: pl.DataFrame | None = None) -> FilesTable:
+def begin(plan: Plan, files: pl.DataFrame | None = None) -> bool:
     """Record, before any image is written, every file ``plan`` will write (status
-    ``in-progress``): what lets a later run tell its own files from a user's."""
+    ``in-progress``): what lets a later run tell its own files from a user's. True when
+    the record changed."""
     if files is None:
         files = files_of(plan.table, plan, -1)
-    recorded = merged(plan.previous, _unsettled(files, plan.previous))
-    written = write_record(plan.out, plan, recorded, status="in-progress", written=None)
-    return written[0], written[1]
+    listed = files_table(merged(plan.previous, _unsettled(files, plan.previous)))
+    return write_record(plan.out, plan, listed, status="in-progress")
 
 
 def _unsettled(files: pl.DataFrame, previous: dict[str, int]) -> pl.DataFrame:
@@ -78,15 +87,19 @@ def differs(path: Path, data: bytes) -> bool:
         return True
 
 
-FilesTable = tuple[pl.DataFrame, bytes]  # the files a record lists, as Parquet
+FilesTable = tuple[pl.DataFrame, bytes]  # the files a record lists, and as Parquet
 
 
-def write_record(
-    out: Path, plan: Plan, files: pl.DataFrame, *, status: str, written: FilesTable | None
-) -> tuple[pl.DataFrame, bytes, bool]:
-    """Write the record's JSON and files table where they changed (``written``: the
-    table this run wrote already, reused when ``files`` are the same); return the files,
-    their table, and whether either file changed."""
+def files_table(files: pl.DataFrame) -> FilesTable:
+    """``files`` and their Parquet form, the record's files table."""
+    sink = io.BytesIO()
+    files.write_parquet(sink, statistics=False)
+    return files, sink.getvalue()
+
+
+def write_record(out: Path, plan: Plan, listed: FilesTable, *, status: str) -> bool:
+    """Write the record's JSON and files table (``listed``) where they changed; True
+    when either did."""
     images = plan.table.filter(pl.col("dest").is_not_null())
     record: dict[str, Any] = {
         **plan.record,
@@ -98,20 +111,19 @@ def write_record(
             "side_files": len(plan.side_files),
         },
         "files_table": FILES_FILE,
-        "files_count": files.height,
+        "files_count": listed[0].height,
     }
     data = (json.dumps(record, default=str, indent=1) + "\n").encode("utf-8")
-    table = written[1] if written and written[0].equals(files) else _files_table(files)
     # The JSON first: until the table is written, the one on disk lists at least every
     # file there (this run writes nothing before both are written).
     wrote = False
-    for name, content in ((RECORD_FILE, data), (FILES_FILE, table)):
+    for name, content in ((RECORD_FILE, data), (FILES_FILE, listed[1])):
         if differs(out / name, content):
             wrote = True
             with writing(out / name):
                 out.mkdir(parents=True, exist_ok=True)
                 write_bytes_atomic(out / name, content, overwrite=True, clean=False)
-    return files, table, wrote
+    return wrote
 
 
 _OUT_HINT = "choose an output folder you can write to"
@@ -124,9 +136,3 @@ def writing(path: Path) -> Iterator[None]:
         yield
     except OSError as exc:
         raise write_error(path, exc, _OUT_HINT) from exc
-
-
-def _files_table(files: pl.DataFrame) -> bytes:
-    sink = io.BytesIO()
-    files.write_parquet(sink, statistics=False)
-    return sink.getvalue()

@@ -130,7 +130,7 @@ def materialize(
     with ThreadPoolExecutor(max_workers=1) as pool:
         # The manifest and the final record are made while the images are written: the
         # writing threads wait on the disk and on their folder's lock, so a core is free
-        # (20,000 hard links: 12% faster than making them first).
+        # (20,000 hard links and the manifest: 119 ms so, 136 ms one after the other).
         work = bool(todo.height or sides or stale)
         began = begin(plan, files) if work else False  # (before: it is polars work too)
         ending = pool.submit(_ending, table, plan, files, kept)

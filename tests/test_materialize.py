@@ -188,11 +188,16 @@ def test_sources_found_alike_by_listing_or_stat(tmp_path: Path, mode: str) -> No
                                 images_root=root)  # fmt: skip
     assert sorted(plan.missing) == sorted([D, E])
     sources = dict(plan.table.select("media_id", "source").iter_rows())
-    assert {m: sources[m] for m in (A, B, C)} == {m: f"{root}/{paths[m]}" for m in (A, B, C)}
+    expected = {m: f"{root}/{paths[m]}" for m in (A, B, C)}
+    if mode == "hardlink":  # a hard link to the symlink itself would dangle
+        expected[C] = f"{root}/elsewhere/c.jpg"
+    assert {m: sources[m] for m in (A, B, C)} == expected
     ok = vla.plan_materialize(_open(export), _sel(A, B, C), tmp_path / "o", mode=mode,
                               images_root=root)  # fmt: skip
     assert vla.materialize(ok).written == 3
     assert (tmp_path / "o" / "c__30000000.jpg").read_bytes() == jpeg("elsewhere/c.jpg")
+    if mode == "hardlink":
+        assert (tmp_path / "o" / "c__30000000.jpg").samefile(root / "elsewhere" / "c.jpg")
 
 
 def test_hostile_file_path_under_images_root_is_not_a_source(tmp_path: Path) -> None:
@@ -953,6 +958,105 @@ def test_prune_removes_only_what_left_and_was_ours(boxed: Path, tmp_path: Path) 
     assert not (out / dests[C]).exists()
     assert (out / dests[D]).read_bytes() == b"edited by hand, other size"
     assert (out / "cat" / "notes.txt").read_text() == "mine" and (out / dests[A]).exists()
+
+
+@pytest.mark.parametrize("mode", ["hardlink", "symlink", "copy"])
+def test_symlinks_in_the_export_images(boxed: Path, tmp_path: Path, mode: str) -> None:
+    """An export image that is a symlink lands as the file it points to (a hard link to
+    the symlink itself would dangle); a broken symlink is a missing image in every mode,
+    listed before anything is written."""
+    store = tmp_path / "store"
+    store.mkdir()
+    frame = boxed / "images" / "v1.mp4" / "frame.jpg"
+    shutil.move(frame, store / "a.jpg")
+    frame.symlink_to(os.path.relpath(store / "a.jpg", frame.parent))
+    d_image = boxed / "images" / "photos" / "d.jpg"
+    d_image.unlink()
+    d_image.symlink_to("nowhere.jpg")
+    out = tmp_path / "o"
+    with pytest.raises(MaterializeError, match=f"not in the export .*{D}"):
+        _run(_open(boxed), _sel(A, D), out, mode=mode)
+    assert not out.exists()
+    _run(_open(boxed), _sel(A), out, mode=mode)
+    (landed,) = [p for p in out.iterdir() if p.suffix == ".jpg"]
+    assert landed.read_bytes() == jpeg("v1.mp4/frame.jpg")
+    if mode == "hardlink":
+        assert landed.samefile(store / "a.jpg") and not landed.is_symlink()
+    assert _run(_open(boxed), _sel(A), out, mode=mode).nothing_to_do
+
+
+@pytest.mark.parametrize("mode", ["hardlink", "symlink"])
+def test_an_image_gone_since_the_export_was_opened(boxed: Path, tmp_path: Path, mode: str) -> None:
+    """Links trust the listing made when the export was opened: an image removed since
+    stops the run with one clear error (never a dangling symlink); restored, a rerun
+    completes."""
+    ex = _open(boxed)
+    assert ex.images.found == 4  # the listing, as a notebook holding the export has it
+    gone = boxed / "images" / "photos" / "c.png"
+    content = gone.read_bytes()
+    gone.unlink()
+    out = tmp_path / "o"
+    with pytest.raises(MaterializeError, match=r"c\.png is gone"):
+        _run(ex, _sel(A, B, C), out, mode=mode)
+    assert not [p for p in out.rglob("*.png") if p.is_symlink() or p.exists()]
+    gone.write_bytes(content)
+    assert _run(ex, _sel(A, B, C), out, mode=mode).written == 1
+    assert (out / "c__30000000.png").read_bytes() == content
+
+
+def test_a_copy_after_hard_links_copies(boxed: Path, tmp_path: Path) -> None:
+    """Copy mode over an earlier run's hard links replaces them: a "copy" sharing the
+    export's inode would let an edit of it edit the export."""
+    ex = _open(boxed)
+    out = tmp_path / "o"
+    _run(ex, _sel(A, B), out, mode="hardlink")
+    result = _run(ex, _sel(A, B), out, mode="copy")
+    assert result.written == 2
+    for image in _images(out):
+        assert (out / image).stat().st_nlink == 1
+    assert _run(ex, _sel(A, B), out, mode="copy").nothing_to_do
+
+
+def test_a_symlink_put_over_a_copy_is_a_conflict(boxed: Path, tmp_path: Path) -> None:
+    ex = _open(boxed)
+    out = tmp_path / "o"
+    _run(ex, _sel(A), out)
+    (image,) = _images(out)
+    (tmp_path / "mine.jpg").write_bytes(b"mine")
+    (out / image).unlink()
+    (out / image).symlink_to(tmp_path / "mine.jpg")
+    with pytest.raises(MaterializeError, match="changed since"):
+        _run(ex, _sel(A), out)
+    assert (out / image).is_symlink()
+
+
+def test_a_source_changed_between_plan_and_copy_is_no_conflict_later(
+    boxed: Path, tmp_path: Path
+) -> None:
+    """The record holds the size each copy has as written, not the planned one."""
+    ex = _open(boxed)
+    out = tmp_path / "o"
+    plan = vla.plan_materialize(ex, _sel(A, C), out)
+    source = boxed / "images" / "photos" / "c.png"
+    source.write_bytes(source.read_bytes() + b"grown since the plan")
+    vla.materialize(plan)
+    again = vla.plan_materialize(_open(boxed), _sel(A, C), out)
+    assert again.summary()["conflict"] == 0  # (it recopies C: its mtime is the planned one)
+    vla.materialize(again)
+    assert _run(_open(boxed), _sel(A, C), out).nothing_to_do
+
+
+def test_temporary_files_of_files_not_rewritten_are_removed(boxed: Path, tmp_path: Path) -> None:
+    """A killed run's temporary file beside one of our files goes on the next run, even
+    when that file is not rewritten then."""
+    ex = _open(boxed)
+    out = tmp_path / "o"
+    _run(ex, _sel(A, B), out)
+    images = sorted(_images(out))
+    left = out / f".{images[0]}.vla-tmp-part-0123abcd"
+    left.write_bytes(b"half")
+    assert _run(ex, _sel(A), out).written == 0  # A is up to date, B left the selection
+    assert not left.exists()
 
 
 def test_prune_keeps_a_hard_link_whose_source_is_gone(boxed: Path, tmp_path: Path) -> None:

@@ -369,6 +369,15 @@ def test_save_plan_never_replaces_a_file(export: Path, sel: Path, tmp_path: Path
     assert "already exists" in line and plan_file.read_text() == "mine"
 
 
+def test_save_plan_inside_out_is_refused(export: Path, sel: Path, tmp_path: Path) -> None:
+    """A plan saved inside OUT would be taken for a file in the way, or written over
+    (e.g. as manifest.csv): refused before anything is written."""
+    out = tmp_path / "out"
+    for inside in (out / "manifest.csv", out / "plans" / "p.parquet"):
+        line = error_line(_cli(str(export), str(sel), "-o", str(out), "--save-plan", str(inside)))
+        assert "inside the output folder" in line and not out.exists()
+
+
 def test_hf_metadata_form_is_said(tmp_path: Path) -> None:
     """When the hf metadata has to be Parquet (one split has boxes, the other none), the
     dry run and the run both say so, on stderr."""

@@ -125,10 +125,7 @@ def materialize(
             else:
                 plan = plan_materialize(ex, sel, output, extra_sources=[folder], **options)
         if save_plan:
-            if os.path.lexists(save_plan):
-                raise MaterializeError(
-                    f"{save_plan} already exists", hint="name another file for --save-plan"
-                )
+            _check_save_plan(Path(save_plan), plan.out)
             plan.write_parquet(save_plan)
         if dry_run:
             click.echo(_describe(plan, to_fetch, save_plan))
@@ -151,6 +148,18 @@ def materialize(
             err=True,
         )
     click.echo(_done(result, plan, layout, mode))
+
+
+def _check_save_plan(path: Path, out: Path) -> None:
+    """Refuse a --save-plan file that exists, or that is inside OUT (where a run would
+    take it for someone's file in the way, or write over it)."""
+    if os.path.lexists(path):
+        raise MaterializeError(f"{path} already exists", hint="name another file for --save-plan")
+    if out in path.expanduser().absolute().parents:
+        raise MaterializeError(
+            f"--save-plan {path} is inside the output folder {out}",
+            hint="save the plan outside it",
+        )
 
 
 def _check(plan: Plan, dry_run: bool) -> None:

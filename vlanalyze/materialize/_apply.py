@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import os
-import posixpath
 import stat
 import threading
 import time
@@ -114,7 +113,7 @@ def materialize(
     table = _verified(plan) if verify else plan.table
     todo = table.filter(pl.col("action") == "write")
     if images_only:
-        notes = _write_images(plan, todo, on_progress, workers)
+        notes = _write_images(plan, todo, on_progress, workers, clear=True)
         written = int(todo["bytes"].fill_null(0).sum())
         return MaterializeResult(plan.out, todo.height, table.height - todo.height, 0, 0,
                                  written, notes)  # fmt: skip
@@ -124,9 +123,9 @@ def materialize(
     left = plan.stale
     stale = left if prune else []
     kept = {} if prune else {p: plan.previous[p] for p in left}
-    if out.is_dir():  # one listing, then every write in OUT skips its own
+    if out.is_dir():  # one listing of each folder, then no write in OUT looks again
         with writing(out):
-            _clear_temp_files(out, [""], [RECORD_FILE, FILES_FILE, MANIFEST_FILE])
+            _clear_left_temps(plan, table)
     with ThreadPoolExecutor(max_workers=1) as pool:
         # The manifest and the final record are made while the images are written: the
         # writing threads wait on the disk and on their folder's lock, so a core is free
@@ -136,10 +135,12 @@ def materialize(
         ending = pool.submit(_ending, table, plan, files, kept)
         if not work and differs(out / MANIFEST_FILE, ending.result()[0]):
             began = begin(plan, files)
-        notes = plan.notes + _write_images(plan, todo, on_progress, workers)
+        notes = plan.notes + _write_images(plan, todo, on_progress, workers, clear=False)
         side_written = _write_sides(out, sides)
         pruned = _prune(out, stale, plan.previous) if stale else 0
         manifest, listed = ending.result()
+    if plan.mode in ("copy", "reflink") and todo.height:
+        listed = _as_written(out, todo, listed)
     manifest_written = differs(out / MANIFEST_FILE, manifest)
     if manifest_written:
         with writing(out / MANIFEST_FILE):
@@ -193,6 +194,25 @@ def _ending(
     return manifest, files_table(merged(kept, files.with_columns(bytes=size)))
 
 
+def _as_written(out: Path, todo: pl.DataFrame, listed: FilesTable) -> FilesTable:
+    """``listed`` with the size of each copied image as written: a source that changed
+    between the plan and its copy must not leave a file that looks edited by someone."""
+    dests: list[str] = todo["dest"].to_list()
+    sizes = []
+    for dest in dests:
+        try:
+            sizes.append(os.lstat(f"{out}/{dest}").st_size)
+        except OSError:
+            sizes.append(-1)
+    written = pl.DataFrame(
+        {"path": dests, "written": sizes}, {"path": pl.String, "written": pl.Int64}
+    )
+    files = listed[0].join(written, on="path", how="left", maintain_order="left")
+    if files.filter(pl.col("written") != pl.col("bytes")).is_empty():
+        return listed  # (as planned: the usual case)
+    return files_table(files.select("path", bytes=pl.coalesce("written", "bytes")))
+
+
 def _manifest(table: pl.DataFrame, layout: str) -> bytes:
     columns = ["media_id", "source", "dest", "label", "split", "uniqueness_score", "url"]
     if layout == "csv":  # no images written: where each item is in the dataset's storage
@@ -201,12 +221,21 @@ def _manifest(table: pl.DataFrame, layout: str) -> bytes:
 
 
 def _write_images(
-    plan: Plan, todo: pl.DataFrame, on_progress: ProgressCallback | None, workers: int | None
+    plan: Plan,
+    todo: pl.DataFrame,
+    on_progress: ProgressCallback | None,
+    workers: int | None,
+    *,
+    clear: bool,
 ) -> list[str]:
+    """Write the images of ``todo`` (``clear``: remove first the temporary files killed
+    runs left beside them)."""
     total = todo.height
     if total == 0:
         return []
-    _clear_temp_files(plan.out, _make_folders(plan.out, todo), todo["dest"])
+    existing = _make_folders(plan.out, todo)
+    if clear:
+        _clear_temp_files(plan.out, existing, todo["dest"])
     workers = workers or 2
     put = _linker(plan, todo) if plan.mode in ("hardlink", "symlink") else None
     opener = _url_opener(todo, plan.storage_options)
@@ -257,12 +286,16 @@ def _linker(plan: Plan, todo: pl.DataFrame) -> Callable[[Copier, range], None]:
             try:
                 if hard:
                     os.link(sources[i], targets[i])
-                else:
+                else:  # (a symlink to nothing would be made without a word)
+                    os.stat(sources[i])
                     os.symlink(link_target(out, dests[i], sources[i], absolute), targets[i])
             except OSError:
                 _put(copier, plan, "file", sources[i], dests[i], None)
 
     return link
+
+
+_AGAIN = "run again to resume: files already written are kept"
 
 
 def _put(copier: Copier, plan: Plan, kind: str, source: str, dest: str, mtime: int | None) -> None:
@@ -271,6 +304,8 @@ def _put(copier: Copier, plan: Plan, kind: str, source: str, dest: str, mtime: i
     if plan.mode == "symlink":
         link = link_target(plan.out, dest, source, plan.absolute_links)
     try:
+        if kind == "file":
+            os.stat(source)  # gone since the plan: say so (a symlink would dangle)
         copier.put(kind, source, target, mtime, link, ours=dest in plan.previous)
     except FileExistsError:
         raise MaterializeError(
@@ -278,14 +313,18 @@ def _put(copier: Copier, plan: Plan, kind: str, source: str, dest: str, mtime: i
             hint="move it away and run again",
         ) from None
     except OSError as exc:
+        if exc.errno == errno.ENOENT and kind == "file" and not os.path.exists(source):
+            raise MaterializeError(
+                f"the image {source} is gone: it was there when the plan was made",
+                hint="restore it, or plan again (a dry run lists what is missing)",
+            ) from None
         if plan.mode == "hardlink" and exc.errno == errno.EXDEV:
             raise MaterializeError(
                 f"cannot hardlink {source} into {plan.out}: another filesystem",
                 fix=Fix("mode", "to copy instead", "copy"),
             ) from None
         raise MaterializeError(
-            f"cannot write {target} from {source}: {exc.strerror or exc}",
-            hint="run again to resume: files already written are kept",
+            f"cannot write {target} from {source}: {exc.strerror or exc}", hint=_AGAIN
         ) from None
     except Exception as exc:
         if kind != "url" or isinstance(exc, MaterializeError):
@@ -307,6 +346,16 @@ def _make_folders(out: Path, todo: pl.DataFrame) -> list[str]:
         except OSError as exc:
             raise MaterializeError(f"cannot create {path}: {exc.strerror}") from None
     return existing
+
+
+def _clear_left_temps(plan: Plan, table: pl.DataFrame) -> None:
+    """Remove the temporary files killed runs left beside any file of this plan or of
+    earlier runs (one listing per folder of OUT that holds such files)."""
+    names = [*plan.previous, *plan.side_files, RECORD_FILE, FILES_FILE, MANIFEST_FILE]
+    paths = pl.concat([table["dest"].drop_nulls(), pl.Series(names, dtype=pl.String)])
+    folders = paths.to_frame("path").select(folder_of(pl.col("path")).unique()).to_series()
+    existing = [f for f in folders.to_list() if (plan.out / f).is_dir()]
+    _clear_temp_files(plan.out, existing, paths)
 
 
 def _clear_temp_files(out: Path, folders: list[str], dests: Iterable[str]) -> None:
@@ -336,10 +385,6 @@ def _url_opener(todo: pl.DataFrame, options: dict[str, Any]) -> Any:
 
 def _write_sides(out: Path, sides: dict[str, bytes]) -> int:
     stale = {rel: data for rel, data in sides.items() if differs(out / rel, data)}
-    folders = sorted({posixpath.dirname(rel) for rel in stale})
-    # One listing per folder (not one per file: YOLO writes a label file per image).
-    with writing(out):
-        _clear_temp_files(out, [f for f in folders if (out / f).is_dir()], list(stale))
     for rel, data in stale.items():
         target = out / rel
         with writing(target):

@@ -266,7 +266,7 @@ def plan_materialize(
         extra=extra_sources,
         images_root=images_root,
         storage_options=storage_options,
-        sizes=mode not in ("hardlink", "symlink"),
+        mode=mode,
     )
     table = items.join(sources, on="media_id", how="left", maintain_order="left")
     _check_mode(table, mode, out_path, layout)

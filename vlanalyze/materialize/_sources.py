@@ -36,6 +36,7 @@ __all__ = [
     "url_filesystem",
 ]
 
+LINK_MODES = ("hardlink", "symlink")
 SOURCE_SCHEMA = {
     "media_id": pl.String,
     "source": pl.String,
@@ -60,23 +61,24 @@ def resolve_sources(
     extra: Sequence[Export | str | os.PathLike[str]] = (),
     images_root: str | os.PathLike[str] | None = None,
     storage_options: Mapping[str, Any] | None = None,
-    sizes: bool = True,
+    mode: str = "copy",
 ) -> pl.DataFrame:
     """A SOURCE_SCHEMA row for every item of ``media`` (media_id, file_path) found.
 
-    ``sizes=False`` (links, which copy no bytes): local files may come without size and
-    mtime, found by listing their folders where that is cheaper than a stat per file.
+    Links (``mode`` hardlink or symlink, which copy no bytes): local files come without
+    size and mtime, found by listing their folders where that is cheaper than a stat per
+    file; a hard link's source that is a symlink is the file it points to.
     """
-    found = [_from_export(export, media, sizes)]
+    found = [_from_export(export, media, mode)]
     for other in extra:
         other_ex = other if isinstance(other, Export) else open_export(other)
-        found.append(_from_export(other_ex, media, sizes))
+        found.append(_from_export(other_ex, media, mode))
     if images_root is not None:
         root = os.fspath(images_root)
         if is_url(root):
             found.append(_from_url(root, media, storage_options or {}))
         else:
-            found.append(_from_folder(Path(root), media, sizes))
+            found.append(_from_folder(Path(root), media, mode))
     if len(found) == 1:
         return found[0]
     return pl.concat(found, how="vertical").unique("media_id", keep="first", maintain_order=True)
@@ -86,7 +88,7 @@ def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=SOURCE_SCHEMA)
 
 
-def _from_export(export: Export, media: pl.DataFrame, sizes: bool) -> pl.DataFrame:
+def _from_export(export: Export, media: pl.DataFrame, mode: str) -> pl.DataFrame:
     paths = export.images.paths.join(media.select("media_id"), on="media_id", how="semi")
     if paths.height == 0:
         return _frame([])
@@ -94,12 +96,13 @@ def _from_export(export: Export, media: pl.DataFrame, sizes: bool) -> pl.DataFra
         pairs = list(zip(paths["media_id"], paths["image_path"], strict=True))
         return _from_zip(export.root, export.source.zip_prefix, pairs)
     root = os.path.abspath(export.root)
-    if sizes:
+    if mode not in LINK_MODES:
         return _stat_files(root, paths.rows())
     # Links need no size: the files are those the export listed when it was opened
     # (one removed since fails its link with a clear error); a stat per folder gives
     # their device.
-    return _on_devices(root, paths.select("media_id", rel="image_path"))
+    found = _on_devices(root, paths.select("media_id", rel="image_path"))
+    return _resolved(found, root, export.images.links) if mode == "hardlink" else found
 
 
 def folder_of(rel: pl.Expr) -> pl.Expr:
@@ -125,6 +128,36 @@ def _on_devices(root: str, wanted: pl.DataFrame) -> pl.DataFrame:
     return _linkable(root, wanted.join(on, on="folder", how="inner", maintain_order="left"))
 
 
+def _resolved(found: pl.DataFrame, root: str, links: frozenset[str]) -> pl.DataFrame:
+    """``found`` with each source that is a symlink replaced by the file it points to
+    (a hard link to the symlink itself would dangle where its relative target does
+    not resolve), and that file's device; sources that resolve to nothing are left out."""
+    if not links:
+        return found
+    linked = found.filter(pl.col("source").is_in([f"{root}/{rel}" for rel in links]))
+    real: dict[str, list[Any]] = {"source": [], "real": [], "real_dev": []}
+    for source in linked["source"].to_list():
+        path = os.path.realpath(source)
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None
+        real["source"].append(source)
+        real["real"].append(path if st is not None and stat.S_ISREG(st.st_mode) else None)
+        real["real_dev"].append(None if st is None else st.st_dev)
+    schema = {"source": pl.String, "real": pl.String, "real_dev": pl.Int64}
+    table = found.join(pl.DataFrame(real, schema), on="source", how="left", maintain_order="left")
+    gone = pl.col("source").is_in(real["source"]) & pl.col("real").is_null()
+    return table.filter(~gone).select(
+        "media_id",
+        source=pl.coalesce("real", "source"),
+        kind="kind",
+        bytes="bytes",
+        mtime_ns="mtime_ns",
+        dev=pl.coalesce("real_dev", "dev"),
+    )
+
+
 def _linkable(root: str, found: pl.DataFrame) -> pl.DataFrame:
     """SOURCE_SCHEMA rows, without size or mtime, for ``found`` (media_id, rel, dev)."""
     return found.select(
@@ -137,28 +170,34 @@ def _linkable(root: str, found: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _local_files(root: str, wanted: pl.DataFrame, sizes: bool) -> pl.DataFrame:
+def _local_files(root: str, wanted: pl.DataFrame, mode: str) -> pl.DataFrame:
     """The regular files ``root/<rel>`` of ``wanted`` (media_id, rel)."""
-    if sizes:
+    if mode not in LINK_MODES:
         return _stat_files(root, wanted.rows())
     wanted = wanted.with_columns(folder=folder_of(pl.col("rel")))
     listing: dict[str, list[Any]] = {"rel": [], "dev": []}
+    links: set[str] = set()
     big: list[str] = []
     for folder, count in wanted.group_by("folder").len().iter_rows():
-        if not _list_folder(root, folder, count, listing):
+        if not _list_folder(root, folder, count, listing, links):
             big.append(folder)
     listed = pl.DataFrame(listing, schema={"rel": pl.String, "dev": pl.Int64})
     found = _linkable(root, wanted.join(listed, on="rel", how="inner"))
+    if mode == "hardlink":
+        found = _resolved(found, root, frozenset(links))
     if not big:
         return found
     rest = wanted.filter(pl.col("folder").is_in(big)).select("media_id", "rel").rows()
     return pl.concat([found, _stat_files(root, rest)], how="vertical")
 
 
-def _list_folder(root: str, folder: str, count: int, listing: dict[str, list[Any]]) -> bool:
-    """Append the regular files of ``root/folder`` to ``listing`` (rel, dev): one listing
-    for the ``count`` files wanted there (no size or mtime; the folder's device). False
-    (and nothing appended) when the folder is much larger: a stat each is cheaper then."""
+def _list_folder(
+    root: str, folder: str, count: int, listing: dict[str, list[Any]], links: set[str]
+) -> bool:
+    """Append the regular files of ``root/folder`` to ``listing`` (rel, dev), and those
+    that are symlinks to ``links``: one listing for the ``count`` files wanted there (no
+    size or mtime; the folder's device). False (and nothing appended) when the folder
+    is much larger: a stat each is cheaper then."""
     path = f"{root}/{folder}" if folder else root
     try:
         st = os.stat(path)
@@ -170,9 +209,11 @@ def _list_folder(root: str, folder: str, count: int, listing: dict[str, list[Any
     prefix = f"{folder}/" if folder else ""
     try:
         with os.scandir(path) as entries:  # is_file follows symlinks, as stat does
-            rels = [prefix + entry.name for entry in entries if entry.is_file()]
+            files = [entry for entry in entries if entry.is_file()]
     except OSError:
         return True
+    rels = [prefix + entry.name for entry in files]
+    links.update(prefix + entry.name for entry in files if entry.is_symlink())
     listing["rel"].extend(rels)
     listing["dev"].extend([st.st_dev] * len(rels))
     return True
@@ -242,7 +283,7 @@ def _safe_rel(file_path: str | None) -> str | None:
     return rel
 
 
-def _from_folder(root: Path, media: pl.DataFrame, sizes: bool) -> pl.DataFrame:
+def _from_folder(root: Path, media: pl.DataFrame, mode: str) -> pl.DataFrame:
     if not root.is_dir():
         raise MaterializeError(
             f"the images root {root} is not a folder",
@@ -258,7 +299,7 @@ def _from_folder(root: Path, media: pl.DataFrame, sizes: bool) -> pl.DataFrame:
     wanted = pl.DataFrame(
         {"media_id": ids, "rel": rels}, schema={"media_id": pl.String, "rel": pl.String}
     )
-    return _local_files(os.path.abspath(root), wanted, sizes)
+    return _local_files(os.path.abspath(root), wanted, mode)
 
 
 def url_filesystem(url: str, storage_options: Mapping[str, Any]) -> Any:

@@ -192,13 +192,19 @@ def _same_file(
     if not stat.S_ISREG(st.st_mode):
         return False
     if mode == "hardlink":
-        try:
-            src = os.stat(source)
-        except OSError:
-            return False
-        return (src.st_ino, src.st_dev) == (st.st_ino, st.st_dev)
+        return _same_inode(st, source)
+    if st.st_nlink > 1 and _same_inode(st, source):
+        return False  # an earlier run's hard link: editing this "copy" would edit the export
     # rsync's quick check: same size, same mtime (copies keep the source's mtime).
     return st.st_size == size and (mtime_ns is None or st.st_mtime_ns == mtime_ns)
+
+
+def _same_inode(st: os.stat_result, source: str) -> bool:
+    try:
+        src = os.stat(source)
+    except OSError:
+        return False
+    return (src.st_ino, src.st_dev) == (st.st_ino, st.st_dev)
 
 
 def side_action(out: Path, rel: str, data: bytes, previous: dict[str, int]) -> str:
@@ -230,6 +236,7 @@ def manifest_conflict(out: Path, previous: dict[str, int]) -> bool:
 
 
 def _edited(st: os.stat_result, recorded: int) -> bool:
-    """Whether a file a run wrote was changed since: a regular file whose size is not
-    the recorded one (-1: not recorded, nothing to tell by). What prune spares."""
-    return recorded >= 0 and stat.S_ISREG(st.st_mode) and st.st_size != recorded
+    """Whether a file a run wrote was changed since: a file recorded with a size (-1:
+    not recorded, nothing to tell by) that is no longer a regular file of that size
+    (edited, or replaced by a symlink). What prune spares."""
+    return recorded >= 0 and (not stat.S_ISREG(st.st_mode) or st.st_size != recorded)

@@ -158,13 +158,18 @@ class Export:
         return ImageCounts(images.files, images.found, images.missing, images.ambiguous)
 
     @cached_property
-    def _image_files(self) -> list[str]:
-        """The export's image files, relative to its ``images/`` folder."""
+    def _image_listing(self) -> tuple[list[str], frozenset[str]]:
+        """The export's image files, relative to its ``images/`` folder, and those of
+        them that are symlinks."""
         from vlanalyze.query._images import list_folder_images, list_zip_images
 
         if self.source.member is not None:
-            return list_zip_images(zip_names(self.source), self.source.zip_prefix)
+            return list_zip_images(zip_names(self.source), self.source.zip_prefix), frozenset()
         return list_folder_images(self.root)
+
+    @property
+    def _image_files(self) -> list[str]:
+        return self._image_listing[0]
 
     @cached_property
     def images(self) -> ImageMatch:
@@ -182,7 +187,7 @@ class Export:
             .select("media_id", "file_name", "file_path")
             .collect()
         )
-        return match_images(media, files)
+        return match_images(media, files, self._image_listing[1])
 
     def _parts(self, table: str) -> list[str]:
         if table not in schema.TABLES:

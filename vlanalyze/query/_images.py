@@ -31,19 +31,38 @@ class ImageMatch:
     missing: int
     ambiguous: int
     files: int
+    links: frozenset[str] = frozenset()  # image_paths that are symlinks (to a file)
 
 
-def list_folder_images(root: Path) -> list[str]:
-    """Paths (posix, relative to ``images/``) of the files under ``root/images``."""
+def list_folder_images(root: Path) -> tuple[list[str], frozenset[str]]:
+    """Paths (posix, relative to ``images/``) of the image files under ``root/images``:
+    regular files, or symlinks to one (those are also returned apart). Hidden files,
+    broken symlinks and special files are not images; symlinked folders are not walked
+    (as ``os.walk`` does not)."""
     base = root / IMAGES_DIR
     if not base.is_dir():
-        return []
+        return [], frozenset()
     found: list[str] = []
-    for dirpath, _dirs, files in os.walk(base):
-        rel = Path(dirpath).relative_to(base).as_posix()
-        prefix = "" if rel == "." else rel + "/"
-        found.extend(prefix + f for f in files if not f.startswith("."))
-    return found
+    links: set[str] = set()
+
+    def walk(folder: Path, prefix: str) -> None:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return
+        folders = []
+        for entry in entries:  # (file types come with the listing: no stat a file)
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(entry)
+            elif not entry.name.startswith(".") and entry.is_file():
+                found.append(prefix + entry.name)
+                if entry.is_symlink():
+                    links.add(prefix + entry.name)
+        for entry in folders:
+            walk(Path(entry.path), f"{prefix}{entry.name}/")
+
+    walk(base, "")
+    return found, frozenset(links)
 
 
 def list_zip_images(names: list[str], prefix: str) -> list[str]:
@@ -52,8 +71,11 @@ def list_zip_images(names: list[str], prefix: str) -> list[str]:
     return [n[len(start) :] for n in names if n.startswith(start) and not n.endswith("/")]
 
 
-def match_images(media: pl.DataFrame, files: list[str]) -> ImageMatch:
-    """Match ``media`` (media_id, file_name, file_path) to image ``files``."""
+def match_images(
+    media: pl.DataFrame, files: list[str], links: frozenset[str] = frozenset()
+) -> ImageMatch:
+    """Match ``media`` (media_id, file_name, file_path) to image ``files`` (``links``:
+    those of them that are symlinks)."""
     import polars as pl
 
     if not files:
@@ -87,4 +109,5 @@ def match_images(media: pl.DataFrame, files: list[str]) -> ImageMatch:
         missing=media.height - matched.height,
         ambiguous=ambiguous,
         files=len(files),
+        links=frozenset(f"{IMAGES_DIR}/{rel}" for rel in links),
     )

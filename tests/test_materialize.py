@@ -16,6 +16,7 @@ import yaml
 from materialize_kit import item, jpeg, tree, write_export, write_images
 
 import vlanalyze as vla
+from vlanalyze._fs import MAX_NAME_BYTES, TEMP_NAME_OVERHEAD
 from vlanalyze.errors import MaterializeError, SelectionError
 
 FILES = "vlanalyze-materialize-files.parquet"
@@ -227,6 +228,35 @@ def test_case_insensitive_collisions_are_rejected(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("layout", "name", "label", "clash"),
+    [
+        ("by-label", None, "manifest.csv", ("manifest.csv", "manifest.csv/")),
+        ("by-label", None, "MANIFEST.CSV", ("manifest.csv", "MANIFEST.CSV/")),
+        ("flat", "{label}/{stem}{ext}", "vlanalyze-materialize.json",
+         ("vlanalyze-materialize.json", "vlanalyze-materialize.json/")),
+        ("flat", "{label}{ext}", "x", None),  # two files: the hint is {media_id}
+    ],
+)  # fmt: skip
+def test_a_clash_with_a_folder_hints_at_renaming_the_label(
+    tmp_path: Path, layout: str, name: str | None, label: str, clash: tuple[str, str] | None
+) -> None:
+    """A label named as vlanalyze's own files is a folder where the manifest is a file:
+    the hint is to rename the label (a name template with {media_id} would not help)."""
+    export = write_export(tmp_path / "e", [item(A, "a.jpg"), item(B, "b.jpg")])
+    out = tmp_path / "o"
+    with pytest.raises(MaterializeError, match="collide") as caught:
+        _run(_open(export), _sel(A, B, label=[label, label]), out, layout=layout, name=name)
+    hint = str(caught.value.hint)
+    if clash is None:
+        assert "{media_id}" in hint and "rename" not in hint
+    else:
+        assert f"{clash[0]!r} and {clash[1]!r}" in str(caught.value)
+        assert "a file and a folder of one name" in str(caught.value)
+        assert "rename one of the labels or splits" in hint and "{media_id}" not in hint
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
     ("layout", "name", "label", "split", "folders"),
     [
         ("by-label", None, ["Cat", "cat"], ["train", "train"], ("Cat/", "cat/")),
@@ -338,25 +368,94 @@ def test_default_names_take_the_full_id_when_short_ids_meet(tmp_path: Path) -> N
         ("tab\tand\x01bell.jpg", "tab_and_bell__10000000.jpg"),
         ("trailing dot.", "trailing dot__10000000"),
         ("trailing space.jpg ", "trailing space__10000000.jpg"),
-        ("at 12:00.jpg. .", "at 12_00.jpg__10000000"),
+        ("at 12:00.jpg. .", "at 12_00__10000000.jpg"),  # the extension before the dots
+        ("a.jpg.", "a__10000000.jpg"),
+        ("ab\n.jpg", "ab___10000000.jpg"),  # a newline in the stem keeps the extension
         ("con.tar.gz", "con_.tar__10000000.gz"),
         ("LPT1.backup.jpg", "LPT1_.backup__10000000.jpg"),
         ("a:b.j:pg", "a_b__10000000.j_pg"),
-        ("x" * 250 + ".jpg", "x" * 241 + "__10000000.jpg"),  # 255 bytes, no more
-        ("\u00e9" * 125 + ".jpg", "\u00e9" * 120 + "__10000000.jpg"),  # cut between chars
+        # 228 bytes, no more: the temporary name of a write is 27 bytes longer
+        ("x" * 250 + ".jpg", "x" * 214 + "__10000000.jpg"),
+        ("\u00e9" * 125 + ".jpg", "\u00e9" * 107 + "__10000000.jpg"),  # cut between chars
+        # room for a YOLO label file <stem>.txt where the extension is shorter than .txt
+        ("z" * 250, "z" * 214 + "__10000000"),
+        ("w" * 250 + ".ab", "w" * 214 + "__10000000.ab"),
     ],
 )
 def test_default_name_is_safe_for_any_file_name(
     tmp_path: Path, file_name: str, expected: str
 ) -> None:
-    """Ordinary Linux file names (a time with colons, a backslash, a name near 255
-    bytes) materialize under the default name: it replaces what Windows forbids,
-    drops a trailing dot or space and keeps within 255 bytes."""
+    """Ordinary Linux file names (a time with colons, a backslash, a newline, a name
+    near 255 bytes) materialize under the default name: it replaces what Windows
+    forbids, drops a trailing dot or space and keeps within MAX_NAME_BYTES (228), its
+    YOLO label file name too."""
     export = write_export(tmp_path / "e", [item(A, f"d/{file_name}")])
     out = tmp_path / "o"
     assert _run(_open(export), _sel(A), out).written == 1
     assert _images(out) == {expected: jpeg(f"d/{file_name}")}
-    assert len(expected.encode()) <= 255
+    assert len(expected.encode()) <= MAX_NAME_BYTES
+    assert len(expected.rsplit(".", 1)[0].encode()) + len(".txt") <= MAX_NAME_BYTES
+
+
+@pytest.mark.parametrize(
+    "file_name",
+    ["a.webp.jpg", ".hidden", "a.jpg.", "a.jpg. .", "ab\n.jpg", "a.\n", "...", "x", " .jpg",
+     "a..jpg", ".a.b", "\u00e9t\u00e9.\u00e9"],
+)  # fmt: skip
+def test_split_name_and_its_column_form_agree(file_name: str) -> None:
+    """The file names' {stem} and {ext} (a column) and the YOLO label files' stems (one
+    by one) are one rule."""
+    from vlanalyze.materialize._names import split_name, split_names
+
+    stem, ext = split_names(pl.col("f"))
+    got = pl.DataFrame({"f": [file_name]}).select(stem, ext.alias("ext")).row(0)
+    assert got == split_name(file_name)
+    assert "".join(got) == file_name.rstrip(". ")  # Windows drops trailing dots and spaces
+
+
+def test_template_fields_stem_and_ext_skip_trailing_dots(tmp_path: Path) -> None:
+    """{stem}{ext} of ``a.jpg.`` is ``a.jpg``; {file_name} stays as the export has it."""
+    export = write_export(tmp_path / "e", [item(A, "d/a.jpg.")])
+    _run(_open(export), _sel(A), tmp_path / "o", name="{stem}{ext}")
+    assert set(_images(tmp_path / "o")) == {"a.jpg"}
+    _run(_open(export), _sel(A), tmp_path / "o2", name="{file_name}{ext}")
+    assert set(_images(tmp_path / "o2")) == {"a.jpg..jpg"}
+
+
+@pytest.mark.parametrize(
+    ("file_name", "layout", "name", "what"),
+    [
+        ("q" * 229 + ".jpg", "flat", "{stem}", "destination"),
+        ("\u00e9" * 115 + ".jpg", "flat", "{stem}", "destination"),  # 230 bytes, 115 chars
+        ("q" * 229 + ".jpg", "by-label", "{stem}", "destination"),
+        # the image name fits, its label file q...q.txt does not
+        ("q" * 226 + ".jpg", "yolo", "{stem}", "layout file"),
+    ],
+)
+def test_a_template_name_too_long_for_the_temporary_name_is_rejected(
+    tmp_path: Path, file_name: str, layout: str, name: str, what: str
+) -> None:
+    """A name over MAX_NAME_BYTES is refused before anything is written, saying why:
+    its temporary name would be over 255 bytes ("File name too long" mid-run)."""
+    items = [item(A, f"d/{file_name}", boxes=[("cat", (1, 2, 3, 4))])]
+    export = write_export(tmp_path / "e", items)
+    out = tmp_path / "o"
+    with pytest.raises(MaterializeError) as caught:
+        _run(_open(export), _sel(A), out, layout=layout, name=name)
+    text = str(caught.value)
+    assert f"the {what} " in text and f"longer than {MAX_NAME_BYTES} bytes" in text
+    assert f"temporary name {TEMP_NAME_OVERHEAD} bytes longer" in text
+    assert "--name" in str(caught.value.hint)
+    assert not out.exists()
+    fits = "q" * 224 + ".jpg" if layout == "yolo" else "q" * MAX_NAME_BYTES
+    ok = write_export(tmp_path / "e2", [item(A, f"d/{fits}", boxes=[("cat", (1, 2, 3, 4))])])
+    assert _run(_open(ok), _sel(A), tmp_path / "o2", layout=layout, name=name).written == 1
+
+
+def test_a_too_long_label_is_rejected_as_a_folder_name(boxed: Path, tmp_path: Path) -> None:
+    with pytest.raises(MaterializeError, match=f"longer than {MAX_NAME_BYTES} bytes"):
+        _run(_open(boxed), _sel(A, label=["L" * 229]), tmp_path / "o", layout="by-label")
+    assert _run(_open(boxed), _sel(A, label=["L" * 228]), tmp_path / "o", layout="by-label")
 
 
 def test_default_names_meet_after_they_are_made_safe(tmp_path: Path) -> None:
@@ -369,7 +468,7 @@ def test_default_names_meet_after_they_are_made_safe(tmp_path: Path) -> None:
                                            enumerate(zip(ids, names, strict=True))])  # fmt: skip
     _run(_open(export), _sel(*ids), tmp_path / "o")
     got = sorted(_images(tmp_path / "o"))
-    long = 255 - len(f"__{ids[0]}.jpg")
+    long = MAX_NAME_BYTES - len(f"__{ids[0]}.jpg")
     assert got == sorted(
         [f"a_b__{ids[0]}.jpg", f"a_b__{ids[1]}.jpg",
          "x" * long + f"__{ids[2]}.jpg", "x" * long + f"__{ids[3]}.jpg",

@@ -21,6 +21,7 @@ from conftest import error_line, read_only
 from materialize_kit import item, jpeg, tree, write_export, write_images
 
 import vlanalyze as vla
+from vlanalyze._fs import MAX_NAME_BYTES, TEMP_NAME_OVERHEAD
 from vlanalyze.cli import main, materialize_cmds
 from vlanalyze.materialize import _layouts, _plan
 from vlanalyze.testing import DEMO_DATASET_ID, StandIn, write_demo_export
@@ -124,6 +125,43 @@ def test_a_colon_in_a_file_name_needs_no_template(tmp_path: Path) -> None:
                            "{file_name}"))  # fmt: skip
     assert "'12:00:01.jpg'" in line and "change the name template (--name" in line
     assert not (tmp_path / "o2").exists()
+
+
+def test_names_near_255_bytes_are_written_in_every_layout_and_mode(tmp_path: Path) -> None:
+    """File names of 244 to 304 bytes (Linux allows 255; an export's ``file_name`` any):
+    every file is written through a temporary name 27 bytes longer than its own, so the
+    default name leaves room for it, and for a YOLO label file ``<stem>.txt`` beside an
+    image without extension. A YOLO run, a rewrite of out-of-date copies and symlinks
+    replacing them all complete (they failed with "File name too long")."""
+    names = ["x" * 300 + ".jpg", "y" * 240 + ".jpg", "\u00e9" * 140 + ".jpg", "z" * 300,
+             "w" * 300 + ".ab"]  # fmt: skip
+    items = [item(m, f"p/{n}.jpg", file_name=f, boxes=[("cat", (1, 2, 3, 4))])
+             for n, (m, f) in enumerate(zip(IDS, names, strict=True))]  # fmt: skip
+    export = write_export(tmp_path / "export", items)
+    sel = tmp_path / "sel.csv"
+    pl.DataFrame({"media_id": IDS}).write_csv(sel)
+
+    def longest(out: Path) -> int:
+        return max(len(path.name.encode()) for path in out.rglob("*"))
+
+    yolo = tmp_path / "yolo"
+    result = _cli(str(export), str(sel), "-o", str(yolo), "--layout", "yolo", "-q")
+    assert result.exit_code == 0, result.output
+    assert len(list((yolo / "labels" / "train").iterdir())) == 5
+    assert longest(yolo) == MAX_NAME_BYTES == 255 - TEMP_NAME_OVERHEAD
+    flat = tmp_path / "flat"
+    assert _cli(str(export), str(sel), "-o", str(flat), "-q").exit_code == 0
+    for source in (export / "images" / "p").iterdir():
+        os.utime(source, ns=(1, 1))  # `touch`: every copy is out of date
+    again = _cli(str(export), str(sel), "-o", str(flat), "-q")
+    assert again.exit_code == 0, again.output
+    assert again.stdout.startswith("Wrote 5 images")
+    linked = _cli(str(export), str(sel), "-o", str(flat), "--mode", "symlink", "-q")
+    assert linked.exit_code == 0, linked.output
+    assert linked.stdout.startswith("Linked 5 images")
+    images = [path for path in flat.iterdir() if not path.name.startswith(("manifest", "vla"))]
+    assert len(images) == 5 and all(path.is_symlink() for path in images)
+    assert longest(flat) == MAX_NAME_BYTES
 
 
 def test_an_edited_file_is_never_overwritten(export: Path, sel: Path, tmp_path: Path) -> None:

@@ -29,7 +29,9 @@ from typing import BinaryIO
 from vlanalyze.errors import Fix, MaterializeError
 
 __all__ = [
+    "MAX_NAME_BYTES",
     "OVERWRITE",
+    "TEMP_NAME_OVERHEAD",
     "TEMP_PREFIX",
     "ProgressCallback",
     "atomic_file",
@@ -58,9 +60,21 @@ TEMP_PREFIX = ".vla-tmp-"
 """Every temporary file or folder written here starts with ``.<target name>`` then this."""
 
 
+_TOKEN_BYTES = 6  # the random part of a temporary name: 12 hex digits
+
+TEMP_NAME_OVERHEAD = len(f".{TEMP_PREFIX}part-") + 2 * _TOKEN_BYTES
+"""How many bytes a file's temporary name (``.<name>.vla-tmp-part-<hex>``) adds."""
+
+MAX_NAME_BYTES = 255 - TEMP_NAME_OVERHEAD
+"""The longest name (UTF-8 bytes) of a file or folder vlanalyze writes in an output
+folder: each file is written under its temporary name first, and most filesystems
+(ext4, APFS, NTFS) hold names of at most 255 bytes or characters."""
+
+
 def temp_sibling(target: Path, tag: str = "part") -> Path:
     """A fresh hidden name beside ``target``: ``.<name>.vla-tmp-<tag>-<random>``."""
-    return target.parent / f".{target.name}{TEMP_PREFIX}{tag}-{secrets.token_hex(6)}"
+    token = secrets.token_hex(_TOKEN_BYTES)
+    return target.parent / f".{target.name}{TEMP_PREFIX}{tag}-{token}"
 
 
 def ensure_absent(target: Path, *, overwrite: bool) -> None:

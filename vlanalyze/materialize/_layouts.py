@@ -26,7 +26,7 @@ from typing import Any
 import polars as pl
 
 from vlanalyze.errors import MaterializeError
-from vlanalyze.materialize._names import check_component, split_name
+from vlanalyze.materialize._names import check_component, split_name, split_names
 
 __all__ = ["LAYOUTS", "image_dests", "layout_notes", "side_files"]
 
@@ -136,7 +136,7 @@ def _label_file(split: str, name: str) -> str:
 def _check_label_files(items: pl.DataFrame) -> None:
     """Raise if two images would share a label file: Ultralytics reads one image's boxes
     as the other's (or drops them), whether or not both have boxes."""
-    stems = pl.col("name").str.replace(r"(?s)^(.+)\.[^.]*$", "$1")  # as split_name
+    stems = split_names(pl.col("name"))[0]  # as _label_file
     keys = items.select(pl.concat_str("split", pl.lit("/"), stems).str.to_lowercase())
     keys_s = keys.to_series()
     if not (keys_s.is_duplicated().any() or keys_s.str.contains(r"[^\x00-\x7f]").any()):

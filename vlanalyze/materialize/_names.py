@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from vlanalyze._fs import MAX_NAME_BYTES, TEMP_NAME_OVERHEAD
 from vlanalyze.errors import MaterializeError
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "path_hint",
     "render_names",
     "split_name",
+    "split_names",
 ]
 
 FIELDS = ("media_id", "file_name", "stem", "ext", "file_path", "label", "split")
@@ -48,11 +50,23 @@ _WINDOWS_RESERVED = {
 
 
 def split_name(file_name: str) -> tuple[str, str]:
-    """``("a.webp", ".jpg")`` for ``"a.webp.jpg"``: the stem and the last extension."""
-    dot = file_name.rfind(".")
+    """``("a.webp", ".jpg")`` for ``"a.webp.jpg"``: the stem and the last extension of
+    the name without its trailing dots and spaces (Windows drops them: ``"a.jpg. "`` is
+    ``("a", ".jpg")``); no extension for ``".hidden"``. :func:`split_names` is the same
+    rule over a column."""
+    name = file_name.rstrip(". ")
+    dot = name.rfind(".")
     if dot <= 0:
-        return file_name, ""
-    return file_name[:dot], file_name[dot:]
+        return name, ""
+    return name[:dot], name[dot:]
+
+
+def split_names(column: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """:func:`split_name` of every value of ``column``: the stem and extension columns."""
+    name = column.str.strip_chars_end(". ")
+    # (?s): a name may hold a newline (Linux allows it), which "." does not match without
+    ext = name.str.extract(r"(?s).(\.[^.]*)$", 1).fill_null("")
+    return name.str.head(name.str.len_chars() - ext.str.len_chars()), ext
 
 
 def check_template(template: str) -> None:
@@ -77,15 +91,16 @@ def render_names(frame: pl.DataFrame, template: str | None) -> pl.Series:
     The default name suits every system whatever the export's file names (Linux allows
     ``12:00:01.jpg``): characters Windows forbids become ``_``, a trailing dot or space
     of the stem or extension goes, a stem Windows reserves (``con.tar``) takes a ``_``,
-    and a name over 255 bytes is cut in its stem. Names are made safe first, then
-    compared: names that meet (as :func:`name_key` compares them) take the full id.
+    and a name over ``MAX_NAME_BYTES`` is cut in its stem (see :func:`_joined`). Names
+    are made safe first, then compared: names that meet (as :func:`name_key` compares
+    them) take the full id.
     """
     if template is not None:
         check_template(template)
         rows = frame.select(FIELDS).to_dicts()
         return pl.Series("name", [template.format_map(row) for row in rows], dtype=pl.String)
-    short = _joined(frame, "media_id8")
-    if short.str.contains(_NEEDS_CARE).any() or (short.str.len_bytes() > _MAX_BYTES).any():
+    short = _joined(frame, "media_id8")  # (long names are cut there, safe or not)
+    if short.str.contains(_NEEDS_CARE).any():
         frame = _safe_parts(frame)  # (rare: one scan above keeps the common case fast)
         short = _joined(frame, "media_id8")
     # Two short names that meet, case and normalization ignored: both take the full id.
@@ -102,7 +117,9 @@ _UNSAFE = r'[<>:"/|?*\\\x00-\x1f]'
 _RESERVED_STEM = r"(?i)^(con|prn|aux|nul|com[1-9]|lpt[1-9])\."
 # Any short name that _safe_parts would change matches (and a few it would not).
 _NEEDS_CARE = rf"{_UNSAFE}|[. ](__|$)|{_RESERVED_STEM}"
-_MAX_BYTES = 255
+# A YOLO label file is named <image stem>.txt: an image name whose extension is shorter
+# than this leaves room for it.
+_LABEL_EXT_BYTES = len(".txt")
 
 
 def _safe_parts(frame: pl.DataFrame) -> pl.DataFrame:
@@ -121,26 +138,36 @@ def _safe(column: pl.Expr) -> pl.Expr:
 
 
 def _joined(parts: pl.DataFrame, id_column: str) -> pl.Series:
-    """``<stem>__<id><ext>``; where ``parts`` are safe, each name is within 255 bytes."""
+    """``<stem>__<id><ext>``, each within ``MAX_NAME_BYTES`` (where ``parts`` are safe),
+    and so is a YOLO label file ``<stem>__<id>.txt`` of it: vlanalyze writes each file
+    through a temporary name longer than its own (see ``vlanalyze._fs``)."""
     name = pl.concat_str(pl.col("stem"), pl.lit("__"), pl.col(id_column), pl.col("ext"))
-    names = parts.select(name.alias("name")).to_series()
-    long = (names.str.len_bytes() > _MAX_BYTES).arg_true()
+    room = pl.min_horizontal(pl.col("ext").str.len_bytes(), _LABEL_EXT_BYTES)
+    limit = MAX_NAME_BYTES - _LABEL_EXT_BYTES + room
+    checked = parts.select(name.alias("name"), long=name.str.len_bytes() > limit)
+    names = checked["name"]
+    long = checked["long"].arg_true()
     if long.len() == 0:
         return names
     fixed = names.to_list()
     rows = parts.select("stem", id_column, "ext").rows()
     for i in long.to_list():
         stem, media_id, ext = rows[i]
-        fixed[i] = _fit(stem, f"__{media_id}{ext}")
+        fixed[i] = _fit(stem, f"__{media_id}{ext}", _limit(ext))
     return pl.Series("name", fixed, dtype=pl.String)
 
 
-def _fit(stem: str, tail: str) -> str:
-    """``stem + tail`` cut to 255 bytes: the stem first, whole characters only (the
-    tail too where it alone is longer: an extension of hundreds of bytes)."""
-    room = _MAX_BYTES - len(tail.encode("utf-8"))
+def _limit(ext: str) -> int:
+    """The longest default name with extension ``ext``, as :func:`_joined` computes it."""
+    return MAX_NAME_BYTES - _LABEL_EXT_BYTES + min(len(ext.encode("utf-8")), _LABEL_EXT_BYTES)
+
+
+def _fit(stem: str, tail: str, limit: int) -> str:
+    """``stem + tail`` cut to ``limit`` bytes: the stem first, whole characters only
+    (the tail too where it alone is longer: an extension of hundreds of bytes)."""
+    room = limit - len(tail.encode("utf-8"))
     if room < 0:
-        stem, tail, room = "", tail.encode("utf-8")[:_MAX_BYTES].decode("utf-8", "ignore"), 0
+        stem, tail, room = "", tail.encode("utf-8")[:limit].decode("utf-8", "ignore"), 0
     return (stem.encode("utf-8")[:room].decode("utf-8", "ignore") + tail).rstrip(". ")
 
 
@@ -198,17 +225,24 @@ def path_hint(template: str | None) -> str:
 # are checked one by one (to name the problem). Keep the two in step.
 _SUSPECT = (
     r'(?i)^/|^[A-Za-z]:|[<>:"|?*\\\x00-\x1f]|(^|/)\.{0,2}(/|$)|[. ](/|$)'
-    r"|(^|/)(con|prn|aux|nul|com[1-9]|lpt[1-9])(\.|/|$)|[^/]{256}"
+    r"|(^|/)(con|prn|aux|nul|com[1-9]|lpt[1-9])(\.|/|$)"
+    rf"|[^/]{{{MAX_NAME_BYTES + 1}}}"
 )
 
 
 def check_all(paths: Sequence[str], what: str, hint: str | None = None) -> None:
     """:func:`check_relative` for many paths, vectorized (the common case: all fine)."""
     series = pl.Series(paths, dtype=pl.String)
-    # (a path over 255 bytes may hold a component over 255 bytes: check those too)
-    flagged = series.filter(series.str.contains(_SUSPECT) | (series.str.len_bytes() > 255))
-    for path in flagged:
+    suspect = series.str.contains(_SUSPECT)
+    for path in series.filter(suspect):
         check_relative(path, what, hint)
+    # _SUSPECT counts characters: a path over the limit in bytes may hold a name over it
+    # in bytes (é is two): measure the names of those few.
+    long = series.filter(series.str.len_bytes() > MAX_NAME_BYTES)
+    if long.len():
+        widest = long.str.split("/").list.eval(pl.element().str.len_bytes()).list.max()
+        for path in long.filter(widest > MAX_NAME_BYTES):
+            check_relative(path, what, hint)
 
 
 def _component_problem(part: str) -> str | None:
@@ -222,8 +256,11 @@ def _component_problem(part: str) -> str | None:
         return "ends with a dot or space (Windows drops them)"
     if part.split(".", 1)[0].casefold() in _WINDOWS_RESERVED:
         return "is a name Windows reserves (CON, NUL, COM1, ...)"
-    if len(part.encode("utf-8")) > 255:
-        return "is longer than 255 bytes"
+    if len(part.encode("utf-8")) > MAX_NAME_BYTES:
+        return (
+            f"is longer than {MAX_NAME_BYTES} bytes (vlanalyze writes each file through a "
+            f"temporary name {TEMP_NAME_OVERHEAD} bytes longer, and a name holds at most 255)"
+        )
     return None
 
 

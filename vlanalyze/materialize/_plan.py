@@ -364,9 +364,8 @@ def _items(export: Export, sel: SelectionTable) -> pl.DataFrame:
     base = pl.coalesce(
         pl.col("file_name"), pl.col("file_path").str.split("/").list.last(), pl.col("media_id")
     )
-    # As names_mod.split_name: the last extension, none for ".hidden".
-    ext = pl.col("file_name").str.extract(r".(\.[^.]*)$", 1).fill_null("")
-    chars = pl.col("file_name").str.len_chars() - pl.col("ext").str.len_chars()
+    # {file_name} stays as the export has it; {stem} and {ext} are names_mod.split_name's.
+    stem, ext = names_mod.split_names(pl.col("file_name"))
     items = (
         query.with_columns(
             label=pl.col("label").fill_null(UNLABELED),
@@ -375,8 +374,7 @@ def _items(export: Export, sel: SelectionTable) -> pl.DataFrame:
             file_path=pl.col("file_path").fill_null(""),
             media_id8=pl.col("media_id").str.slice(0, 8),
         )
-        .with_columns(ext=ext)
-        .with_columns(stem=pl.col("file_name").str.head(chars))
+        .with_columns(stem=stem, ext=ext)
         .collect()
     )
     unknown = items.filter(pl.col("_known").is_null())["media_id"]
@@ -426,18 +424,22 @@ def _boxes(
 
 def _check_paths(dests: list[str], extra: list[str], template: str | None) -> None:
     names_mod.check_all(dests, "the destination", names_mod.path_hint(template))
+    # (a YOLO label file <stem>.txt of an image named by a template may be too long)
+    names_mod.check_all(extra, "the layout file", names_mod.path_hint(template))
     reserved = [MANIFEST_FILE, RECORD_FILE, FILES_FILE]
     clashes = names_mod.find_collisions([*dests, *extra, *reserved])
     if clashes:
         a, b = clashes[0]
         reason = names_mod.clash_reason(a, b)
-        folders = a.endswith("/") and b.endswith("/")
+        # A folder is a label or split (or a template's): renaming it is the way out,
+        # as for a label named manifest.csv (vlanalyze's own file) in by-label.
+        folder = a.endswith("/") or b.endswith("/")
         raise MaterializeError(
             f"{len(clashes)} destination(s) collide, e.g. {a!r} and {b!r}"
             + (f" ({reason})" if reason else ""),
             hint="rename one of the labels or splits in the selection (a label or split "
             "column), or change the name template"
-            if folders
+            if folder
             else "use the default name, or a name template with {media_id}",
         )
 

@@ -8,9 +8,8 @@ and mtime, as rsync's quick check), ``conflict`` (a file this tool did not write
 one changed since it wrote it: see :mod:`vlanalyze.materialize._state`) or ``missing``
 (no source). :func:`vlanalyze.materialize` then applies the plan.
 
-Label policy when the selection has no ``label`` column: an image's image-level label
-given by a person (source ``User``) first, then ``Model``, then ``Visual Layer``, ties
-broken by name; images with none are ``unlabeled``. The ``hf`` layout also lists all.
+What the export says of the selected items (labels, names, boxes) is read by
+:mod:`vlanalyze.materialize._items`.
 """
 
 from __future__ import annotations
@@ -28,8 +27,9 @@ import polars as pl
 
 from vlanalyze._fs import atomic_path
 from vlanalyze._version import __version__
-from vlanalyze.errors import Fix, MaterializeError, SelectionError
+from vlanalyze.errors import Fix, MaterializeError
 from vlanalyze.materialize import _names as names_mod
+from vlanalyze.materialize._items import all_labels, boxes_of, items_of
 from vlanalyze.materialize._layouts import LAYOUTS, image_dests, layout_notes, side_files
 from vlanalyze.materialize._selection import HasTable, SelectionTable, read_selection
 from vlanalyze.materialize._sources import resolve_sources
@@ -45,15 +45,10 @@ from vlanalyze.materialize._state import (
     write_error,
 )
 from vlanalyze.query._export import Export
-from vlanalyze.query._schema import LABEL_SOURCE_PRIORITY
 
 __all__ = ["MODES", "Plan", "plan_materialize"]
 
 MODES = ("copy", "hardlink", "symlink", "reflink")
-UNLABELED = "unlabeled"
-DEFAULT_SPLIT = "train"
-_SOURCE_RANK = {source: i for i, source in enumerate(LABEL_SOURCE_PRIORITY)}
-Box = tuple[str, float, float, float, float]
 
 
 @dataclass
@@ -253,12 +248,12 @@ def plan_materialize(
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     sel = read_selection(selection)
     out_path = Path(out).expanduser().absolute()
-    items = _items(export, sel)
+    items = items_of(export, sel)
     items = items.with_columns(name=names_mod.render_names(items, name))
     items = items.with_columns(dest=image_dests(layout, items))
-    boxes = _boxes(export, sel) if layout in ("yolo", "coco", "hf") else {}
-    all_labels = _all_labels(export, sel) if layout == "hf" else {}
-    extra = side_files(layout, items, boxes, all_labels, out_path)
+    boxes = boxes_of(export, sel) if layout in ("yolo", "coco", "hf") else {}
+    labels = all_labels(export, sel) if layout == "hf" else {}
+    extra = side_files(layout, items, boxes, labels, out_path)
     _check_paths(items["dest"].drop_nulls().to_list(), list(extra), name)
     sources = resolve_sources(
         export,
@@ -344,82 +339,6 @@ def _actions(
 def _info(export: Export) -> dict[str, Any]:
     info = export.info
     return {**info.block, "format": info.format, "counts": info.counts}
-
-
-def _items(export: Export, sel: SelectionTable) -> pl.DataFrame:
-    """Selection rows joined to the export's media, with label, split and name fields
-    (one query)."""
-    media = (
-        export.table("media", image_path=False)
-        .select("media_id", "file_name", "file_path", "width", "height", "uniqueness_score", "url")
-        .with_columns(_known=pl.lit(True))
-    )
-    query = sel.frame.lazy().join(media, on="media_id", how="left", maintain_order="left")
-    if not sel.has_label:
-        chosen = _chosen_labels(export, sel)
-        if chosen.height:  # (a join with nothing costs as much as one with something)
-            query = query.drop("label").join(
-                chosen.lazy(), on="media_id", how="left", maintain_order="left"
-            )
-    base = pl.coalesce(
-        pl.col("file_name"), pl.col("file_path").str.split("/").list.last(), pl.col("media_id")
-    )
-    # {file_name} stays as the export has it; {stem} and {ext} are names_mod.split_name's.
-    stem, ext = names_mod.split_names(pl.col("file_name"))
-    items = (
-        query.with_columns(
-            label=pl.col("label").fill_null(UNLABELED),
-            split=pl.col("split").fill_null(DEFAULT_SPLIT),
-            file_name=base,
-            file_path=pl.col("file_path").fill_null(""),
-            media_id8=pl.col("media_id").str.slice(0, 8),
-        )
-        .with_columns(stem=stem, ext=ext)
-        .collect()
-    )
-    unknown = items.filter(pl.col("_known").is_null())["media_id"]
-    if unknown.len():
-        shown = ", ".join(unknown.head(5).to_list())
-        raise SelectionError(
-            f"{unknown.len()} media id(s) of the selection are not in the export: {shown}",
-            hint="the selection must come from this export",
-        )
-    return items.drop("_known")
-
-
-def _chosen_labels(export: Export, sel: SelectionTable) -> pl.DataFrame:
-    labels = export.labels.join(sel.frame.lazy().select("media_id"), on="media_id", how="semi")
-    rank = pl.col("source").replace_strict(
-        _SOURCE_RANK, default=len(_SOURCE_RANK), return_dtype=pl.Int32
-    )
-    return (
-        labels.with_columns(_rank=rank)
-        .sort("media_id", "_rank", "category_name")
-        .group_by("media_id", maintain_order=True)
-        .agg(label=pl.col("category_name").first())
-        .collect()
-    )
-
-
-def _all_labels(export: Export, sel: SelectionTable) -> dict[str, list[str]]:
-    labels = export.labels.join(sel.frame.lazy().select("media_id"), on="media_id", how="semi")
-    grouped = labels.group_by("media_id").agg(pl.col("category_name").unique().sort()).collect()
-    return dict(zip(grouped["media_id"], grouped["category_name"].to_list(), strict=True))
-
-
-def _boxes(
-    export: Export, sel: SelectionTable
-) -> dict[str, list[tuple[str, float, float, float, float]]]:
-    objects = (
-        export.objects.join(sel.frame.lazy().select("media_id"), on="media_id", how="semi")
-        .filter(pl.col("bbox_w").is_not_null() & pl.col("bbox_h").is_not_null())
-        .select("media_id", "category_name", "bbox_x", "bbox_y", "bbox_w", "bbox_h")
-        .collect()
-    )
-    boxes: dict[str, list[Box]] = {}
-    for media_id, cat, x, y, w, h in objects.iter_rows():
-        boxes.setdefault(media_id, []).append((cat, x, y, w, h))
-    return boxes
 
 
 def _check_paths(dests: list[str], extra: list[str], template: str | None) -> None:

@@ -1312,6 +1312,22 @@ def test_image_layouts_keep_the_manifest_columns(boxed: Path, tmp_path: Path, la
     assert pl.read_csv(tmp_path / "o" / "manifest.csv").columns == MANIFEST_COLUMNS
 
 
+def test_an_error_stops_the_writing_threads(tmp_path: Path) -> None:
+    """A failure (here a progress callback raising, as Ctrl-C would) starts no further
+    chunk of files: the threads do not go on writing the rest of the plan."""
+    ids = [f"{i:08d}-0000-4000-8000-000000000000" for i in range(6 * 512)]
+    export = write_export(tmp_path / "e", [item(m, f"d{i % 4}/{i}.jpg") for i, m in enumerate(ids)])
+    out = tmp_path / "o"
+    plan = vla.plan_materialize(_open(export), _sel(*ids), out, mode="hardlink")
+
+    def stop(done: int, total: int | None) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        vla.materialize(plan, on_progress=stop)
+    assert len(_images(out)) < len(ids) - 512  # (6 chunks: at most 3 started)
+
+
 def test_progress_and_plan_as_parquet(boxed: Path, tmp_path: Path) -> None:
     plan = vla.plan_materialize(_open(boxed), _sel(A, B, C, D), tmp_path / "o")
     calls: list[tuple[int, int | None]] = []

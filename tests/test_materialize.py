@@ -6,6 +6,7 @@ import io
 import json
 import os
 import shutil
+import struct
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -262,7 +263,13 @@ def test_a_clash_with_a_folder_hints_at_renaming_the_label(
         ("by-label", None, ["Cat", "cat"], ["train", "train"], ("Cat/", "cat/")),
         ("imagefolder", None, ["Cat", "cat"], ["train", "train"], ("train/Cat/", "train/cat/")),
         ("imagefolder", None, ["cat", "cat"], ["Train", "train"], ("Train/", "train/")),
-        ("hf", None, ["cat", "cat"], ["VAL", "val"], ("VAL/", "val/")),
+        (
+            "hf",
+            "{label}/{stem}{ext}",
+            ["Cat", "cat"],
+            ["train", "train"],
+            ("train/Cat/", "train/cat/"),
+        ),
         ("flat", "{label}/{stem}{ext}", ["Cat", "cat"], ["train", "train"], ("Cat/", "cat/")),
         ("flat", "{label}/{split}/{stem}{ext}", ["x", "x"], ["a", "A"], ("x/a/", "x/A/")),
     ],
@@ -1312,20 +1319,59 @@ def test_image_layouts_keep_the_manifest_columns(boxed: Path, tmp_path: Path, la
     assert pl.read_csv(tmp_path / "o" / "manifest.csv").columns == MANIFEST_COLUMNS
 
 
-def test_an_error_stops_the_writing_threads(tmp_path: Path) -> None:
-    """A failure (here a progress callback raising, as Ctrl-C would) starts no further
-    chunk of files: the threads do not go on writing the rest of the plan."""
-    ids = [f"{i:08d}-0000-4000-8000-000000000000" for i in range(6 * 512)]
-    export = write_export(tmp_path / "e", [item(m, f"d{i % 4}/{i}.jpg") for i, m in enumerate(ids)])
+def test_hf_splits_are_those_datasets_loads(boxed: Path, tmp_path: Path) -> None:
+    """datasets loads a split only from a folder named train/validation/test (or a
+    synonym): another name (its images would be dropped) is refused before writing;
+    two names of one split (datasets merges them) are said in a note."""
     out = tmp_path / "o"
-    plan = vla.plan_materialize(_open(export), _sel(*ids), out, mode="hardlink")
+    with pytest.raises(MaterializeError, match="'holdout'"):
+        _run(_open(boxed), _sel(A, B, split=["train", "holdout"]), out, layout="hf")
+    with pytest.raises(MaterializeError, match="'VAL'"):  # (datasets' names are lowercase)
+        _run(_open(boxed), _sel(A, B, split=["train", "VAL"]), out, layout="hf")
+    assert not out.exists()
+    sel = _sel(A, B, C, split=["train", "val", "dev"])
+    plan = vla.plan_materialize(_open(boxed), sel, out, layout="hf")
+    assert any("dev, val are all datasets' validation split" in n for n in plan.notes)
+    vla.materialize(plan)
+    assert (out / "dev").is_dir() and (out / "val").is_dir()
 
-    def stop(done: int, total: int | None) -> None:
-        raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        vla.materialize(plan, on_progress=stop)
-    assert len(_images(out)) < len(ids) - 512  # (6 chunks: at most 3 started)
+def test_a_retried_partition_rewrites_its_own_files(boxed: Path, tmp_path: Path) -> None:
+    """The distributed recipe: after Plan.begin, a partition applied twice (an engine's
+    retry) rewrites what it wrote, never "appeared while writing"."""
+    plan = vla.plan_materialize(_open(boxed), _sel(A, B, C), tmp_path / "o")
+    plan.begin()
+    part = plan.with_rows(plan.table.head(2))
+    assert vla.materialize(part, images_only=True).written == 2
+    assert vla.materialize(part, images_only=True).written == 2
+    assert vla.materialize(plan.with_rows(plan.table.tail(1)), images_only=True).written == 1
+    assert _run(_open(boxed), _sel(A, B, C), tmp_path / "o").written == 0
+
+
+def test_zip_members_keep_their_extended_timestamp(boxed: Path, tmp_path: Path) -> None:
+    """unzip sets a member's mtime from its extended timestamp (UTC, to the second) when
+    it has one; the DOS time alone is local and to 2 seconds. Copies from a ZIP match."""
+    archive = tmp_path / "e.zip"
+    stamp = 1_700_072_021  # an odd second: the DOS time cannot hold it
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(boxed / "metadata.json", "metadata.json")
+        info = zipfile.ZipInfo("images/photos/c.png", date_time=(2023, 11, 15, 18, 13, 40))
+        info.extra = struct.pack("<HHBi", 0x5455, 5, 1, stamp)
+        zf.writestr(info, (boxed / "images" / "photos" / "c.png").read_bytes())
+    out = tmp_path / "o"
+    _run(_open(archive), _sel(C), out)
+    assert (out / "c__30000000.png").stat().st_mtime_ns == stamp * 1_000_000_000
+    assert _run(_open(archive), _sel(C), out).nothing_to_do
+
+
+def test_reflink_from_a_zip_says_it_copied(boxed: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "e.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in boxed.rglob("*"):
+            if path.is_file() and ".vlanalyze-cache" not in str(path):
+                zf.write(path, path.relative_to(boxed).as_posix())
+    result = _run(_open(archive), _sel(A), tmp_path / "o", mode="reflink")
+    assert result.written == 1 and any("were copied" in note for note in result.notes)
 
 
 def test_progress_and_plan_as_parquet(boxed: Path, tmp_path: Path) -> None:

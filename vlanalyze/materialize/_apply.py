@@ -10,6 +10,7 @@ when their content changes, so a run with nothing to do writes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
@@ -105,6 +106,10 @@ def materialize(
     table = _verified(plan) if verify else plan.table
     todo = table.filter(pl.col("action") == "write")
     if images_only:
+        # After Plan.begin, every destination of the plan is recorded as ours: a task
+        # retried by its engine rewrites what it wrote before.
+        ours = dict.fromkeys(todo["dest"].to_list(), -1)
+        plan = dataclasses.replace(plan, previous={**plan.previous, **ours})
         notes = write_images(plan, todo, on_progress, workers, clear=True)
         written = int(todo["bytes"].fill_null(0).sum())
         return MaterializeResult(plan.out, todo.height, table.height - todo.height, 0, 0,

@@ -16,24 +16,22 @@ when there is no split column), and :func:`layout_notes` says so; splits that ar
 
 from __future__ import annotations
 
-import io
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from vlanalyze.errors import MaterializeError
+from vlanalyze.materialize._hf import Boxes, hf_files, hf_notes, hf_split
 from vlanalyze.materialize._names import check_component, split_name, split_names
 
 __all__ = ["LAYOUTS", "image_dests", "layout_notes", "side_files"]
 
 LAYOUTS = ("flat", "by-label", "imagefolder", "hf", "yolo", "coco", "csv")
 _YOLO_KEYS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
-
-Boxes = Mapping[str, list[tuple[str, float, float, float, float]]]
 
 
 def image_dests(layout: str, items: pl.DataFrame) -> pl.Series:
@@ -47,6 +45,15 @@ def image_dests(layout: str, items: pl.DataFrame) -> pl.Series:
     if layout in ("imagefolder", "hf", "yolo", "coco"):
         for split in splits:
             check_component(split, "the split")
+    if layout == "hf":
+        unknown = sorted(s for s in splits if hf_split(s) is None)
+        if unknown:
+            raise MaterializeError(
+                f"hf: datasets loads no split from a folder named {unknown[0]!r} (it would "
+                "drop or merge its images); the selection's splits must be train, "
+                "validation or test (or training, valid, val, dev, testing, eval, evaluation)",
+                hint="rename the split column's values",
+            )
     if layout == "yolo":
         unknown = sorted(s for s in splits if s not in _YOLO_KEYS)
         if unknown:
@@ -78,21 +85,25 @@ def side_files(
     if layout == "coco":
         return _coco(items, boxes)
     if layout == "hf":
-        return _hf(items, boxes, all_labels)
+        return hf_files(items, boxes, all_labels)
     return {}
 
 
 def layout_notes(layout: str, items: pl.DataFrame, files: Mapping[str, bytes]) -> list[str]:
     """What a person should know of the layout's files (from :func:`side_files`)."""
-    if layout == "hf" and any(path.endswith("/metadata.parquet") for path in files):
-        return [
-            "hf: each split's metadata is metadata.parquet, not metadata.jsonl: datasets "
-            "would infer different column types for the splits' JSONL (a split without "
-            "any box or image label beside one with some); the Parquet loads the same way"
-        ]
     if layout == "yolo":
         return _yolo_notes(items["split"].unique().to_list(), files)
-    return []
+    if layout != "hf":
+        return []
+    notes = hf_notes(items["split"].unique().to_list())
+    if any(path.endswith("/metadata.parquet") for path in files):
+        notes.insert(
+            0,
+            "hf: each split's metadata is metadata.parquet, not metadata.jsonl: datasets "
+            "would infer different column types for the splits' JSONL (a split without "
+            "any box or image label beside one with some); the Parquet loads the same way",
+        )
+    return notes
 
 
 def _classes(items: pl.DataFrame, boxes: Boxes) -> list[str]:
@@ -272,115 +283,3 @@ def _coco(items: pl.DataFrame, boxes: Boxes) -> dict[str, bytes]:
         ).encode()
         for split, doc in sorted(per_split.items())
     }
-
-
-def _hf(items: pl.DataFrame, boxes: Boxes, all_labels: Mapping[str, list[str]]) -> dict[str, bytes]:
-    """``<split>/metadata.jsonl`` per split, or typed ``metadata.parquet`` where JSONL
-    would not load (see :func:`_jsonl_loads_alike`); the same columns either way."""
-    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in items.iter_rows(named=True):
-        own: Sequence[tuple[str, float, float, float, float]] = boxes.get(row["media_id"], ())
-        rows[row["split"]].append(
-            {
-                "file_name": row["name"],
-                "media_id": row["media_id"],
-                "label": row["label"],
-                "labels": all_labels.get(row["media_id"], []),
-                "objects": {
-                    "bbox": [[float(v) for v in box] for _c, *box in own],
-                    "categories": [c for c, *_box in own],
-                },
-            }
-        )
-    jsonl = {
-        split: "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
-        for split, records in sorted(rows.items())
-    }
-    if _jsonl_loads_alike(list(jsonl.values())):
-        return {f"{split}/metadata.jsonl": data for split, data in jsonl.items()}
-    return {f"{split}/metadata.parquet": _hf_parquet(rows[split]) for split in jsonl}
-
-
-# datasets (5.2) types a split's metadata.jsonl from its first 10 MB (then to the end of
-# that line), requires every split's types to be the same, and casts each later 10 MB to
-# them.
-_HF_JSONL_CHUNK = 10 << 20
-
-
-def _jsonl_loads_alike(files: list[bytes]) -> bool:
-    """Whether ``datasets`` loads every split's JSONL with one set of column types.
-
-    It does not when a list is empty (or a value null) in every row of a split's first
-    10 MB, and has values in another split: ``datasets`` then fails with "different
-    features"; or when a later 10 MB cannot be cast to the first's types."""
-    import pyarrow as pa
-
-    first = None
-    for data in files:
-        for i, table in enumerate(_jsonl_chunks(data)):
-            if first is None:
-                first = table.schema
-            elif i == 0 and table.schema != first:
-                return False
-            elif i > 0:
-                try:
-                    table.cast(first)
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-                    return False
-    return True
-
-
-def _jsonl_chunks(data: bytes) -> Iterator[Any]:
-    """``data`` as the pyarrow tables ``datasets`` reads it in (each typed as a whole)."""
-    import pyarrow.json as paj
-
-    start = 0
-    while start < len(data):
-        end = data.find(b"\n", min(start + _HF_JSONL_CHUNK, len(data) - 1)) + 1 or len(data)
-        options = paj.ReadOptions(block_size=end - start + 1)  # one block: the chunk's types
-        yield paj.read_json(io.BytesIO(data[start:end]), read_options=options)
-        start = end
-
-
-def _hf_parquet(records: list[dict[str, Any]]) -> bytes:
-    """One split's metadata as Parquet, typed explicitly, with the ``datasets`` features
-    in the schema's ``huggingface`` metadata (where ``datasets`` reads them)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    text = pa.string()
-    schema = pa.schema(
-        [
-            ("file_name", text),
-            ("media_id", text),
-            ("label", text),
-            ("labels", pa.list_(text)),
-            (
-                "objects",
-                pa.struct(
-                    [("bbox", pa.list_(pa.list_(pa.float64()))), ("categories", pa.list_(text))]
-                ),
-            ),
-        ]
-    )
-
-    def value(dtype: str) -> dict[str, Any]:
-        return {"dtype": dtype, "_type": "Value"}
-
-    def listed(feature: dict[str, Any]) -> dict[str, Any]:
-        return {"feature": feature, "_type": "Sequence"}  # read as List since datasets 4
-
-    features = {
-        "file_name": value("string"),
-        "media_id": value("string"),
-        "label": value("string"),
-        "labels": listed(value("string")),
-        "objects": {
-            "bbox": listed(listed(value("float64"))),
-            "categories": listed(value("string")),
-        },
-    }
-    metadata = {b"huggingface": json.dumps({"info": {"features": features}}).encode()}
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pylist(records, schema=schema.with_metadata(metadata)), sink)
-    return bytes(sink.getvalue().to_pybytes())

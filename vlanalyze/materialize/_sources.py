@@ -16,6 +16,7 @@ import os
 import posixpath
 import re
 import stat
+import struct
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -265,12 +266,29 @@ def _from_zip(archive: Path, prefix: str, pairs: list[tuple[str, str]]) -> pl.Da
 
 
 def zip_mtime_ns(info: zipfile.ZipInfo) -> int:
-    """A member's timestamp (local time, as unzip reads it), in whole seconds, as ns."""
+    """A member's modification time as unzip sets it, in whole seconds, as ns: the
+    extended timestamp (UTC, to the second) where the member has one, else the DOS
+    time (local, to 2 seconds)."""
+    extended = _extended_mtime(info.extra)
+    if extended is not None:
+        return extended * 1_000_000_000
     try:
         stamp = dt.datetime(*info.date_time).timestamp()
     except (ValueError, OverflowError):
         stamp = 315532800.0  # 1980-01-01, the ZIP epoch
     return int(stamp) * 1_000_000_000
+
+
+def _extended_mtime(extra: bytes) -> int | None:
+    """The mtime of a ZIP extra field's extended timestamp (0x5455), if it holds one."""
+    at = 0
+    while at + 4 <= len(extra):
+        kind, size = struct.unpack_from("<HH", extra, at)
+        data = extra[at + 4 : at + 4 + size]
+        if kind == 0x5455 and len(data) >= 5 and data[0] & 1:
+            return int(struct.unpack_from("<i", data, 1)[0])
+        at += 4 + size
+    return None
 
 
 def _safe_rel(file_path: str | None) -> str | None:

@@ -77,6 +77,9 @@ def write_images(
                 on_progress(done, total)
     if fell_back.is_set():
         return [f"reflinks are not supported in {plan.out}: files were copied instead"]
+    if plan.mode == "reflink" and (todo["kind"] != "file").any():
+        return ["reflinks share a file's extents: images from a ZIP or an object store "
+                "were copied"]  # fmt: skip
     return []
 
 
@@ -120,7 +123,8 @@ def _put(copier: Copier, plan: Plan, kind: str, source: str, dest: str, mtime: i
     except FileExistsError:
         raise MaterializeError(
             f"{target} appeared while vlanalyze was writing; it was left as it is",
-            hint="move it away and run again",
+            hint="if another run is writing into this folder, run again once it is done; "
+            "otherwise move the file away and run again",
         ) from None
     except OSError as exc:
         if exc.errno == errno.ENOENT and kind == "file" and not os.path.exists(source):

@@ -1336,6 +1336,21 @@ def test_hf_splits_are_those_datasets_loads(boxed: Path, tmp_path: Path) -> None
     assert (out / "dev").is_dir() and (out / "val").is_dir()
 
 
+def test_typed_selections_take_ids_exactly(tmp_path: Path) -> None:
+    """Parquet and DataFrame values are taken as they are (an export's id may hold a
+    space); a CSV's are stripped ("a, b" writes " b")."""
+    odd = " lead"
+    export = write_export(tmp_path / "e", [item(odd, "a.jpg"), item(A, "b.jpg")])
+    ex = _open(export)
+    parquet = tmp_path / "sel.parquet"
+    _sel(odd).write_parquet(parquet)
+    assert vla.plan_materialize(ex, parquet, tmp_path / "o").table["media_id"].to_list() == [odd]
+    csv = tmp_path / "sel.csv"
+    csv.write_text(f"media_id,split\n {A} , val\n")
+    plan = vla.plan_materialize(ex, csv, tmp_path / "o", layout="hf")
+    assert plan.table.select("media_id", "split").rows() == [(A, "val")]
+
+
 def test_a_retried_partition_rewrites_its_own_files(boxed: Path, tmp_path: Path) -> None:
     """The distributed recipe: after Plan.begin, a partition applied twice (an engine's
     retry) rewrites what it wrote, never "appeared while writing"."""

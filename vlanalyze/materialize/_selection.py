@@ -98,9 +98,11 @@ def _read_bytes(data: bytes, name: str) -> pl.DataFrame:
             return pl.read_parquet(io.BytesIO(data))
         if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{":
             return pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
-        return pl.read_csv(
+        text = pl.read_csv(
             io.BytesIO(data), infer_schema_length=0, encoding="utf8-lossy", raise_if_empty=False
         )
+        # (CSV only: "a, b" writes " b"; typed Parquet and NDJSON values are taken exactly)
+        return text.with_columns(pl.col(pl.String).str.strip_chars())
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SelectionError(
@@ -119,7 +121,7 @@ def _check(frame: pl.DataFrame, source: str) -> SelectionTable:
             "'SELECT media_id FROM media ...' -o sel.csv",
         )
     picked = frame.select(
-        pl.col(columns[c]).cast(pl.String).str.strip_chars().alias(c)
+        pl.col(columns[c]).cast(pl.String).alias(c)
         if c in columns
         else pl.lit(None, pl.String).alias(c)
         for c in USED_COLUMNS

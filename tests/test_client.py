@@ -138,6 +138,7 @@ def test_401_names_the_variables_and_hides_the_secret(stand_in: StandIn) -> None
         ("forbidden", 403, "403: no permission for dataset"),
         ("unknown", 404, "dataset nope not found"),
         ("indexing", 409, "is not READY (status: INDEXING)"),
+        ("running", 409, "409 (conflict) for dataset {id}: an export is already running"),
         ("bad-format", 422, "Input should be 'json' or 'parquet'"),
     ],
 )
@@ -151,8 +152,11 @@ def test_error_statuses(
         dataset = "nope"
     elif setup == "indexing":
         stand_in.dataset_status = "INDEXING"
+    elif setup == "running":  # READY, but the server says no: its reason is shown
+        stand_in.fail(409, detail="an export is already running", path_contains="export")
     else:
         export_format = "xml"
+    message = message.format(id=dataset)
     with pytest.raises(APIError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
         client.start_export(dataset, export_format=export_format)
     assert info.value.status_code == status
@@ -165,8 +169,9 @@ def test_failed_and_rejected_raise_with_the_servers_reason(
 ) -> None:
     stand_in.final_status, stand_in.result_message = final, "quota exceeded"
     task = client.start_export(stand_in.dataset_id)
-    with pytest.raises(ExportFailedError, match=f"ended {final}: quota exceeded"):
+    with pytest.raises(ExportFailedError, match=f"ended {final}: quota exceeded") as info:
         client.wait_for_export(stand_in.dataset_id, task.id)
+    assert info.value.hint and "start the export again" in info.value.hint
 
 
 def test_unknown_status_is_not_terminal_and_timeout_says_how_to_resume(

@@ -261,6 +261,38 @@ def test_fetch_missing_pulls_exactly_the_missing_media(tmp_path: Path) -> None:
     assert again.exit_code == 0 and again.stdout.startswith("Nothing to do"), again.output
 
 
+def test_a_broken_off_fetch_resumes_on_the_next_run(tmp_path: Path) -> None:
+    """A download cut midway: the error says to run again, and the next run resumes the
+    same export task (no second export), leaving no partial download behind."""
+    served, sel, _ids = _half_local(tmp_path)
+    local, out = tmp_path / "local", tmp_path / "out"
+    args = [str(local), str(sel), "-o", str(out), "-q", "--fetch-missing", DEMO_DATASET_ID]
+    with StandIn(served) as server:
+        server.polls_to_complete = 0
+        server.truncate_downloads = 100  # (more than the downloader's own retries)
+        line = error_line(_cli(*args, env=_stand_in_env(server)))
+        assert "run the same command again" in line and "--task-id" not in line
+        assert list(tmp_path.glob(".out-fetched-*.part"))
+        server.truncate_downloads = 0
+        result = _cli(*args, env=_stand_in_env(server))
+        assert result.exit_code == 0, result.output
+        assert len(server.tasks) == 1  # resumed, not exported twice
+    assert len([k for k in tree(out) if k.endswith(".jpg")]) == 3
+    assert not list(tmp_path.glob(".out-fetched-*.part"))
+
+
+def test_images_the_fetched_export_lacks_are_named(tmp_path: Path) -> None:
+    served, sel, ids = _half_local(tmp_path)
+    (served / "images" / "img_002.jpg").unlink()  # Visual Layer's export lacks it too
+    local, out = tmp_path / "local", tmp_path / "out"
+    args = [str(local), str(sel), "-o", str(out), "-q", "--fetch-missing", DEMO_DATASET_ID]
+    with StandIn(served) as server:
+        server.polls_to_complete = 0
+        line = error_line(_cli(*args, env=_stand_in_env(server)))
+    assert f"not in Visual Layer's export of dataset {DEMO_DATASET_ID} either" in line
+    assert ids[2] in line and "to fetch again" in line and not out.exists()
+
+
 # --- kill -9 in the middle, run again: complete and byte-identical ------------------------
 
 _CHILD = textwrap.dedent(
@@ -405,6 +437,24 @@ def test_save_plan_never_replaces_a_file(export: Path, sel: Path, tmp_path: Path
     plan_file.write_text("mine")
     line = error_line(_cli(*args, "--save-plan", str(plan_file)))
     assert "already exists" in line and plan_file.read_text() == "mine"
+
+
+def test_absolute_links_without_symlinks_is_a_usage_error(
+    export: Path, sel: Path, tmp_path: Path
+) -> None:
+    result = _cli(str(export), str(sel), "-o", str(tmp_path / "o"), "--absolute-links")
+    assert result.exit_code == 2 and "--absolute-links is for --mode symlink" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_template_without_extension_is_noted(export: Path, sel: Path, tmp_path: Path) -> None:
+    """ImageFolder and datasets skip files without an image extension: said on stderr."""
+    args = [str(export), str(sel), "-o", str(tmp_path / "o"), "--layout", "by-label"]
+    result = _cli(*args, "--name", "{media_id}")
+    assert result.exit_code == 0, result.output
+    assert "without the image's extension" in result.stderr and "add {ext}" in result.stderr
+    fine = _cli(*args[:3], str(tmp_path / "o2"), *args[4:], "--name", "{media_id}{ext}")
+    assert fine.exit_code == 0 and "extension" not in fine.stderr
 
 
 def test_save_plan_inside_out_is_refused(export: Path, sel: Path, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ public fetch API (:func:`vlanalyze.pull_export`) and plans again with them.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import sys
@@ -107,6 +108,8 @@ def materialize(
     from vlanalyze.materialize._plan import plan_materialize
     from vlanalyze.materialize._selection import read_selection
 
+    if absolute_links and mode != "symlink":
+        raise click.UsageError("--absolute-links is for --mode symlink")
     sel = read_selection(selection)
     options: dict[str, Any] = {
         "layout": layout,
@@ -124,6 +127,7 @@ def materialize(
                 to_fetch = len(plan.missing)
             else:
                 plan = plan_materialize(ex, sel, output, extra_sources=[folder], **options)
+                _check_fetched(plan, fetch_dataset, folder)
         if save_plan:
             _check_save_plan(Path(save_plan), plan.out)
             plan.write_parquet(save_plan)
@@ -256,16 +260,54 @@ def _fetched_before(folder: Path) -> bool:
 
 
 def _fetch_missing(dataset_id: str, media_ids: list[str], folder: Path, quiet: bool) -> None:
-    """Pull exactly ``media_ids`` (with images) into ``folder``."""
+    """Pull exactly ``media_ids`` (with images) into ``folder``, resuming the download a
+    run stopped midway left beside it."""
     import vlanalyze as vla
+    from vlanalyze.errors import DownloadError
 
-    click.echo(f"Fetching {len(media_ids)} missing images into {folder}", err=True)
+    task_id = _interrupted_task(folder)
+    doing = "Resuming the fetch of" if task_id else "Fetching"
+    click.echo(f"{doing} {len(media_ids)} missing images into {folder}", err=True)
     with vla.VisualLayerClient.from_env() as client, Reporter(quiet) as reporter:
-        vla.pull_export(
-            client,
-            dataset_id,
-            folder,
-            include_images=True,
-            media_ids=media_ids,
-            on_progress=reporter.callback("Downloading"),
+        try:
+            pulled = vla.pull_export(
+                client,
+                dataset_id,
+                folder,
+                include_images=True,
+                media_ids=media_ids,
+                task_id=task_id,
+                on_progress=reporter.callback("Downloading"),
+            )
+        except DownloadError as exc:
+            raise DownloadError(
+                exc.message, hint="run the same command again: it resumes this download"
+            ) from None
+    for warning in pulled.warnings:
+        click.echo(f"Note: {warning}", err=True)
+
+
+def _interrupted_task(folder: Path) -> str | None:
+    """The export task whose download into ``folder`` broke off (its ``.part`` file
+    beside the folder), the latest if several; None if there is none."""
+    prefix, suffix = f".{folder.name}.", ".zip.part"
+    parts = [p for p in folder.parent.glob(f"{glob.escape(prefix)}*{suffix}") if p.is_file()]
+    if not parts:
+        return None
+    latest = max(parts, key=lambda p: p.stat().st_mtime)
+    return latest.name[len(prefix) : -len(suffix)] or None
+
+
+def _check_fetched(plan: Plan, dataset_id: str, folder: Path) -> None:
+    """Refuse a plan still missing images after the fetch: Visual Layer's export of the
+    dataset does not hold them either."""
+    missing = plan.missing
+    if missing:
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        raise MaterializeError(
+            f"{len(missing)} selected image(s) are not in Visual Layer's export of dataset "
+            f"{dataset_id} either (fetched into {folder}): {shown}; nothing was written",
+            hint=f"leave them out of the selection, or remove {folder} to fetch again",
         )

@@ -362,6 +362,8 @@ class VisualLayerClient:
                     f"export task {task_id} of dataset {dataset_id} ended {task.status}: "
                     f"{task.result_message or 'no reason given'}",
                     detail=task.result_message,
+                    hint="start the export again; if it fails again, give Visual Layer's "
+                    "support the task id and this reason",
                 )
             waited = self.clock() - start
             if waited >= timeout:

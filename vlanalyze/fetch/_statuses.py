@@ -48,8 +48,13 @@ def status_error(
             f"and VL_BASE_URL (now {base_url})"
         )
     elif code == 409:
-        message = f"dataset {dataset_id} is not READY (status: {status_of()})"
-        hint = "wait until the dataset is READY, then retry"
+        status = status_of()
+        if status == "READY":  # the conflict is elsewhere (an export already running?)
+            message = f"409 (conflict) for dataset {dataset_id}: {detail}"
+            hint = "wait for the dataset's running export to end, then retry"
+        else:
+            message = f"dataset {dataset_id} is not READY (status: {status})"
+            hint = "wait until the dataset is READY, then retry"
     elif code == 422:
         message = f"the server rejected the request (422): {detail}"
     elif creates_task and code >= 500:

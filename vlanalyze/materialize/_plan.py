@@ -246,6 +246,8 @@ def plan_materialize(
         raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    if absolute_links and mode != "symlink":
+        raise ValueError(f"absolute_links is for symlinks; mode is {mode!r}")
     sel = read_selection(selection)
     out_path = Path(out).expanduser().absolute()
     items = items_of(export, sel)
@@ -268,7 +270,7 @@ def plan_materialize(
     plan = _finish(export, sel, out_path, layout, mode, name, images_root, table, extra,
                    absolute_links)  # fmt: skip
     plan.storage_options = dict(storage_options or {})
-    plan.notes = layout_notes(layout, items, extra)
+    plan.notes = layout_notes(layout, items, extra) + _template_notes(name, layout)
     return plan
 
 
@@ -361,6 +363,18 @@ def _check_paths(dests: list[str], extra: list[str], template: str | None) -> No
             if folder
             else "use the default name, or a name template with {media_id}",
         )
+
+
+def _template_notes(template: str | None, layout: str) -> list[str]:
+    """A name template without an extension field makes files that image readers skip."""
+    if template is None or layout == "csv":
+        return []
+    if any(f"{{{field}}}" in template for field in ("ext", "file_name", "file_path")):
+        return []
+    return [
+        f"the name template {template!r} gives names without the image's extension: "
+        "torchvision's ImageFolder and datasets skip such files; add {ext}"
+    ]
 
 
 def _check_mode(table: pl.DataFrame, mode: str, out: Path, layout: str) -> None:

@@ -154,6 +154,8 @@ def test_unknown_media_ids_are_listed(boxed: Path, tmp_path: Path) -> None:
         ("..", "'..'"),
         ("a/b", "'/'"),
         ("CON", "Windows reserves"),
+        ("COM¹", "Windows reserves"),
+        ("lpt³.txt", "Windows reserves"),
         ("a:b", "Windows forbids"),
         ("x.", "ends with a dot"),
         ("a\\b", "Windows forbids"),

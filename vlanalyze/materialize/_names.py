@@ -44,8 +44,8 @@ _WINDOWS_RESERVED = {
     "prn",
     "aux",
     "nul",
-    *(f"com{i}" for i in range(1, 10)),
-    *(f"lpt{i}" for i in range(1, 10)),
+    *(f"com{i}" for i in "123456789¹²³"),  # (Windows reserves the superscripts too)
+    *(f"lpt{i}" for i in "123456789¹²³"),
 }
 
 
@@ -114,7 +114,7 @@ def render_names(frame: pl.DataFrame, template: str | None) -> pl.Series:
 _UNSAFE = r'[<>:"/|?*\\\x00-\x1f]'
 # A stem whose first dot-separated part Windows reserves: "con.tar" -> "con_.tar"
 # (a stem without a dot is followed by "__<id>", which no reserved name holds).
-_RESERVED_STEM = r"(?i)^(con|prn|aux|nul|com[1-9]|lpt[1-9])\."
+_RESERVED_STEM = r"(?i)^(con|prn|aux|nul|com[1-9¹²³]|lpt[1-9¹²³])\."
 # Any short name that _safe_parts would change matches (and a few it would not).
 _NEEDS_CARE = rf"{_UNSAFE}|[. ](__|$)|{_RESERVED_STEM}"
 # A YOLO label file is named <image stem>.txt: an image name whose extension is shorter
@@ -225,7 +225,7 @@ def path_hint(template: str | None) -> str:
 # are checked one by one (to name the problem). Keep the two in step.
 _SUSPECT = (
     r'(?i)^/|^[A-Za-z]:|[<>:"|?*\\\x00-\x1f]|(^|/)\.{0,2}(/|$)|[. ](/|$)'
-    r"|(^|/)(con|prn|aux|nul|com[1-9]|lpt[1-9])(\.|/|$)"
+    r"|(^|/)(con|prn|aux|nul|com[1-9¹²³]|lpt[1-9¹²³])(\.|/|$)"
     rf"|[^/]{{{MAX_NAME_BYTES + 1}}}"
 )
 

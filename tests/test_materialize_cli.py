@@ -281,6 +281,17 @@ def test_a_broken_off_fetch_resumes_on_the_next_run(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".out-fetched-*.part"))
 
 
+def test_an_export_that_does_not_finish_times_out(tmp_path: Path) -> None:
+    served, sel, _ids = _half_local(tmp_path)
+    local, out = tmp_path / "local", tmp_path / "out"
+    args = [str(local), str(sel), "-o", str(out), "--fetch-missing", DEMO_DATASET_ID]
+    with StandIn(served) as server:
+        server.polls_to_complete = 10**9
+        line = error_line(_cli(*args, "--fetch-timeout", "1", env=_stand_in_env(server)))
+    assert "timeout" in line and "--fetch-timeout" in line and "--task-id" not in line
+    assert not out.exists()
+
+
 def test_images_the_fetched_export_lacks_are_named(tmp_path: Path) -> None:
     served, sel, ids = _half_local(tmp_path)
     (served / "images" / "img_002.jpg").unlink()  # Visual Layer's export lacks it too

@@ -67,6 +67,14 @@ MODES = ("copy", "hardlink", "symlink", "reflink")
     help="Export the images the export lacks from Visual Layer, then go on.",
 )
 @click.option(
+    "--fetch-timeout",
+    type=click.FloatRange(min=1),
+    default=3600.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long --fetch-missing waits for Visual Layer's export.",
+)
+@click.option(
     "--save-plan",
     type=click.Path(dir_okay=False),
     help="Also write the plan as a Parquet table (for a distributed engine).",
@@ -88,6 +96,7 @@ def materialize(
     prune: bool,
     verify: bool,
     fetch_dataset: str | None,
+    fetch_timeout: float,
     save_plan: str | None,
 ) -> None:
     """Write the images of SELECTION into a folder, a training layout or a manifest.
@@ -122,7 +131,7 @@ def materialize(
         plan = plan_materialize(ex, sel, output, **options)
         to_fetch = 0  # missing images a real run would fetch (dry run only)
         if plan.missing and fetch_dataset and layout != "csv":
-            folder = _fetched(plan, fetch_dataset, Path(output), dry_run, quiet)
+            folder = _fetched(plan, fetch_dataset, Path(output), dry_run, quiet, fetch_timeout)
             if folder is None:
                 to_fetch = len(plan.missing)
             else:
@@ -233,7 +242,9 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-def _fetched(plan: Plan, dataset_id: str, output: Path, dry_run: bool, quiet: bool) -> Path | None:
+def _fetched(
+    plan: Plan, dataset_id: str, output: Path, dry_run: bool, quiet: bool, timeout: float
+) -> Path | None:
     """The folder holding the plan's missing images, fetched now or by an earlier run;
     None in a dry run that would fetch them (it fetches nothing)."""
     if plan.conflicts and not dry_run:  # a run that will fail downloads nothing
@@ -244,7 +255,7 @@ def _fetched(plan: Plan, dataset_id: str, output: Path, dry_run: bool, quiet: bo
     elif dry_run:
         return None
     else:
-        _fetch_missing(dataset_id, plan.missing, folder, quiet)
+        _fetch_missing(dataset_id, plan.missing, folder, quiet, timeout)
     return folder
 
 
@@ -259,11 +270,13 @@ def _fetched_before(folder: Path) -> bool:
     return (folder / "metadata.json").is_file() or (folder / "metadata.parquet").is_file()
 
 
-def _fetch_missing(dataset_id: str, media_ids: list[str], folder: Path, quiet: bool) -> None:
+def _fetch_missing(
+    dataset_id: str, media_ids: list[str], folder: Path, quiet: bool, timeout: float
+) -> None:
     """Pull exactly ``media_ids`` (with images) into ``folder``, resuming the download a
     run stopped midway left beside it."""
     import vlanalyze as vla
-    from vlanalyze.errors import DownloadError
+    from vlanalyze.errors import DownloadError, ExportTimeoutError
 
     task_id = _interrupted_task(folder)
     doing = "Resuming the fetch of" if task_id else "Fetching"
@@ -277,11 +290,19 @@ def _fetch_missing(dataset_id: str, media_ids: list[str], folder: Path, quiet: b
                 include_images=True,
                 media_ids=media_ids,
                 task_id=task_id,
+                timeout=timeout,
                 on_progress=reporter.callback("Downloading"),
             )
         except DownloadError as exc:
             raise DownloadError(
                 exc.message, hint="run the same command again: it resumes this download"
+            ) from None
+        except ExportTimeoutError as exc:
+            raise ExportTimeoutError(
+                exc.message,
+                task_id=exc.task_id,
+                hint="run the same command again later (it starts a new export), or give "
+                "--fetch-timeout more seconds",
             ) from None
     for warning in pulled.warnings:
         click.echo(f"Note: {warning}", err=True)

@@ -32,7 +32,7 @@ from vlanalyze.materialize._record import (
     write_record,
     writing,
 )
-from vlanalyze.materialize._sources import folder_of
+from vlanalyze.materialize._sources import LINK_MODES, folder_of
 from vlanalyze.materialize._state import (
     FILES_FILE,
     MANIFEST_FILE,
@@ -136,7 +136,7 @@ def materialize(
         side_written = _write_sides(out, sides)
         pruned = _prune(out, stale, plan.previous) if stale else 0
         manifest, listed = ending.result()
-    if plan.mode in ("copy", "reflink") and todo.height:
+    if plan.mode not in LINK_MODES and todo.height:
         listed = _as_written(out, todo, listed)
     manifest_written = differs(out / MANIFEST_FILE, manifest)
     if manifest_written:
@@ -159,7 +159,7 @@ def materialize(
 
 def _verified(plan: Plan) -> pl.DataFrame:
     """The table, with skips whose content differs from their source turned into writes."""
-    if plan.mode not in ("copy", "reflink"):
+    if plan.mode in LINK_MODES:
         return plan.table  # a hard link's inode or a symlink's target were checked exactly
     actions = [
         "write"

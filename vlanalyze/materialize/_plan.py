@@ -32,7 +32,7 @@ from vlanalyze.materialize import _names as names_mod
 from vlanalyze.materialize._items import all_labels, boxes_of, items_of
 from vlanalyze.materialize._layouts import LAYOUTS, image_dests, layout_notes, side_files
 from vlanalyze.materialize._selection import HasTable, SelectionTable, read_selection
-from vlanalyze.materialize._sources import resolve_sources
+from vlanalyze.materialize._sources import LINK_MODES, resolve_sources
 from vlanalyze.materialize._state import (
     FILES_FILE,
     MANIFEST_FILE,
@@ -378,7 +378,7 @@ def _template_notes(template: str | None, layout: str) -> list[str]:
 
 
 def _check_mode(table: pl.DataFrame, mode: str, out: Path, layout: str) -> None:
-    if mode not in ("hardlink", "symlink") or layout == "csv":
+    if mode not in LINK_MODES or layout == "csv":
         return
     kinds = set(table["kind"].drop_nulls().unique())
     if kinds - {"file"}:

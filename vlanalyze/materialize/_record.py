@@ -50,8 +50,8 @@ def _unsettled(files: pl.DataFrame, previous: dict[str, int]) -> pl.DataFrame:
     before it rewrote the file leaves no file of its own that looks edited by someone."""
     if not previous:
         return files
-    before = pl.DataFrame({"path": list(previous), "before": list(previous.values())},
-                          {"path": pl.String, "before": pl.Int64})  # fmt: skip
+    before = pl.DataFrame({"path": list(previous), "bytes": list(previous.values())},
+                          _FILES_SCHEMA).rename({"bytes": "before"})  # fmt: skip
     same = pl.col("before").is_null() | (pl.col("before") == pl.col("bytes"))
     return files.join(before, on="path", how="left", maintain_order="left").select(
         "path", bytes=pl.when(same).then(pl.col("bytes")).otherwise(-1)

@@ -29,6 +29,7 @@ from vlanalyze.query._export import Export
 from vlanalyze.query._open import open_export
 
 __all__ = [
+    "LINK_MODES",
     "SOURCE_SCHEMA",
     "folder_of",
     "is_url",

@@ -22,7 +22,7 @@ from vlanalyze._fs import TEMP_PREFIX, ProgressCallback
 from vlanalyze.errors import Fix, MaterializeError
 from vlanalyze.materialize._copy import Copier
 from vlanalyze.materialize._plan import Plan
-from vlanalyze.materialize._sources import folder_of, store_error, url_filesystem
+from vlanalyze.materialize._sources import LINK_MODES, folder_of, store_error, url_filesystem
 from vlanalyze.materialize._state import link_target
 
 __all__ = ["clear_temp_files", "write_images"]
@@ -47,7 +47,7 @@ def write_images(
     if clear:
         clear_temp_files(plan.out, existing, todo["dest"])
     workers = workers or 2
-    put = _linker(plan, todo) if plan.mode in ("hardlink", "symlink") else None
+    put = _linker(plan, todo) if plan.mode in LINK_MODES else None
     opener = _url_opener(todo, plan.storage_options)
     done = 0
     last = 0.0

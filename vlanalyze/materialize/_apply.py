@@ -106,14 +106,7 @@ def materialize(
     table = _verified(plan) if verify else plan.table
     todo = table.filter(pl.col("action") == "write")
     if images_only:
-        # After Plan.begin, every destination of the plan is recorded as ours: a task
-        # retried by its engine rewrites what it wrote before.
-        ours = dict.fromkeys(todo["dest"].to_list(), -1)
-        plan = dataclasses.replace(plan, previous={**plan.previous, **ours})
-        notes = write_images(plan, todo, on_progress, workers, clear=True)
-        written = int(todo["bytes"].fill_null(0).sum())
-        return MaterializeResult(plan.out, todo.height, table.height - todo.height, 0, 0,
-                                 written, notes)  # fmt: skip
+        return _images_only(plan, table, todo, on_progress, workers)
     out = plan.out
     sides = _sides_to_write(plan, verify)
     files = files_of(table, plan, -1)  # (the manifest's size is known once it is made)
@@ -155,6 +148,24 @@ def materialize(
         record_written=began or wrote,
         left=sum(os.path.lexists(out / p) for p in kept),
     )
+
+
+def _images_only(
+    plan: Plan,
+    table: pl.DataFrame,
+    todo: pl.DataFrame,
+    on_progress: ProgressCallback | None,
+    workers: int | None,
+) -> MaterializeResult:
+    """Write ``todo``'s images only: one partition of a plan, after :meth:`Plan.begin`
+    recorded every destination of the whole plan as ours (so a task retried by its
+    engine rewrites what it wrote before)."""
+    ours = dict.fromkeys(todo["dest"].to_list(), -1)
+    plan = dataclasses.replace(plan, previous={**plan.previous, **ours})
+    notes = write_images(plan, todo, on_progress, workers, clear=True)
+    written = int(todo["bytes"].fill_null(0).sum())
+    skipped = table.height - todo.height
+    return MaterializeResult(plan.out, todo.height, skipped, 0, 0, written, notes)
 
 
 def _verified(plan: Plan) -> pl.DataFrame:

@@ -64,6 +64,39 @@ def test_file_path_wins_over_name(tmp_path: Path, export_kit: Any) -> None:
         assert ex.info.images.ambiguous == 0
 
 
+def test_a_file_another_item_names_is_never_a_fallback(tmp_path: Path, export_kit: Any) -> None:
+    """A partial images/ folder: an item whose image is absent must not take the one
+    file of the same name that another item's file_path (or media id) names."""
+    kit = export_kit
+    folder = tmp_path / "export"
+    kit.write_json(
+        folder / "metadata.json",
+        [
+            kit.item("gone1", file_path="a/x.jpg", file_name="x.jpg"),  # absent
+            kit.item("has-x", file_path="b/x.jpg", file_name="x.jpg"),  # present
+            kit.item("gone2", file_path="a/has-id.jpg", file_name="has-id.jpg"),  # absent
+            kit.item("has-id", file_path="elsewhere/q.jpg", file_name="q.jpg"),  # by its id
+            kit.item("twin1", file_path="c/t.jpg", file_name="t.jpg"),  # absent
+            kit.item("twin2", file_path="d/t.jpg", file_name="t.jpg"),  # absent
+        ],
+    )
+    for rel in ["b/x.jpg", "has-id.jpg", "e/t.jpg"]:
+        (folder / "images" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / "images" / rel).write_bytes(b"x")
+    with open_export(folder, cache_dir=tmp_path / "cache") as ex:
+        paths = dict(ex.media.select("media_id", "image_path").collect().iter_rows())
+        counts = asdict(ex.info.images)
+    assert paths == {
+        "gone1": None,
+        "has-x": "images/b/x.jpg",
+        "gone2": None,
+        "has-id": "images/has-id.jpg",
+        "twin1": None,  # one file e/t.jpg, two items named t.jpg: whose is it?
+        "twin2": None,
+    }
+    assert counts == {"files": 3, "found": 2, "missing": 4, "ambiguous": 2}
+
+
 def test_no_images_folder(hand_json: Path, tmp_path: Path) -> None:
     with open_export(hand_json.parent, cache_dir=tmp_path / "cache") as ex:
         assert asdict(ex.info.images) == {"files": 0, "found": 0, "missing": 5, "ambiguous": 0}

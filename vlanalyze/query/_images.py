@@ -3,8 +3,10 @@
 The naming inside an export's ``images/`` folder is undocumented, so an item is
 matched, in this order, by its ``file_path`` (mirrored under ``images/``), by its
 ``media_id`` (a file named ``<media_id>.<ext>``), and by its ``file_name`` when exactly
-one image file has that name. File names repeat (video frames are all
-``output_00000N.jpg``), so a name shared by several files is *ambiguous*, not a match.
+one image file, and one item, has that name. A file another item's ``file_path`` names
+is that item's, never a fallback for an item whose own image is missing (a partial
+``images/`` folder). File names repeat (video frames are all ``output_00000N.jpg``), so
+a name shared by several files or items is *ambiguous*, not a match.
 
 It reads file listings only, never image bytes.
 """
@@ -88,21 +90,21 @@ def match_images(
     by_path = media.select("media_id", rel=pl.col("file_path").str.strip_chars_start("/")).join(
         images.select("rel"), on="rel", how="inner"
     )
-    by_id = media.select("media_id").join(
-        images.select("rel", media_id="stem").unique("media_id", keep="none"),
+    # A file another item's file_path names is that item's: never an id or name match.
+    free = images.join(by_path.select("rel"), on="rel", how="anti")
+    left = media.join(by_path.select("media_id"), on="media_id", how="anti")
+    by_id = left.select("media_id").join(
+        free.select("rel", media_id="stem").unique("media_id", keep="none"),
         on="media_id",
         how="inner",
     )
-    name_counts = images.group_by("name").agg(n=pl.len(), rel=pl.col("rel").first())
-    by_name = media.select("media_id", name="file_name").join(name_counts, on="name")
-    ambiguous_ids = by_name.filter(pl.col("n") > 1).select("media_id")
-    by_name = by_name.filter(pl.col("n") == 1).select("media_id", "rel")
-    matched = (
-        pl.concat([by_path, by_id, by_name], how="vertical")
-        .unique("media_id", keep="first", maintain_order=True)
-        .select("media_id", image_path=pl.lit(IMAGES_DIR + "/") + pl.col("rel"))
+    free = free.join(by_id.select("rel"), on="rel", how="anti")
+    left = left.join(by_id.select("media_id"), on="media_id", how="anti")
+    by_name, ambiguous = _by_name(left, free)
+    matched = pl.concat([by_path, by_id, by_name], how="vertical").unique(
+        "media_id", keep="first", maintain_order=True
     )
-    ambiguous = ambiguous_ids.join(matched, on="media_id", how="anti").height
+    matched = matched.select("media_id", image_path=pl.lit(IMAGES_DIR + "/") + pl.col("rel"))
     return ImageMatch(
         paths=matched,
         found=matched.height,
@@ -111,3 +113,16 @@ def match_images(
         files=len(files),
         links=frozenset(f"{IMAGES_DIR}/{rel}" for rel in links),
     )
+
+
+def _by_name(left: pl.DataFrame, free: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Items of ``left`` (matched neither by path nor by id) matched by file name to a
+    ``free`` file (one no other item's path or id claims): only where exactly one free
+    file and one such item have that name. Also how many items a name leaves ambiguous."""
+    import polars as pl
+
+    files = free.group_by("name").agg(n=pl.len(), rel=pl.col("rel").first())
+    named = left.select("media_id", name="file_name").filter(pl.col("name").is_not_null())
+    named = named.with_columns(items=pl.len().over("name")).join(files, on="name")
+    single = (pl.col("n") == 1) & (pl.col("items") == 1)
+    return named.filter(single).select("media_id", "rel"), named.filter(~single).height

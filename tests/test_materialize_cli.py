@@ -463,9 +463,11 @@ def test_a_template_without_extension_is_noted(export: Path, sel: Path, tmp_path
     args = [str(export), str(sel), "-o", str(tmp_path / "o"), "--layout", "by-label"]
     result = _cli(*args, "--name", "{media_id}")
     assert result.exit_code == 0, result.output
-    assert "without the image's extension" in result.stderr and "add {ext}" in result.stderr
-    fine = _cli(*args[:3], str(tmp_path / "o2"), *args[4:], "--name", "{media_id}{ext}")
-    assert fine.exit_code == 0 and "extension" not in fine.stderr
+    assert "gives 3 names without an extension" in result.stderr
+    assert "add {ext}" in result.stderr
+    for i, fine_name in enumerate(("{media_id}{ext}", "{media_id}.jpg")):  # a literal one too
+        fine = _cli(*args[:3], str(tmp_path / f"o{i}"), *args[4:], "--name", fine_name)
+        assert fine.exit_code == 0 and "extension" not in fine.stderr
 
 
 def test_save_plan_inside_out_is_refused(export: Path, sel: Path, tmp_path: Path) -> None:

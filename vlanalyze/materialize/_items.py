@@ -3,14 +3,15 @@
 Label policy when the selection has no ``label`` column: an image's image-level label
 given by a person (source ``User``) first, then ``Model``, then ``Visual Layer``, ties
 broken by name; images with none are ``unlabeled``; without a ``split`` column every
-item is in ``train``. The ``hf`` layout also lists all labels. Reads only.
+item is in ``train``. The ``hf`` layout also lists all labels. A label or box whose
+category is null or blank names nothing and is left out. Reads only.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from vlanalyze.errors import SelectionError
+from vlanalyze.errors import MaterializeError, SelectionError
 from vlanalyze.materialize import _names as names_mod
 from vlanalyze.materialize._selection import SelectionTable
 from vlanalyze.query._export import Export
@@ -40,7 +41,9 @@ def items_of(export: Export, sel: SelectionTable) -> pl.DataFrame:
                 chosen.lazy(), on="media_id", how="left", maintain_order="left"
             )
     base = pl.coalesce(
-        pl.col("file_name"), pl.col("file_path").str.split("/").list.last(), pl.col("media_id")
+        _text(pl.col("file_name")),
+        _text(pl.col("file_path").str.split("/").list.last()),
+        pl.col("media_id"),
     )
     # {file_name} stays as the export has it; {stem} and {ext} are names_mod.split_name's.
     stem, ext = names_mod.split_names(pl.col("file_name"))
@@ -62,11 +65,37 @@ def items_of(export: Export, sel: SelectionTable) -> pl.DataFrame:
             f"{unknown.len()} media id(s) of the selection are not in the export: {shown}",
             hint="the selection must come from this export",
         )
+    if items.height > sel.frame.height:
+        _refuse_twice_listed(items)
     return items.drop("_known")
 
 
+def _text(column: pl.Expr) -> pl.Expr:
+    """``column`` with empty values as nulls (an empty name is no name)."""
+    return pl.when(column != "").then(column)
+
+
+def _refuse_twice_listed(items: pl.DataFrame) -> None:
+    """Raise for media ids the export lists on several rows: which row's image is it?"""
+    twice = items.filter(pl.col("media_id").is_duplicated())
+    media_id = twice["media_id"][0]
+    paths = twice.filter(pl.col("media_id") == media_id)["file_path"].to_list()
+    raise MaterializeError(
+        f"the export lists media id {media_id} {len(paths)} times (file_path "
+        f"{', '.join(map(repr, paths))}): it cannot tell which image is that item's",
+        hint="leave that id out of the selection, or export the dataset again",
+    )
+
+
+def _named_of(labels: pl.LazyFrame, sel: SelectionTable) -> pl.LazyFrame:
+    """The ``labels`` (or objects) of selected media that have a category name (a null
+    or blank one names nothing)."""
+    named = labels.filter(pl.col("category_name").str.strip_chars() != "")
+    return named.join(sel.frame.lazy().select("media_id"), on="media_id", how="semi")
+
+
 def _chosen_labels(export: Export, sel: SelectionTable) -> pl.DataFrame:
-    labels = export.labels.join(sel.frame.lazy().select("media_id"), on="media_id", how="semi")
+    labels = _named_of(export.labels, sel)
     rank = pl.col("source").replace_strict(
         _SOURCE_RANK, default=len(_SOURCE_RANK), return_dtype=pl.Int32
     )
@@ -80,7 +109,7 @@ def _chosen_labels(export: Export, sel: SelectionTable) -> pl.DataFrame:
 
 
 def all_labels(export: Export, sel: SelectionTable) -> dict[str, list[str]]:
-    labels = export.labels.join(sel.frame.lazy().select("media_id"), on="media_id", how="semi")
+    labels = _named_of(export.labels, sel)
     grouped = labels.group_by("media_id").agg(pl.col("category_name").unique().sort()).collect()
     return dict(zip(grouped["media_id"], grouped["category_name"].to_list(), strict=True))
 
@@ -89,7 +118,7 @@ def boxes_of(
     export: Export, sel: SelectionTable
 ) -> dict[str, list[tuple[str, float, float, float, float]]]:
     objects = (
-        export.objects.join(sel.frame.lazy().select("media_id"), on="media_id", how="semi")
+        _named_of(export.objects, sel)
         .filter(pl.col("bbox_w").is_not_null() & pl.col("bbox_h").is_not_null())
         .select("media_id", "category_name", "bbox_x", "bbox_y", "bbox_w", "bbox_h")
         .collect()

@@ -89,10 +89,14 @@ def side_files(
     return {}
 
 
-def layout_notes(layout: str, items: pl.DataFrame, files: Mapping[str, bytes]) -> list[str]:
+def layout_notes(
+    layout: str, items: pl.DataFrame, files: Mapping[str, bytes], boxes: Boxes
+) -> list[str]:
     """What a person should know of the layout's files (from :func:`side_files`)."""
     if layout == "yolo":
-        return _yolo_notes(items["split"].unique().to_list(), files)
+        return _yolo_notes(items["split"].unique().to_list(), files) + _clip_notes(items, boxes)
+    if layout == "imagefolder":
+        return _class_notes(items)
     if layout != "hf":
         return []
     notes = hf_notes(items["split"].unique().to_list())
@@ -110,14 +114,40 @@ def _classes(items: pl.DataFrame, boxes: Boxes) -> list[str]:
     return sorted({b[0] for m in items["media_id"] for b in boxes.get(m, ())})
 
 
-def _need_size(row: Mapping[str, Any], layout: str) -> tuple[int, int]:
+def _need_size(row: Mapping[str, Any], layout: str, what: str) -> tuple[int, int]:
     width, height = row["width"], row["height"]
     if not width or not height:
         raise MaterializeError(
-            f"{layout}: media {row['media_id']} has boxes but no width/height in the export",
+            f"{layout}: media {row['media_id']} has no width/height in the export, and {what}",
             hint="choose a layout without boxes (flat, by-label, imagefolder)",
         )
     return int(width), int(height)
+
+
+def _yolo_line(cls: int, box: Sequence[float], width: int, height: int) -> str | None:
+    """``class cx cy w h`` of a pixel box clipped to the image (Ultralytics drops an
+    image whose values leave [0, 1]); None when nothing of it is inside."""
+    x, y, w, h = box
+    x0, y0 = max(x, 0.0), max(y, 0.0)
+    x1, y1 = min(x + w, width), min(y + h, height)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return (
+        f"{cls} {(x0 + x1) / 2 / width:.6f} {(y0 + y1) / 2 / height:.6f} "
+        f"{(x1 - x0) / width:.6f} {(y1 - y0) / height:.6f}"
+    )
+
+
+def _outside(items: pl.DataFrame, boxes: Boxes) -> tuple[int, int]:
+    """How many boxes reach past their image (clipped by :func:`_yolo_line`), and how
+    many of those are wholly outside it (left out)."""
+    clipped = dropped = 0
+    for media_id, width, height in items.select("media_id", "width", "height").iter_rows():
+        for _c, x, y, w, h in boxes.get(media_id, ()) if width and height else ():
+            if x < 0 or y < 0 or x + w > width or y + h > height:
+                clipped += 1
+                dropped += min(x + w, width) <= max(x, 0) or min(y + h, height) <= max(y, 0)
+    return clipped, dropped
 
 
 def _yolo(items: pl.DataFrame, boxes: Boxes, out: Path) -> dict[str, bytes]:
@@ -128,13 +158,11 @@ def _yolo(items: pl.DataFrame, boxes: Boxes, out: Path) -> dict[str, bytes]:
         own = boxes.get(row["media_id"])
         if not own:
             continue  # Ultralytics needs no label file for an image without objects
-        width, height = _need_size(row, "yolo")
-        lines = [
-            f"{classes[c]} {(x + w / 2) / width:.6f} {(y + h / 2) / height:.6f} "
-            f"{w / width:.6f} {h / height:.6f}"
-            for c, x, y, w, h in own
-        ]
-        files[_label_file(row["split"], row["name"])] = ("\n".join(lines) + "\n").encode()
+        width, height = _need_size(row, "yolo", "it has boxes to normalize")
+        lines = [_yolo_line(classes[c], box, width, height) for c, *box in own]
+        kept = [line for line in lines if line is not None]
+        if kept:
+            files[_label_file(row["split"], row["name"])] = ("\n".join(kept) + "\n").encode()
     files["data.yaml"] = _data_yaml(out, items["split"].unique().to_list(), list(classes))
     return files
 
@@ -227,6 +255,34 @@ def _yolo_notes(splits: Sequence[str], files: Mapping[str, bytes]) -> list[str]:
     return notes
 
 
+def _clip_notes(items: pl.DataFrame, boxes: Boxes) -> list[str]:
+    clipped, dropped = _outside(items, boxes)
+    if not clipped:
+        return []
+    left = f", {dropped} of them wholly outside it, left out" if dropped else ""
+    return [f"yolo: {clipped} boxes reach past their image's edge{left}: the label files "
+            "hold them clipped to the image (Ultralytics drops an image whose label "
+            "values leave [0, 1])"]  # fmt: skip
+
+
+def _class_notes(items: pl.DataFrame) -> list[str]:
+    """ImageFolder numbers the classes of each split's folder on its own: a label some
+    split lacks shifts every later class's index there."""
+    per_split = items.group_by("split").agg(pl.col("label").unique()).rows()
+    if len(per_split) < 2:
+        return []
+    every = set().union(*(labels for _split, labels in per_split))
+    lacking = sorted((split, sorted(every - set(labels))) for split, labels in per_split)
+    lacking = [(split, labels) for split, labels in lacking if labels]
+    if not lacking:
+        return []
+    shown = "; ".join(f"{split} lacks {', '.join(labels[:3])}" for split, labels in lacking[:3])
+    return [f"imagefolder: the splits hold different labels ({shown}): torchvision's "
+            "ImageFolder numbers each split's classes on its own, so one index means "
+            "different labels; give every split the full class list (class_to_idx from "
+            "train) or select every label in every split"]  # fmt: skip
+
+
 def _yaml_str(text: str) -> str:
     """``text`` as a YAML double-quoted scalar that any YAML reader loads back exactly:
     printable ASCII as is, the rest escaped (``\\U`` for characters outside the BMP, which
@@ -255,12 +311,13 @@ def _coco(items: pl.DataFrame, boxes: Boxes) -> dict[str, bytes]:
     for row in items.iter_rows(named=True):
         doc = per_split[row["split"]]
         image_id = len(doc["images"]) + 1  # each split's file stands alone: ids from 1
+        width, height = _need_size(row, "coco", "COCO's images need them")
         doc["images"].append(
             {
                 "id": image_id,
                 "file_name": row["name"],
-                "width": row["width"],
-                "height": row["height"],
+                "width": width,
+                "height": height,
                 "media_id": row["media_id"],
             }
         )

@@ -270,7 +270,7 @@ def plan_materialize(
     plan = _finish(export, sel, out_path, layout, mode, name, images_root, table, extra,
                    absolute_links)  # fmt: skip
     plan.storage_options = dict(storage_options or {})
-    plan.notes = layout_notes(layout, items, extra) + _template_notes(name, layout)
+    plan.notes = layout_notes(layout, items, extra, boxes) + _template_notes(name, items)
     return plan
 
 
@@ -365,15 +365,17 @@ def _check_paths(dests: list[str], extra: list[str], template: str | None) -> No
         )
 
 
-def _template_notes(template: str | None, layout: str) -> list[str]:
-    """A name template without an extension field makes files that image readers skip."""
-    if template is None or layout == "csv":
+def _template_notes(template: str | None, items: pl.DataFrame) -> list[str]:
+    """Names a template gave without an extension make files image readers skip."""
+    if template is None or items["dest"].null_count() == items.height:  # (csv: no files)
         return []
-    if any(f"{{{field}}}" in template for field in ("ext", "file_name", "file_path")):
+    bare = items.filter(names_mod.split_names(pl.col("name"))[1] == "")
+    if bare.is_empty():
         return []
     return [
-        f"the name template {template!r} gives names without the image's extension: "
-        "torchvision's ImageFolder and datasets skip such files; add {ext}"
+        f"the name template {template!r} gives {bare.height} names without an extension "
+        f"(e.g. {bare['name'][0]!r}): torchvision's ImageFolder and datasets skip such "
+        "files; add {ext}"
     ]
 
 

@@ -97,6 +97,7 @@ def _read_bytes(data: bytes, name: str) -> pl.DataFrame:
         if data[:4] == b"PAR1":
             return pl.read_parquet(io.BytesIO(data))
         if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{":
+            data = data.removeprefix(b"\xef\xbb\xbf")  # (a BOM: CSV takes it, NDJSON not)
             return pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
         text = pl.read_csv(
             io.BytesIO(data), infer_schema_length=0, encoding="utf8-lossy", raise_if_empty=False
@@ -120,6 +121,7 @@ def _check(frame: pl.DataFrame, source: str) -> SelectionTable:
             hint="write it with a media_id column, e.g. vlanalyze sql EXPORT "
             "'SELECT media_id FROM media ...' -o sel.csv",
         )
+    _check_types(frame, columns, source)
     picked = frame.select(
         pl.col(columns[c]).cast(pl.String).alias(c)
         if c in columns
@@ -135,6 +137,20 @@ def _check(frame: pl.DataFrame, source: str) -> SelectionTable:
         _check_clashes(picked, source)
     digest = hashlib.sha256(picked.write_csv().encode("utf-8")).hexdigest()
     return SelectionTable(picked, source, digest, "label" in columns, "split" in columns)
+
+
+def _check_types(frame: pl.DataFrame, columns: dict[str, str], source: str) -> None:
+    """Raise if a used column holds lists or structs (``list(category_name) AS label``):
+    one value per row, as text or a number."""
+    for name in USED_COLUMNS:
+        dtype = frame.schema.get(columns.get(name, ""))
+        if dtype is not None and (dtype.is_nested() or dtype == pl.Object):
+            raise SelectionError(
+                f"the selection {source}'s {name} column holds {dtype} values, not one "
+                f"{name} per row",
+                hint=f"write one {name} per row (e.g. in SQL: unnest(...) AS {name}, or "
+                f"pick one with list[1])",
+            )
 
 
 def _check_clashes(unique: pl.DataFrame, source: str) -> None:

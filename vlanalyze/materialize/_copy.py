@@ -7,7 +7,7 @@ leaves nothing, or at most a temporary name, which the next run removes). Links 
 created in one system call, atomic by itself; replacing an older link goes through a
 temporary name too. Nothing here replaces a file an earlier run did not write. Copies
 keep the source's modification time (the next run's quick check relies on it). Raises
-OSError; the caller translates it.
+OSError, which the caller words (a damaged ZIP member: a MaterializeError).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from vlanalyze._fs import temp_sibling
+from vlanalyze.errors import MaterializeError
+from vlanalyze.materialize._zipsrc import ZIP_READ_ERRORS, split_zip_source
 
 __all__ = ["FICLONE", "Copier"]
 
@@ -155,12 +157,18 @@ class Copier:
             os.close(in_fd)
 
     def _from_zip(self, source: str, out_fd: int) -> None:
-        member, archive = source[len("zip://") :].split("::", 1)
+        member, archive = split_zip_source(source)
         zf = self._zips.get(archive)
         if zf is None:
             zf = self._zips[archive] = zipfile.ZipFile(archive)
-        with zf.open(member) as src:
-            _stream(src, out_fd)
+        try:
+            with zf.open(member) as src:
+                _stream(src, out_fd)
+        except ZIP_READ_ERRORS as exc:
+            raise MaterializeError(
+                f"the image {member!r} in {archive} is damaged: {exc}",
+                hint="download the export again (files already written are kept)",
+            ) from None
 
     def _from_url(self, source: str, out_fd: int) -> None:
         assert self._url_opener is not None

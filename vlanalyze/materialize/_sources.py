@@ -16,8 +16,6 @@ import os
 import posixpath
 import re
 import stat
-import struct
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from typing import Any
 import polars as pl
 
 from vlanalyze.errors import MaterializeError, redact_url
+from vlanalyze.materialize._zipsrc import zip_sources
 from vlanalyze.query._export import Export
 from vlanalyze.query._open import open_export
 
@@ -96,7 +95,7 @@ def _from_export(export: Export, media: pl.DataFrame, mode: str) -> pl.DataFrame
         return _frame([])
     if export.source.member is not None:
         pairs = list(zip(paths["media_id"], paths["image_path"], strict=True))
-        return _from_zip(export.root, export.source.zip_prefix, pairs)
+        return _frame(zip_sources(export.root, export.source.zip_prefix, pairs))
     root = os.path.abspath(export.root)
     if mode not in LINK_MODES:
         return _stat_files(root, paths.rows())
@@ -243,53 +242,6 @@ def _stat_files(root: str, pairs: list[tuple[str, str]]) -> pl.DataFrame:
     columns: dict[str, list[Any]] = {"media_id": ids, "source": sources}
     columns |= {"kind": ["file"] * len(ids), "bytes": sizes, "mtime_ns": mtimes, "dev": devs}
     return pl.DataFrame(columns, schema=SOURCE_SCHEMA)
-
-
-def _from_zip(archive: Path, prefix: str, pairs: list[tuple[str, str]]) -> pl.DataFrame:
-    with zipfile.ZipFile(archive) as zf:
-        infos = {i.filename: i for i in zf.infolist()}
-    rows = []
-    for media_id, rel in pairs:
-        info = infos.get(prefix + rel)
-        if info is None:
-            continue
-        rows.append(
-            {
-                "media_id": media_id,
-                "source": f"zip://{info.filename}::{os.path.abspath(archive)}",
-                "kind": "zip",
-                "bytes": info.file_size,
-                "mtime_ns": zip_mtime_ns(info),
-                "dev": None,
-            }
-        )
-    return _frame(rows)
-
-
-def zip_mtime_ns(info: zipfile.ZipInfo) -> int:
-    """A member's modification time as unzip sets it, in whole seconds, as ns: the
-    extended timestamp (UTC, to the second) where the member has one, else the DOS
-    time (local, to 2 seconds)."""
-    extended = _extended_mtime(info.extra)
-    if extended is not None:
-        return extended * 1_000_000_000
-    try:
-        stamp = dt.datetime(*info.date_time).timestamp()
-    except (ValueError, OverflowError):
-        stamp = 315532800.0  # 1980-01-01, the ZIP epoch
-    return int(stamp) * 1_000_000_000
-
-
-def _extended_mtime(extra: bytes) -> int | None:
-    """The mtime of a ZIP extra field's extended timestamp (0x5455), if it holds one."""
-    at = 0
-    while at + 4 <= len(extra):
-        kind, size = struct.unpack_from("<HH", extra, at)
-        data = extra[at + 4 : at + 4 + size]
-        if kind == 0x5455 and len(data) >= 5 and data[0] & 1:
-            return int(struct.unpack_from("<i", data, 1)[0])
-        at += 4 + size
-    return None
 
 
 def _safe_rel(file_path: str | None) -> str | None:

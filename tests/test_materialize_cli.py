@@ -450,6 +450,20 @@ def test_save_plan_never_replaces_a_file(export: Path, sel: Path, tmp_path: Path
     assert "already exists" in line and plan_file.read_text() == "mine"
 
 
+def test_a_run_that_stops_saves_no_plan(export: Path, sel: Path, tmp_path: Path) -> None:
+    """"Nothing was written" holds for --save-plan too, so the corrected run can save it."""
+    for image in (export / "images").rglob("*.jpg"):
+        image.rename(image.with_suffix(".gone"))
+    plan_file = tmp_path / "plan.parquet"
+    args = [str(export), str(sel), "-o", str(tmp_path / "out"), "--save-plan", str(plan_file)]
+    line = error_line(_cli(*args))
+    assert "not in the export" in line and "nothing was written" in line
+    assert not plan_file.exists()
+    for image in (export / "images").rglob("*.gone"):
+        image.rename(image.with_suffix(".jpg"))
+    assert _cli(*args, "-q").exit_code == 0 and plan_file.is_file()
+
+
 def test_absolute_links_without_symlinks_is_a_usage_error(
     export: Path, sel: Path, tmp_path: Path
 ) -> None:

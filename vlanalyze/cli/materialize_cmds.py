@@ -139,6 +139,8 @@ def materialize(
                 _check_fetched(plan, fetch_dataset, folder)
         if save_plan:
             _check_save_plan(Path(save_plan), plan.out)
+            if not dry_run:  # (a run that stops writes nothing, the plan neither)
+                _check(plan, dry_run)
             plan.write_parquet(save_plan)
         if dry_run:
             click.echo(_describe(plan, to_fetch, save_plan))

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -281,6 +282,49 @@ def test_a_broken_off_fetch_resumes_on_the_next_run(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".out-fetched-*.part"))
 
 
+def test_a_broken_off_fetch_whose_task_is_gone_starts_a_new_export(tmp_path: Path) -> None:
+    """The server forgot the task (expired, restarted): the next run drops the partial
+    download and exports again, instead of failing on that task forever."""
+    served, sel, _ids = _half_local(tmp_path)
+    local, out = tmp_path / "local", tmp_path / "out"
+    args = [str(local), str(sel), "-o", str(out), "-q", "--fetch-missing", DEMO_DATASET_ID]
+    with StandIn(served) as server:
+        server.polls_to_complete = 0
+        server.truncate_downloads = 100
+        assert "run the same command again" in error_line(_cli(*args, env=_stand_in_env(server)))
+        server.truncate_downloads = 0
+        server.tasks.clear()
+        result = _cli(*args, env=_stand_in_env(server))
+        assert result.exit_code == 0, result.output
+        assert "starting a new export" in result.stderr
+        assert len(server.tasks) == 1
+    assert len([k for k in tree(out) if k.endswith(".jpg")]) == 3
+    assert not list(tmp_path.glob(".out-fetched-*"))
+
+
+def test_a_fetched_archive_that_fails_to_extract_is_not_left_behind(tmp_path: Path) -> None:
+    served, sel, _ids = _half_local(tmp_path)
+    archive = tmp_path / "served.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(served.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(served).as_posix())
+    data = bytearray(archive.read_bytes())
+    with zipfile.ZipFile(archive) as zf:
+        info = zf.getinfo("images/img_001.jpg")
+    data[info.header_offset + 30 + len(info.filename) + len(info.extra) + 5] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    local, out = tmp_path / "local", tmp_path / "out"
+    args = [str(local), str(sel), "-o", str(out), "-q", "--fetch-missing", DEMO_DATASET_ID]
+    with StandIn(served, archive_file=archive) as server:
+        server.polls_to_complete = 0
+        for _ in range(2):
+            line = error_line(_cli(*args, env=_stand_in_env(server)))
+            assert "corrupt" in line
+            assert not list(tmp_path.glob(".out-fetched-*"))  # no hidden archive piles up
+    assert not out.exists()
+
+
 def test_an_export_that_does_not_finish_times_out(tmp_path: Path) -> None:
     served, sel, _ids = _half_local(tmp_path)
     local, out = tmp_path / "local", tmp_path / "out"
@@ -451,7 +495,7 @@ def test_save_plan_never_replaces_a_file(export: Path, sel: Path, tmp_path: Path
 
 
 def test_a_run_that_stops_saves_no_plan(export: Path, sel: Path, tmp_path: Path) -> None:
-    """"Nothing was written" holds for --save-plan too, so the corrected run can save it."""
+    """ "Nothing was written" holds for --save-plan too, so the corrected run can save it."""
     for image in (export / "images").rglob("*.jpg"):
         image.rename(image.with_suffix(".gone"))
     plan_file = tmp_path / "plan.parquet"

@@ -23,6 +23,8 @@ from vlanalyze.cli.query_cmds import export_options, open_for_cli
 from vlanalyze.errors import MaterializeError
 
 if TYPE_CHECKING:
+    from vlanalyze.fetch._client import VisualLayerClient
+    from vlanalyze.fetch._pull import PulledExport
     from vlanalyze.materialize._apply import MaterializeResult
     from vlanalyze.materialize._plan import Plan
 
@@ -276,38 +278,63 @@ def _fetch_missing(
     dataset_id: str, media_ids: list[str], folder: Path, quiet: bool, timeout: float
 ) -> None:
     """Pull exactly ``media_ids`` (with images) into ``folder``, resuming the download a
-    run stopped midway left beside it."""
+    run stopped midway left beside it; a task the server no longer has (expired, or
+    ended FAILED) is dropped with its partial download, and a new export started."""
     import vlanalyze as vla
-    from vlanalyze.errors import DownloadError, ExportTimeoutError
+    from vlanalyze.errors import APIError, ExportFailedError
 
     task_id = _interrupted_task(folder)
     doing = "Resuming the fetch of" if task_id else "Fetching"
     click.echo(f"{doing} {len(media_ids)} missing images into {folder}", err=True)
     with vla.VisualLayerClient.from_env() as client, Reporter(quiet) as reporter:
         try:
-            pulled = vla.pull_export(
-                client,
-                dataset_id,
-                folder,
-                include_images=True,
-                media_ids=media_ids,
-                task_id=task_id,
-                timeout=timeout,
-                on_progress=reporter.callback("Downloading"),
-            )
-        except DownloadError as exc:
-            raise DownloadError(
-                exc.message, hint="run the same command again: it resumes this download"
-            ) from None
-        except ExportTimeoutError as exc:
-            raise ExportTimeoutError(
-                exc.message,
-                task_id=exc.task_id,
-                hint="run the same command again later (it starts a new export), or give "
-                "--fetch-timeout more seconds",
-            ) from None
+            pulled = _pull(client, reporter, dataset_id, media_ids, folder, task_id, timeout)
+        except APIError as exc:
+            gone = isinstance(exc, ExportFailedError) or exc.status_code in (404, 410)
+            if task_id is None or not gone:
+                raise
+            folder.parent.joinpath(f".{folder.name}.{task_id}.zip.part").unlink(missing_ok=True)
+            click.echo(f"Note: {exc.message}; starting a new export", err=True)
+            pulled = _pull(client, reporter, dataset_id, media_ids, folder, None, timeout)
     for warning in pulled.warnings:
         click.echo(f"Note: {warning}", err=True)
+
+
+def _pull(
+    client: VisualLayerClient,
+    reporter: Reporter,
+    dataset_id: str,
+    media_ids: list[str],
+    folder: Path,
+    task_id: str | None,
+    timeout: float,
+) -> PulledExport:
+    """``pull_export`` of the images, its errors worded for materialize (no --task-id)."""
+    import vlanalyze as vla
+    from vlanalyze.errors import DownloadError, ExportTimeoutError
+
+    try:
+        return vla.pull_export(
+            client,
+            dataset_id,
+            folder,
+            include_images=True,
+            media_ids=media_ids,
+            task_id=task_id,
+            timeout=timeout,
+            on_progress=reporter.callback("Downloading"),
+        )
+    except DownloadError as exc:
+        raise DownloadError(
+            exc.message, hint="run the same command again: it resumes this download"
+        ) from None
+    except ExportTimeoutError as exc:
+        raise ExportTimeoutError(
+            exc.message,
+            task_id=exc.task_id,
+            hint="run the same command again later (it starts a new export), or give "
+            "--fetch-timeout more seconds",
+        ) from None
 
 
 def _interrupted_task(folder: Path) -> str | None:

@@ -23,7 +23,7 @@ from typing import Any
 from vlanalyze._fs import ProgressCallback, ensure_empty_folder, lock_fd, write_text_atomic
 from vlanalyze._metadata import METADATA_NAMES, READ_ORDER, info_from_json_head, read_export_info
 from vlanalyze._version import __version__
-from vlanalyze.errors import DownloadError, SelectionError, VLAnalyzeError
+from vlanalyze.errors import ArchiveError, DownloadError, SelectionError, VLAnalyzeError
 from vlanalyze.fetch._archive import extract_archive
 from vlanalyze.fetch._client import ExportTask, VisualLayerClient
 from vlanalyze.fetch._download import download_file
@@ -171,15 +171,17 @@ def pull_export(
     zip_path = _download(client, task, dest, on_progress)
     if resumed:  # today's flags say nothing of a task started earlier: read its archive
         request = _request_of_archive(zip_path)
-    count = _count_media(zip_path)
     try:
+        count = _count_media(zip_path)
         warnings = _check_count(count, dataset_id, request)
-    except SelectionError:
-        zip_path.unlink()  # an empty export: nothing to extract, nothing to resume
+        if on_step is not None:
+            on_step("extract")
+        extract_archive(zip_path, dest, overwrite=overwrite, on_progress=on_progress)
+    except (SelectionError, ArchiveError):
+        # An empty export, or a corrupt or hostile archive: nothing here to resume (a
+        # second run downloads it again), so the hidden archive must not stay behind.
+        zip_path.unlink(missing_ok=True)
         raise
-    if on_step is not None:
-        on_step("extract")
-    extract_archive(zip_path, dest, overwrite=overwrite, on_progress=on_progress)
     _write_provenance(dest, client, task, request, _sha256(zip_path), count, warnings)
     zip_path.unlink()
     return PulledExport(dest, count, warnings)

@@ -144,3 +144,17 @@ def test_an_ndjson_selection_with_a_bom_is_read(tmp_path: Path) -> None:
     path.write_bytes(b'\xef\xbb\xbf{"media_id": "a", "label": "x"}\n')
     selection = vla.read_selection(path)
     assert selection.frame.rows() == [("a", "x", None)]
+
+
+def test_default_names_part_ids_that_differ_only_in_case_or_unsafe_characters(
+    tmp_path: Path,
+) -> None:
+    """Non-UUID ids ``id-1``/``ID-1`` (one name on macOS and Windows) and ``a:b``/``a_b``
+    (one name once made safe) still give distinct default names."""
+    ids = ["id-1", "ID-1", "a:b", "a_b", "uniq"]
+    export = write_export(tmp_path / "ex", [item(m, f"p{i}/x.jpg") for i, m in enumerate(ids)])
+    _run(export, tmp_path / "o", ids)
+    names = sorted(p.name for p in (tmp_path / "o").glob("*.jpg"))
+    assert len(names) == 5 and len({n.lower() for n in names}) == 5
+    assert "x__uniq.jpg" in names  # the others keep the short name
+    assert all(n.startswith(("x__id-1-", "x__ID-1-", "x__a_b-")) for n in names if "uniq" not in n)

@@ -12,6 +12,7 @@ alike. Pure string work: nothing here touches a disk.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import string
 import unicodedata
@@ -93,21 +94,34 @@ def render_names(frame: pl.DataFrame, template: str | None) -> pl.Series:
     of the stem or extension goes, a stem Windows reserves (``con.tar``) takes a ``_``,
     and a name over ``MAX_NAME_BYTES`` is cut in its stem (see :func:`_joined`). Names
     are made safe first, then compared: names that meet (as :func:`name_key` compares
-    them) take the full id.
+    them) take the full id, and those that still meet (ids differing only in case, or in
+    characters made safe) the full id and a digest of it.
     """
     if template is not None:
         check_template(template)
         rows = frame.select(FIELDS).to_dicts()
         return pl.Series("name", [template.format_map(row) for row in rows], dtype=pl.String)
     short = _joined(frame, "media_id8")  # (long names are cut there, safe or not)
+    safe = frame
     if short.str.contains(_NEEDS_CARE).any():
-        frame = _safe_parts(frame)  # (rare: one scan above keeps the common case fast)
-        short = _joined(frame, "media_id8")
+        safe = _safe_parts(frame)  # (rare: one scan above keeps the common case fast)
+        short = _joined(safe, "media_id8")
     # Two short names that meet, case and normalization ignored: both take the full id.
     met = _keys(short).is_duplicated()
     if not met.any():
         return short
-    return short.zip_with(~met, _joined(_safe_parts(frame), "media_id")).alias("name")
+    safe = _safe_parts(safe)
+    names = short.zip_with(~met, _joined(safe, "media_id")).alias("name")
+    still = _keys(names).is_duplicated()  # ids that differ only in case or unsafe characters
+    if not still.any():
+        return names
+    return names.zip_with(~still, _joined(_digested(safe, frame["media_id"]), "media_id"))
+
+
+def _digested(safe: pl.DataFrame, ids: pl.Series) -> pl.DataFrame:
+    """``safe`` with each (safe) media id followed by a digest of the id as given."""
+    digests = [hashlib.sha256(m.encode("utf-8")).hexdigest()[:8] for m in ids]
+    return safe.with_columns(media_id=pl.col("media_id") + "-" + pl.Series(digests))
 
 
 # Characters Windows forbids in a name, and "/" (a file name is one path component).

@@ -103,3 +103,27 @@ def test_a_damaged_member_is_one_clear_line_and_no_file(tmp_path: Path) -> None:
     assert "images/p/b.jpg" in last and "is damaged" in last and "download the export" in last
     assert not (out / "b__b.jpg").exists()  # never presented as complete
     assert not [p for p in out.rglob("*") if ".vlanalyze" in p.name and "tmp" in p.name]
+
+
+def test_utf8_names_without_the_utf8_flag_are_found(tmp_path: Path) -> None:
+    """Info-ZIP's ``zip -r`` on Linux stores UTF-8 names without the UTF-8 flag (Python
+    reads them as cp437): the image is found in place and extracted under its name, as
+    ``unzip`` does."""
+    name = "p/café.jpg"
+    folder = write_export(tmp_path / "folder", [item("u", name)])
+    archive = tmp_path / "export.zip"
+    stand_in = "p/cafXX.jpg"  # ASCII, as many bytes as the UTF-8 name: no flag is set
+    assert len(stand_in) == len(name.encode())
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(folder / "metadata.json", "metadata.json")
+        zf.write(folder / "images" / name, "images/" + stand_in)
+    data = archive.read_bytes().replace(stand_in.encode(), name.encode())
+    archive.write_bytes(data)
+    with zipfile.ZipFile(archive) as zf:
+        assert "images/p/caf├⌐.jpg" in zf.namelist()  # what Python makes of it
+    with vla.open_export(archive, cache_dir=tmp_path / "cache") as ex:
+        assert ex.info.images.found == 1
+        vla.materialize(vla.plan_materialize(ex, pl.DataFrame({"media_id": ["u"]}), tmp_path / "o"))
+    assert tree(tmp_path / "o")["café__u.jpg"] == jpeg(name)
+    vla.extract_archive(archive, tmp_path / "x")
+    assert (tmp_path / "x/images/p/café.jpg").read_bytes() == jpeg(name)

@@ -3,7 +3,8 @@
 The metadata file names, telling a ZIP, a JSON and a Parquet file apart by their first
 bytes, and reading an export's ``info`` block cheaply: from the head of a
 ``metadata.json`` (Visual Layer writes ``info`` before ``media_items``) or from the
-key-value metadata of a ``metadata.parquet``. It never reads the media items, imports
+key-value metadata of a ``metadata.parquet``; the names of a ZIP's members as ``unzip``
+shows them (:func:`zip_member_name`). It never reads the media items, imports
 no other vlanalyze module but :mod:`vlanalyze.errors`, and never writes.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,6 +23,7 @@ __all__ = [
     "info_from_json_head",
     "read_export_info",
     "sniff_format",
+    "zip_member_name",
 ]
 
 METADATA_NAMES = ("metadata.json", "metadata.parquet")
@@ -149,3 +152,20 @@ def _skip(text: str, pos: int) -> int:
     if pos >= len(text):
         raise _NeedMore
     return pos
+
+
+def zip_member_name(info: zipfile.ZipInfo, name: str | None = None) -> str:
+    """A member's name (``name``, default ``info.filename``) as ``unzip`` shows it.
+
+    Info-ZIP's ``zip`` on Linux stores UTF-8 names without the ZIP's UTF-8 flag, and
+    Python then decodes them as cp437 (``café`` reads ``caf├⌐``): a flagless name
+    whose bytes are valid UTF-8 is taken as UTF-8, as ``unzip`` does. Open the member
+    by its ``ZipInfo``, not by this name.
+    """
+    name = info.filename if name is None else name
+    if info.flag_bits & 0x800 or name.isascii():
+        return name
+    try:
+        return name.encode("cp437").decode("utf-8")
+    except UnicodeError:
+        return name

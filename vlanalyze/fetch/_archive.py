@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from vlanalyze._fs import ProgressCallback, ensure_empty_folder, make_temp_folder, replace_folder
+from vlanalyze._metadata import zip_member_name
 from vlanalyze.errors import ArchiveError, MaterializeError, UnsafeArchiveError
 
 __all__ = [
@@ -158,7 +159,7 @@ def _plan(infos: Iterable[zipfile.ZipInfo], *, max_members: int, max_total_size:
     files: list[tuple[zipfile.ZipInfo, tuple[str, ...]]] = []
     total = 0
     for info in infos:
-        member = info.orig_filename
+        member = zip_member_name(info, info.orig_filename)
         parts = safe_member_path(member).parts
         _check_kind(info)
         is_dir = member.endswith("/")

@@ -17,6 +17,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from vlanalyze._metadata import zip_member_name
 from vlanalyze.errors import MaterializeError
 
 __all__ = ["ZIP_READ_ERRORS", "split_zip_source", "zip_sources"]
@@ -26,7 +27,7 @@ def zip_sources(archive: Path, prefix: str, pairs: list[tuple[str, str]]) -> lis
     """SOURCE_SCHEMA rows of the members ``prefix + rel`` of ``archive`` for ``pairs``
     (media_id, rel) that it holds; a member whose bytes are not the image is refused."""
     with zipfile.ZipFile(archive) as zf:
-        infos = {i.filename: i for i in zf.infolist()}
+        infos = {zip_member_name(i): i for i in zf.infolist()}
     rows = []
     for media_id, rel in pairs:
         info = infos.get(prefix + rel)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vlanalyze._metadata import METADATA_NAMES, READ_ORDER, sniff_format
+from vlanalyze._metadata import METADATA_NAMES, READ_ORDER, sniff_format, zip_member_name
 from vlanalyze.errors import ArchiveError, ExportFormatError
 from vlanalyze.query._sql import is_fault
 
@@ -176,5 +176,6 @@ def copy_member(source: Source, work: Path) -> Path:
 
 
 def zip_names(source: Source) -> list[str]:
+    """The members of the export's ZIP, named as ``unzip`` names them."""
     with zipfile.ZipFile(source.metadata) as zf:
-        return zf.namelist()
+        return [zip_member_name(info) for info in zf.infolist()]

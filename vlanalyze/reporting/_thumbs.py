@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from vlanalyze._fs import ProgressCallback, write_bytes_atomic
+from vlanalyze._metadata import zip_member_name
 
 SIZE = 176  # px, the longer side
 QUALITY = 80
@@ -58,10 +59,7 @@ class Thumbnailer:
     def _stamp(self, image_path: str) -> str | None:
         """What identifies this version of the image, or None when it is not there."""
         if self.in_zip is not None:
-            if self._zip_info is None:
-                with zipfile.ZipFile(self.root) as zf:
-                    self._zip_info = {i.filename: i for i in zf.infolist()}
-            info = self._zip_info.get(self.in_zip + image_path)
+            info = self._zip_infos().get(self.in_zip + image_path)
             return None if info is None else f"{info.file_size}:{info.CRC}"
         path = (self.root / image_path).resolve()
         if not path.is_relative_to(self.root.resolve()) or not path.is_file():
@@ -71,8 +69,15 @@ class Thumbnailer:
 
     def _read(self, image_path: str) -> bytes:
         if self.in_zip is not None:
-            return self._zip().read(self.in_zip + image_path)
+            return self._zip().read(self._zip_infos()[self.in_zip + image_path])
         return (self.root / image_path).read_bytes()
+
+    def _zip_infos(self) -> dict[str, zipfile.ZipInfo]:
+        """The ZIP's members by their names as ``unzip`` shows them."""
+        if self._zip_info is None:
+            with zipfile.ZipFile(self.root) as zf:
+                self._zip_info = {zip_member_name(i): i for i in zf.infolist()}
+        return self._zip_info
 
     def thumbnail(self, image_path: str) -> bytes | None:
         """The JPEG thumbnail of ``image_path`` (relative to the export), or None."""

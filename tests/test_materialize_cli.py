@@ -325,6 +325,27 @@ def test_a_fetched_archive_that_fails_to_extract_is_not_left_behind(tmp_path: Pa
     assert not out.exists()
 
 
+def test_images_fetched_earlier_are_reused_when_the_selection_changes(tmp_path: Path) -> None:
+    """Following the hint (leave out what Visual Layer lacks) or growing the selection
+    fetches only what no earlier fetch beside OUT holds."""
+    served, sel, ids = _half_local(tmp_path)
+    local, out = tmp_path / "local", tmp_path / "out"
+    args = [str(local), str(sel), "-o", str(out), "-q", "--fetch-missing", DEMO_DATASET_ID]
+    with StandIn(served) as server:
+        server.polls_to_complete = 0
+        assert _cli(*args, env=_stand_in_env(server)).exit_code == 0  # ids[1:3] fetched
+        pl.DataFrame({"media_id": ids[1:4]}).write_csv(sel)  # ids[3] is new
+        result = _cli(*args, env=_stand_in_env(server))
+        assert result.exit_code == 0, result.output
+        second = [t for t in server.tasks.values() if t.selection][-1]
+        assert second.selection[0]["payload"]["media_ids"] == [ids[3]]
+        assert len(server.tasks) == 2
+        pl.DataFrame({"media_id": ids[1:3]}).write_csv(sel)  # all fetched already
+        again = _cli(*args, env={"VL_BASE_URL": "http://127.0.0.1:9"})  # no server needed
+        assert again.exit_code == 0, again.output
+    assert len(server.tasks) == 2
+
+
 def test_an_export_that_does_not_finish_times_out(tmp_path: Path) -> None:
     served, sel, _ids = _half_local(tmp_path)
     local, out = tmp_path / "local", tmp_path / "out"

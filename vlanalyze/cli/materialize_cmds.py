@@ -12,6 +12,8 @@ import glob
 import hashlib
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -133,12 +135,9 @@ def materialize(
         plan = plan_materialize(ex, sel, output, **options)
         to_fetch = 0  # missing images a real run would fetch (dry run only)
         if plan.missing and fetch_dataset and layout != "csv":
-            folder = _fetched(plan, fetch_dataset, Path(output), dry_run, quiet, fetch_timeout)
-            if folder is None:
-                to_fetch = len(plan.missing)
-            else:
-                plan = plan_materialize(ex, sel, output, extra_sources=[folder], **options)
-                _check_fetched(plan, fetch_dataset, folder)
+            fetching = _Fetching(fetch_dataset, dry_run, quiet, fetch_timeout)
+            plan, to_fetch = _with_fetched(plan, fetching, lambda extra: plan_materialize(
+                ex, sel, output, extra_sources=extra, **options))  # fmt: skip
         if save_plan:
             _check_save_plan(Path(save_plan), plan.out)
             if not dry_run:  # (a run that stops writes nothing, the plan neither)
@@ -246,21 +245,43 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-def _fetched(
-    plan: Plan, dataset_id: str, output: Path, dry_run: bool, quiet: bool, timeout: float
-) -> Path | None:
-    """The folder holding the plan's missing images, fetched now or by an earlier run;
-    None in a dry run that would fetch them (it fetches nothing)."""
-    if plan.conflicts and not dry_run:  # a run that will fail downloads nothing
-        _check(plan, dry_run)
-    folder = _fetch_folder(plan.missing, output)
-    if _fetched_before(folder):
-        click.echo(f"Using images fetched earlier in {folder}", err=True)
-    elif dry_run:
-        return None
-    else:
-        _fetch_missing(dataset_id, plan.missing, folder, quiet, timeout)
-    return folder
+@dataclass(frozen=True)
+class _Fetching:
+    """How --fetch-missing runs."""
+
+    dataset_id: str
+    dry_run: bool
+    quiet: bool
+    timeout: float
+
+
+def _with_fetched(
+    plan: Plan, fetching: _Fetching, replan: Callable[[list[Path]], Plan]
+) -> tuple[Plan, int]:
+    """The plan with the images earlier runs fetched beside OUT, and those still missing
+    fetched now (``replan``: the plan with these extra exports); and how many images a
+    dry run would fetch."""
+    earlier = sorted(
+        folder
+        for folder in plan.out.parent.glob(f"{glob.escape(plan.out.name)}-fetched-*")
+        if _fetched_before(folder)
+    )
+    if earlier:
+        plan = replan(earlier)
+        if not plan.missing:
+            where = ", ".join(str(f) for f in earlier)
+            click.echo(f"Using images fetched earlier in {where}", err=True)
+            return plan, 0
+    if plan.conflicts and not fetching.dry_run:  # a run that will fail downloads nothing
+        _check(plan, fetching.dry_run)
+    folder = _fetch_folder(plan.missing, plan.out)
+    if folder not in earlier:
+        if fetching.dry_run:
+            return plan, len(plan.missing)
+        _fetch_missing(fetching, plan.missing, folder)
+        plan = replan([*earlier, folder])
+    _check_fetched(plan, fetching.dataset_id, folder)
+    return plan, 0
 
 
 def _fetch_folder(media_ids: list[str], output: Path) -> Path:
@@ -274,9 +295,7 @@ def _fetched_before(folder: Path) -> bool:
     return (folder / "metadata.json").is_file() or (folder / "metadata.parquet").is_file()
 
 
-def _fetch_missing(
-    dataset_id: str, media_ids: list[str], folder: Path, quiet: bool, timeout: float
-) -> None:
+def _fetch_missing(fetching: _Fetching, media_ids: list[str], folder: Path) -> None:
     """Pull exactly ``media_ids`` (with images) into ``folder``, resuming the download a
     run stopped midway left beside it; a task the server no longer has (expired, or
     ended FAILED) is dropped with its partial download, and a new export started."""
@@ -286,7 +305,8 @@ def _fetch_missing(
     task_id = _interrupted_task(folder)
     doing = "Resuming the fetch of" if task_id else "Fetching"
     click.echo(f"{doing} {len(media_ids)} missing images into {folder}", err=True)
-    with vla.VisualLayerClient.from_env() as client, Reporter(quiet) as reporter:
+    dataset_id, timeout = fetching.dataset_id, fetching.timeout
+    with vla.VisualLayerClient.from_env() as client, Reporter(fetching.quiet) as reporter:
         try:
             pulled = _pull(client, reporter, dataset_id, media_ids, folder, task_id, timeout)
         except APIError as exc:

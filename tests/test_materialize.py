@@ -1093,6 +1093,21 @@ def test_symlinks_in_the_export_images(boxed: Path, tmp_path: Path, mode: str) -
     assert _run(_open(boxed), _sel(A), out, mode=mode).nothing_to_do
 
 
+def test_hardlink_from_an_images_root_symlink_in_a_big_folder(tmp_path: Path) -> None:
+    """A folder much larger than the selection is stat-ed file by file, not listed: a
+    source there that is a relative symlink still lands as the file it points to."""
+    bare = write_export(tmp_path / "bare", [item("s1", "clip/x.jpg")], images=False)
+    root = tmp_path / "root"
+    write_images(tmp_path / "store", ["real.jpg"])
+    write_images(root / "clip", [f"other{i:04d}.jpg" for i in range(300)])
+    (root / "clip" / "x.jpg").symlink_to("../../store/real.jpg")
+    out = tmp_path / "o"
+    _run(_open(bare), _sel("s1"), out, mode="hardlink", images_root=root)
+    landed = out / "x__s1.jpg"
+    assert not landed.is_symlink() and landed.samefile(tmp_path / "store" / "real.jpg")
+    assert _run(_open(bare), _sel("s1"), out, mode="hardlink", images_root=root).nothing_to_do
+
+
 @pytest.mark.parametrize("mode", ["hardlink", "symlink"])
 def test_an_image_gone_since_the_export_was_opened(boxed: Path, tmp_path: Path, mode: str) -> None:
     """Links trust the listing made when the export was opened: an image removed since

@@ -515,6 +515,29 @@ def test_save_plan_never_replaces_a_file(export: Path, sel: Path, tmp_path: Path
     assert "already exists" in line and plan_file.read_text() == "mine"
 
 
+def test_an_empty_output_is_a_usage_error(export: Path, sel: Path, tmp_path: Path) -> None:
+    """``-o "$OUT"`` with OUT unset must not fill the current folder."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        result = _cli(str(export), str(sel), "-o", "")
+    finally:
+        os.chdir(here)
+    assert result.exit_code == 2 and "--output is empty" in result.output
+    assert not list(cwd.iterdir())
+
+
+def test_an_output_that_is_a_dangling_symlink_is_named(
+    export: Path, sel: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "dang").symlink_to("nowhere")
+    line = error_line(_cli(str(export), str(sel), "-o", str(tmp_path / "dang")))
+    assert "is a symbolic link to nowhere, which does not exist" in line
+    assert "create that folder" in line and not (tmp_path / "nowhere").exists()
+
+
 def test_a_run_that_stops_saves_no_plan(export: Path, sel: Path, tmp_path: Path) -> None:
     """ "Nothing was written" holds for --save-plan too, so the corrected run can save it."""
     for image in (export / "images").rglob("*.jpg"):

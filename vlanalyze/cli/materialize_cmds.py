@@ -123,6 +123,8 @@ def materialize(
 
     if absolute_links and mode != "symlink":
         raise click.UsageError("--absolute-links is for --mode symlink")
+    if not output.strip():
+        raise click.UsageError("--output is empty: name the output folder (an unset variable?)")
     sel = read_selection(selection)
     options: dict[str, Any] = {
         "layout": layout,

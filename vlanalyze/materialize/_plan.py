@@ -248,8 +248,16 @@ def plan_materialize(
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     if absolute_links and mode != "symlink":
         raise ValueError(f"absolute_links is for symlinks; mode is {mode!r}")
+    if not os.fspath(out).strip():
+        raise ValueError("out is empty: name the output folder (an unset variable?)")
     sel = read_selection(selection)
     out_path = Path(out).expanduser().absolute()
+    if out_path.is_symlink() and not out_path.exists():
+        raise MaterializeError(
+            f"the output folder {out_path} is a symbolic link to {os.readlink(out_path)}, "
+            "which does not exist",
+            hint="create that folder, or choose another output folder",
+        )
     items = items_of(export, sel)
     items = items.with_columns(name=names_mod.render_names(items, name))
     items = items.with_columns(dest=image_dests(layout, items))

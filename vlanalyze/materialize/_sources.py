@@ -189,7 +189,11 @@ def _local_files(root: str, wanted: pl.DataFrame, mode: str) -> pl.DataFrame:
     if not big:
         return found
     rest = wanted.filter(pl.col("folder").is_in(big)).select("media_id", "rel").rows()
-    return pl.concat([found, _stat_files(root, rest)], how="vertical")
+    stated = _stat_files(root, rest)
+    if mode == "hardlink":  # (stat follows a symlink: tell them apart, as the listing does)
+        stated_links = frozenset(rel for _id, rel in rest if os.path.islink(f"{root}/{rel}"))
+        stated = _resolved(stated, root, stated_links)
+    return pl.concat([found, stated], how="vertical")
 
 
 def _list_folder(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
@@ -1523,6 +1524,52 @@ def test_many_conflicts_say_how_many_more(tmp_path: Path) -> None:
     assert caught.value.hint == "move them away, or choose another output folder; see them all here"
 
 
+def test_a_plan_made_before_another_run_wrote_is_refused(boxed: Path, tmp_path: Path) -> None:
+    """Two runs into one OUT (two plans made before either applies): the second would
+    record only its own files and disown the first's. It is refused, writes nothing,
+    and planned again it completes with every file recorded."""
+    ex, out = _open(boxed), tmp_path / "o"
+    first = vla.plan_materialize(ex, _sel(A, B), out)
+    second = vla.plan_materialize(ex, _sel(C, D), out)
+    vla.materialize(first)
+    before = tree(out)
+    with pytest.raises(MaterializeError, match="changed since this plan was made"):
+        vla.materialize(second)
+    assert tree(out) == before
+    vla.materialize(vla.plan_materialize(ex, _sel(C, D), out))
+    assert len(_images(out)) == 4
+    all_four = _run(ex, _sel(A, B, C, D), out)  # all four are ours: none is a conflict
+    assert (all_four.written, all_four.skipped) == (0, 4)
+
+
+def test_a_run_into_a_folder_another_run_is_writing_is_refused(boxed: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    plan = vla.plan_materialize(_open(boxed), _sel(A), out)
+    out.mkdir()
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a run applying a plan holds it
+        with pytest.raises(MaterializeError, match="another vlanalyze run is writing into"):
+            vla.materialize(plan)
+    finally:
+        os.close(fd)
+    assert not list(out.iterdir())
+    assert vla.materialize(plan).written == 1
+
+
+@pytest.mark.parametrize("name", ["data.yaml", "manifest.csv"])
+def test_a_layout_file_that_appears_after_the_plan_is_left_alone(
+    boxed: Path, tmp_path: Path, name: str
+) -> None:
+    out = tmp_path / "o"
+    plan = vla.plan_materialize(_open(boxed), _sel(A, B), out, layout="yolo")
+    out.mkdir()
+    (out / name).write_text("mine")
+    with pytest.raises(MaterializeError, match=f"{name} appeared while vlanalyze was writing"):
+        vla.materialize(plan)
+    assert (out / name).read_text() == "mine"
+
+
 def test_a_record_that_cannot_be_written_is_a_materialize_error(
     boxed: Path, tmp_path: Path
 ) -> None:
@@ -1534,8 +1581,7 @@ def test_a_record_that_cannot_be_written_is_a_materialize_error(
     with pytest.raises(MaterializeError) as caught:
         vla.materialize(plan)
     assert caught.value.message == (
-        f"cannot write {parent / 'out' / 'vlanalyze-materialize.json'}: "
-        f"{parent} is a file, not a folder"
+        f"cannot write {parent / 'out'}: {parent} is a file, not a folder"
     )
     assert parent.read_bytes() == b"mine"
 

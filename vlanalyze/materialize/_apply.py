@@ -13,13 +13,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import stat
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
-from vlanalyze._fs import ProgressCallback, write_bytes_atomic
+from vlanalyze._fs import ProgressCallback, lock_fd, write_bytes_atomic
 from vlanalyze.errors import MaterializeError
 from vlanalyze.materialize._plan import Plan
 from vlanalyze.materialize._record import (
@@ -37,6 +39,7 @@ from vlanalyze.materialize._state import (
     FILES_FILE,
     MANIFEST_FILE,
     RECORD_FILE,
+    record_stamp,
 )
 from vlanalyze.materialize._verify import same_content
 from vlanalyze.materialize._writer import clear_temp_files, write_images
@@ -107,15 +110,53 @@ def materialize(
     todo = table.filter(pl.col("action") == "write")
     if images_only:
         return _images_only(plan, table, todo, on_progress, workers)
+    with _exclusive(plan):
+        return _apply(plan, table, todo, on_progress, workers, prune=prune, verify=verify)
+
+
+@contextmanager
+def _exclusive(plan: Plan) -> Iterator[None]:
+    """Hold OUT for this run alone (two runs into one folder would each record only
+    their own files, and clear each other's temporary files), and refuse a plan made
+    before another run changed OUT's record."""
+    out = plan.out
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)) if os.name != "nt" else -1
+    try:
+        if fd >= 0 and not lock_fd(fd, wait=False):
+            raise MaterializeError(
+                f"another vlanalyze run is writing into {out}", hint="run again once it is done"
+            )
+        if record_stamp(out) != plan.stamp:
+            raise MaterializeError(
+                f"{out} changed since this plan was made: another run wrote into it; "
+                "nothing was written",
+                hint="make the plan again (run the same command again)",
+            )
+        yield
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _apply(
+    plan: Plan,
+    table: pl.DataFrame,
+    todo: pl.DataFrame,
+    on_progress: ProgressCallback | None,
+    workers: int | None,
+    *,
+    prune: bool,
+    verify: bool,
+) -> MaterializeResult:
     out = plan.out
     sides = _sides_to_write(plan, verify)
     files = files_of(table, plan, -1)  # (the manifest's size is known once it is made)
-    left = plan.stale
-    stale = left if prune else []
-    kept = {} if prune else {p: plan.previous[p] for p in left}
-    if out.is_dir():  # one listing of each folder, then no write in OUT looks again
-        with writing(out):
-            _clear_left_temps(plan, table)
+    stale = plan.stale if prune else []
+    kept = {} if prune else {p: plan.previous[p] for p in plan.stale}
+    with writing(out):  # one listing of each folder, then no write in OUT looks again
+        _clear_left_temps(plan, table)
     with ThreadPoolExecutor(max_workers=1) as pool:
         # The manifest and the final record are made while the images are written: the
         # writing threads wait on the disk and on their folder's lock, so a core is free
@@ -126,15 +167,12 @@ def materialize(
         if not work and differs(out / MANIFEST_FILE, ending.result()[0]):
             began = begin(plan, files)
         notes = plan.notes + write_images(plan, todo, on_progress, workers, clear=False)
-        side_written = _write_sides(out, sides)
+        side_written = _write_sides(out, sides, plan.previous)
         pruned = _prune(out, stale, plan.previous) if stale else 0
         manifest, listed = ending.result()
     if plan.mode not in LINK_MODES and todo.height:
         listed = _as_written(out, todo, listed)
-    manifest_written = differs(out / MANIFEST_FILE, manifest)
-    if manifest_written:
-        with writing(out / MANIFEST_FILE):
-            write_bytes_atomic(out / MANIFEST_FILE, manifest, overwrite=True, clean=False)
+    manifest_written = _write_manifest(out, manifest, plan.previous)
     wrote = write_record(out, plan, listed, status="complete")
     return MaterializeResult(
         out=out,
@@ -238,14 +276,33 @@ def _clear_left_temps(plan: Plan, table: pl.DataFrame) -> None:
     clear_temp_files(plan.out, existing, paths)
 
 
-def _write_sides(out: Path, sides: dict[str, bytes]) -> int:
+def _write_sides(out: Path, sides: dict[str, bytes], previous: dict[str, int]) -> int:
     stale = {rel: data for rel, data in sides.items() if differs(out / rel, data)}
     for rel, data in stale.items():
-        target = out / rel
-        with writing(target):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            write_bytes_atomic(target, data, overwrite=True, clean=False)
+        _put_side(out, rel, data, previous)
     return len(stale)
+
+
+def _write_manifest(out: Path, manifest: bytes, previous: dict[str, int]) -> bool:
+    if not differs(out / MANIFEST_FILE, manifest):
+        return False
+    _put_side(out, MANIFEST_FILE, manifest, previous)
+    return True
+
+
+def _put_side(out: Path, rel: str, data: bytes, previous: dict[str, int]) -> None:
+    """Write a layout file or the manifest; one no run wrote that appeared since the
+    plan (which found nothing there) is someone's: left as it is."""
+    target = out / rel
+    if rel not in previous and os.path.lexists(target):
+        raise MaterializeError(
+            f"{target} appeared while vlanalyze was writing; it was left as it is",
+            hint="if another program is writing into this folder, run again once it is "
+            "done; otherwise move the file away and run again",
+        )
+    with writing(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(target, data, overwrite=True, clean=False)
 
 
 def _prune(out: Path, stale: list[str], previous: dict[str, int]) -> int:

@@ -37,10 +37,12 @@ from vlanalyze.materialize._state import (
     FILES_FILE,
     MANIFEST_FILE,
     RECORD_FILE,
+    RecordStamp,
     dest_action,
     file_in_the_way,
     manifest_conflict,
     read_record,
+    record_stamp,
     side_action,
     write_error,
 )
@@ -70,6 +72,7 @@ class Plan:
     absolute_links: bool = False
     storage_options: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    stamp: RecordStamp = None  # the output folder's record when the plan was made
 
     def count(self, action: str) -> int:
         """How many images have ``action`` (write, skip, conflict, missing, list)."""
@@ -155,6 +158,7 @@ class Plan:
         from vlanalyze.materialize._record import begin
 
         begin(self)
+        self.stamp = record_stamp(self.out)  # (the record is this plan's own now)
 
     def write_parquet(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
         """Save the plan's table (with the output folder and mode as columns and in its
@@ -294,6 +298,7 @@ def _finish(
     extra: dict[str, bytes],
     absolute_links: bool,
 ) -> Plan:
+    stamp = record_stamp(out)  # (before reading it: a change between makes a mismatch)
     previous = read_record(out)
     table = table.with_columns(action=_actions(table, out, mode, absolute_links, previous))
     if layout == "csv":
@@ -319,7 +324,7 @@ def _finish(
     columns = ["media_id", "source", "kind", "dest", "bytes", "mtime_ns", "action"]
     columns += ["label", "split", "uniqueness_score", "url", "file_path"]
     return Plan(out, layout, mode, table.select(columns), extra, side_actions, record,
-                previous, absolute_links)  # fmt: skip
+                previous, absolute_links, stamp=stamp)  # fmt: skip
 
 
 def _actions(

@@ -37,11 +37,13 @@ __all__ = [
     "FILES_FILE",
     "MANIFEST_FILE",
     "RECORD_FILE",
+    "RecordStamp",
     "dest_action",
     "file_in_the_way",
     "link_target",
     "manifest_conflict",
     "read_record",
+    "record_stamp",
     "side_action",
     "write_error",
 ]
@@ -77,6 +79,19 @@ def read_record(out: Path) -> dict[str, int]:
             hint="move it away, or choose another folder",
         )
     return {str(k): int(v) if isinstance(v, int) else -1 for k, v in files.items()}
+
+
+RecordStamp = tuple[int, int, int] | None
+
+
+def record_stamp(out: Path) -> RecordStamp:
+    """What tells one state of ``out``'s record from another (each is written by an
+    atomic rename: a new inode); None when there is no record."""
+    try:
+        st = os.stat(out / RECORD_FILE)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _read_files(path: Path) -> dict[str, int]:

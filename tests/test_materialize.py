@@ -579,8 +579,10 @@ def test_temporary_files_a_killed_run_left_are_removed(boxed: Path, tmp_path: Pa
     ]
     for path in left:
         path.write_bytes(b"partial")
-    # out of date at the size the record holds (not someone's edit): rewritten
+    # out of date at the size and mtime the record holds (not someone's edit): rewritten
+    before = label.stat()
     label.write_bytes(label.read_bytes().replace(b"0.", b"9.", 1))
+    os.utime(label, ns=(before.st_atime_ns, before.st_mtime_ns))
     mine = out / "labels" / "train" / ".notes.txt.vla-tmp-part-0123456789ab"
     mine.write_text("mine")
     _run(_open(boxed), sel, out, layout="yolo")
@@ -1013,12 +1015,12 @@ def test_changed_selection_rewrites_layout_files_and_manifest(boxed: Path, tmp_p
     rewrites them (sizes recorded for the manifest too)."""
     ex, out = _open(boxed), tmp_path / "o"
     _run(ex, _sel(A, B, split=["train", "val"]), out, layout="coco")
-    files = dict(pl.read_parquet(out / FILES).iter_rows())
+    files = dict(pl.read_parquet(out / FILES, columns=["path", "bytes"]).iter_rows())
     assert files["manifest.csv"] == len((out / "manifest.csv").read_bytes())
     result = _run(ex, _sel(A, B, C, split=["train", "val", "val"]), out, layout="coco")
     assert result.written == 1 and result.side_files_written == 1  # instances_val.json
     assert pl.read_csv(out / "manifest.csv").height == 3
-    files = dict(pl.read_parquet(out / FILES).iter_rows())
+    files = dict(pl.read_parquet(out / FILES, columns=["path", "bytes"]).iter_rows())
     assert files["manifest.csv"] == len((out / "manifest.csv").read_bytes())
 
 
@@ -1039,17 +1041,49 @@ def test_a_killed_rewrite_leaves_no_false_conflict(boxed: Path, tmp_path: Path) 
     assert (out / dests[C]).read_bytes() == source.read_bytes()
 
 
-def test_a_hard_link_keeps_the_rules_it_had(boxed: Path, tmp_path: Path) -> None:
-    """Links are recorded without a size (-1): a rerun relinks a link that was replaced,
-    as before (there is no recorded size to tell an edit by)."""
+@pytest.mark.parametrize("mode", ["hardlink", "symlink"])
+def test_a_link_saved_over_by_an_editor_is_someones(boxed: Path, tmp_path: Path, mode: str) -> None:
+    """Links are recorded as links (no size): one replaced by a file of its own (an
+    editor saving a linked image writes a new file) is someone's work, a conflict, and
+    prune spares it; a link someone removed is made again."""
     ex, out = _open(boxed), tmp_path / "o"
-    _run(ex, _sel(C), out, mode="hardlink")
+    _run(ex, _sel(C, D), out, mode=mode)
     (dest,) = out.glob("c__*.png")
-    assert dict(pl.read_parquet(out / FILES).iter_rows())[dest.name] == -1
+    assert (
+        dict(pl.read_parquet(out / FILES, columns=["path", "bytes"]).iter_rows())[dest.name] == -2
+    )
+    saved = dest.read_bytes() + b"edited"
     dest.unlink()
-    dest.write_bytes(b"a copy of other size")
-    assert _run(ex, _sel(C), out, mode="hardlink").written == 1
-    assert os.path.samefile(dest, boxed / "images" / "photos" / "c.png")
+    dest.write_bytes(saved)
+    with pytest.raises(MaterializeError, match=f"changed since it wrote them.*{dest.name}"):
+        _run(ex, _sel(C, D), out, mode=mode)
+    assert dest.read_bytes() == saved
+    _run(ex, _sel(D), out, mode=mode, prune=True)
+    assert dest.read_bytes() == saved  # spared
+    (other,) = out.glob("d__*.jpg")
+    other.unlink()
+    assert _run(ex, _sel(D), out, mode=mode).written == 1
+
+
+def test_an_edit_that_keeps_the_size_is_someones(boxed: Path, tmp_path: Path) -> None:
+    """The record holds each file's mtime as written: a retouched image or a relabelled
+    COCO file of the same size is a conflict, never rewritten, and prune spares it."""
+    ex, out = _open(boxed), tmp_path / "o"
+    _run(ex, _sel(A, B, split=["train", "val"]), out, layout="coco")
+    dests = dict(pl.read_csv(out / "manifest.csv").select("media_id", "dest").iter_rows())
+    image, coco = out / dests[B], out / "annotations" / "instances_train.json"
+    image.write_bytes(bytes(reversed(image.read_bytes())))  # same size, new mtime
+    coco.write_text(coco.read_text().replace('"cat"', '"cow"'))
+    with pytest.raises(MaterializeError, match="changed since it wrote them") as caught:
+        _run(ex, _sel(A, B, split=["train", "val"]), out, layout="coco")
+    assert "instances_train.json" in caught.value.message or dests[B] in caught.value.message
+    assert '"cow"' in coco.read_text()
+    coco.unlink()  # moved away: written again
+    edited_image = image.read_bytes()
+    result = _run(ex, _sel(A, split=["train"]), out, layout="coco", prune=True)  # B left
+    assert image.read_bytes() == edited_image  # spared
+    assert result.pruned == 1 and not (out / "annotations" / "instances_val.json").exists()
+    assert '"cat"' in coco.read_text()
 
 
 def test_prune_removes_only_what_left_and_was_ours(boxed: Path, tmp_path: Path) -> None:
@@ -1229,7 +1263,7 @@ def test_second_run_writes_nothing(boxed: Path, tmp_path: Path) -> None:
     assert record["selection"]["rows"] == 3 and len(record["selection"]["sha256"]) == 64
     assert record["export"]["info"]["dataset"] == "t" and record["version"] == vla.__version__
     assert record["files_table"] == FILES and record["files_count"] == 5
-    files = dict(pl.read_parquet(out / FILES).iter_rows())
+    files = dict(pl.read_parquet(out / FILES, columns=["path", "bytes"]).iter_rows())
     assert set(files) == {*_images(out), "manifest.csv"}
     assert files["annotations/instances_train.json"] == len(
         (out / "annotations/instances_train.json").read_bytes()
@@ -1242,14 +1276,17 @@ def test_a_record_of_an_earlier_version_is_read(boxed: Path, tmp_path: Path) -> 
     out = tmp_path / "o"
     _run(ex, _sel(A, B), out)
     record = json.loads((out / "vlanalyze-materialize.json").read_text())
-    files = dict(pl.read_parquet(out / FILES).iter_rows())
+    files = dict(pl.read_parquet(out / FILES, columns=["path", "bytes"]).iter_rows())
     del record["files_table"], record["files_count"]
     (out / "vlanalyze-materialize.json").write_text(json.dumps({**record, "files": files}))
     (out / FILES).unlink()
     dests = dict(pl.read_csv(out / "manifest.csv").select("media_id", "dest").iter_rows())
     result = _run(ex, _sel(A), out, prune=True)
     assert result.written == 0 and result.pruned == 1 and not (out / dests[B]).exists()
-    assert set(dict(pl.read_parquet(out / FILES).iter_rows())) == {dests[A], "manifest.csv"}
+    assert set(dict(pl.read_parquet(out / FILES, columns=["path", "bytes"]).iter_rows())) == {
+        dests[A],
+        "manifest.csv",
+    }
 
 
 def test_a_files_table_without_a_record_is_a_conflict(boxed: Path, tmp_path: Path) -> None:

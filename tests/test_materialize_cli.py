@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import signal
@@ -415,9 +416,15 @@ def test_resume_after_sigkill_is_complete_and_identical(tmp_path: Path) -> None:
     assert run(tmp_path / "a" / "out", kill=False).returncode == 0
     assert run(tmp_path / "b" / "out", kill=False).returncode == 0
     resumed, clean = tree(tmp_path / "a" / "out"), tree(tmp_path / "b" / "out")
+    tables = []
     for files in (resumed, clean):
         files.pop("vlanalyze-materialize.json")
         files.pop("data.yaml")  # names its own folder
+        # (the files table holds each file's mtime as written: its paths and sizes match)
+        table = pl.read_parquet(io.BytesIO(files.pop("vlanalyze-materialize-files.parquet")))
+        assert table["mtime_ns"].null_count() == 0
+        tables.append(table.drop("mtime_ns"))
+    assert tables[0].equals(tables[1])
     assert resumed == clean and sum(p.endswith(".jpg") for p in clean) == n
     leftovers = [p for p in (tmp_path / "a").rglob("*") if ".vla-tmp-" in p.name]
     assert leftovers == []

@@ -25,12 +25,12 @@ from vlanalyze._fs import ProgressCallback, lock_fd, write_bytes_atomic
 from vlanalyze.errors import MaterializeError
 from vlanalyze.materialize._plan import Plan
 from vlanalyze.materialize._record import (
-    FilesTable,
     begin,
     differs,
     files_of,
     files_table,
     merged,
+    with_mtimes,
     write_record,
     writing,
 )
@@ -39,6 +39,7 @@ from vlanalyze.materialize._state import (
     FILES_FILE,
     MANIFEST_FILE,
     RECORD_FILE,
+    edited,
     record_stamp,
 )
 from vlanalyze.materialize._verify import same_content
@@ -168,12 +169,13 @@ def _apply(
             began = begin(plan, files)
         notes = plan.notes + write_images(plan, todo, on_progress, workers, clear=False)
         side_written = _write_sides(out, sides, plan.previous)
-        pruned = _prune(out, stale, plan.previous) if stale else 0
+        pruned = _prune(out, stale, plan) if stale else 0
         manifest, listed = ending.result()
-    if plan.mode not in LINK_MODES and todo.height:
-        listed = _as_written(out, todo, listed)
+    if plan.mode not in LINK_MODES:
+        listed = _as_written(out, table, listed)
     manifest_written = _write_manifest(out, manifest, plan.previous)
-    wrote = write_record(out, plan, listed, status="complete")
+    listed = with_mtimes(out, listed, [*plan.side_files, MANIFEST_FILE])
+    wrote = write_record(out, plan, files_table(listed), status="complete")
     return MaterializeResult(
         out=out,
         written=todo.height,
@@ -232,31 +234,41 @@ def _sides_to_write(plan: Plan, verify: bool) -> dict[str, bytes]:
 
 def _ending(
     table: pl.DataFrame, plan: Plan, files: pl.DataFrame, kept: dict[str, int]
-) -> tuple[bytes, FilesTable]:
+) -> tuple[bytes, pl.DataFrame]:
     """The manifest, and the files the final record lists: ``files`` (with the
     manifest's size) and the ``kept`` files of earlier runs."""
     manifest = _manifest(table, plan.layout)
     size = pl.when(pl.col("path") == MANIFEST_FILE).then(len(manifest)).otherwise("bytes")
-    return manifest, files_table(merged(kept, files.with_columns(bytes=size)))
+    return manifest, merged(plan, kept, files.with_columns(bytes=size))
 
 
-def _as_written(out: Path, todo: pl.DataFrame, listed: FilesTable) -> FilesTable:
-    """``listed`` with the size of each copied image as written: a source that changed
-    between the plan and its copy must not leave a file that looks edited by someone."""
-    dests: list[str] = todo["dest"].to_list()
-    sizes = []
+def _as_written(out: Path, table: pl.DataFrame, listed: pl.DataFrame) -> pl.DataFrame:
+    """``listed`` with the size and mtime, as written, of each image of ``table`` it
+    has no mtime for: those copied now (a source that changed between the plan and its
+    copy must not leave a file that looks edited), and those a killed run copied."""
+    unknown = listed.filter(pl.col("mtime_ns").is_null() & pl.col("path").is_in(table["dest"]))
+    if unknown.is_empty():
+        return listed
+    dests: list[str] = unknown["path"].to_list()
+    sizes: list[int | None] = []
+    mtimes: list[int | None] = []
     for dest in dests:
         try:
-            sizes.append(os.lstat(f"{out}/{dest}").st_size)
+            st = os.lstat(f"{out}/{dest}")
         except OSError:
-            sizes.append(-1)
-    written = pl.DataFrame(
-        {"path": dests, "written": sizes}, {"path": pl.String, "written": pl.Int64}
+            sizes.append(None)
+            mtimes.append(None)
+            continue
+        sizes.append(st.st_size)
+        mtimes.append(st.st_mtime_ns)
+    schema = {"path": pl.String, "size": pl.Int64, "mtime": pl.Int64}
+    written = pl.DataFrame({"path": dests, "size": sizes, "mtime": mtimes}, schema)
+    files = listed.join(written, on="path", how="left", maintain_order="left")
+    return files.select(
+        "path",
+        bytes=pl.coalesce("size", "bytes"),
+        mtime_ns=pl.coalesce("mtime", "mtime_ns"),
     )
-    files = listed[0].join(written, on="path", how="left", maintain_order="left")
-    if files.filter(pl.col("written") != pl.col("bytes")).is_empty():
-        return listed  # (as planned: the usual case)
-    return files_table(files.select("path", bytes=pl.coalesce("written", "bytes")))
 
 
 def _manifest(table: pl.DataFrame, layout: str) -> bytes:
@@ -305,7 +317,7 @@ def _put_side(out: Path, rel: str, data: bytes, previous: dict[str, int]) -> Non
         write_bytes_atomic(target, data, overwrite=True, clean=False)
 
 
-def _prune(out: Path, stale: list[str], previous: dict[str, int]) -> int:
+def _prune(out: Path, stale: list[str], plan: Plan) -> int:
     """Remove files an earlier run wrote that left the selection; spare changed ones."""
     removed = 0
     for rel in stale:
@@ -314,14 +326,11 @@ def _prune(out: Path, stale: list[str], previous: dict[str, int]) -> int:
             st = os.lstat(path)
         except FileNotFoundError:
             continue
-        recorded = previous.get(rel, -1)
-        if stat.S_ISDIR(st.st_mode):
-            continue  # a folder where we wrote a file: someone's, keep it
-        if stat.S_ISREG(st.st_mode):
-            if recorded >= 0 and st.st_size != recorded:
-                continue  # changed since we wrote it: someone's work, keep it
-            if recorded < 0 and st.st_nlink == 1:
-                continue  # a hard link (no size recorded) whose source is gone: the last copy
+        recorded = plan.previous.get(rel, -1)
+        if stat.S_ISDIR(st.st_mode) or edited(st, recorded, plan.mtimes.get(rel)):
+            continue  # a folder where we wrote a file, or changed since: someone's, keep it
+        if recorded == -1 and stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
+            continue  # (a record of an earlier version: maybe a hard link, the last copy)
         try:
             path.unlink()
         except OSError as exc:

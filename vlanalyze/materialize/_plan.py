@@ -37,6 +37,7 @@ from vlanalyze.materialize._state import (
     FILES_FILE,
     MANIFEST_FILE,
     RECORD_FILE,
+    Recorded,
     RecordStamp,
     dest_action,
     file_in_the_way,
@@ -73,6 +74,7 @@ class Plan:
     storage_options: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     stamp: RecordStamp = None  # the output folder's record when the plan was made
+    mtimes: dict[str, int] = field(default_factory=dict)  # recorded mtimes of ``previous``
 
     def count(self, action: str) -> int:
         """How many images have ``action`` (write, skip, conflict, missing, list)."""
@@ -299,12 +301,13 @@ def _finish(
     absolute_links: bool,
 ) -> Plan:
     stamp = record_stamp(out)  # (before reading it: a change between makes a mismatch)
-    previous = read_record(out)
-    table = table.with_columns(action=_actions(table, out, mode, absolute_links, previous))
+    recorded = read_record(out)
+    previous, mtimes = recorded
+    table = table.with_columns(action=_actions(table, out, mode, absolute_links, recorded))
     if layout == "csv":
         table = table.with_columns(dest=pl.lit(None, pl.String))
-    side_actions = {p: side_action(out, p, data, previous) for p, data in extra.items()}
-    if manifest_conflict(out, previous):  # someone's own manifest.csv, or edited
+    side_actions = {p: side_action(out, p, data, recorded) for p, data in extra.items()}
+    if manifest_conflict(out, recorded):  # someone's own manifest.csv, or edited
         side_actions[MANIFEST_FILE] = "conflict"
     if not os.path.lexists(out / RECORD_FILE) and os.path.lexists(out / FILES_FILE):
         side_actions[FILES_FILE] = "conflict"  # not ours: our record would name it
@@ -324,11 +327,11 @@ def _finish(
     columns = ["media_id", "source", "kind", "dest", "bytes", "mtime_ns", "action"]
     columns += ["label", "split", "uniqueness_score", "url", "file_path"]
     return Plan(out, layout, mode, table.select(columns), extra, side_actions, record,
-                previous, absolute_links, stamp=stamp)  # fmt: skip
+                previous, absolute_links, stamp=stamp, mtimes=mtimes)  # fmt: skip
 
 
 def _actions(
-    table: pl.DataFrame, out: Path, mode: str, absolute: bool, previous: dict[str, int]
+    table: pl.DataFrame, out: Path, mode: str, absolute: bool, recorded: Recorded
 ) -> pl.Series:
     """Each image's action; an output folder that does not exist yet needs no look."""
     if not os.path.lexists(out):
@@ -344,7 +347,7 @@ def _actions(
         [
             "list"
             if dest is None
-            else dest_action(out, dest, src, kind, size, mtime, mode, absolute, previous)
+            else dest_action(out, dest, src, kind, size, mtime, mode, absolute, recorded)
             for dest, src, kind, size, mtime in rows
         ],
         dtype=pl.String,

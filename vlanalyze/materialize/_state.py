@@ -1,23 +1,25 @@
 """What is already in an output folder, and whether this tool wrote it.
 
 ``OUT/vlanalyze-materialize.json`` records a run (export, selection, parameters, counts)
-and names ``OUT/vlanalyze-materialize-files.parquet``, the files runs wrote (path, bytes;
--1: not known, e.g. a hard link): a table, not JSON, as it holds millions of paths. Both
-are written *before* the first file (as ``in-progress``, listing what the run will write)
-and again at the end, so a run killed midway leaves files the next run recognizes as
-its own. The JSON is written first: the files table on disk always lists at least
-the files there. Records of earlier versions (a ``files`` object in the JSON) are read
-too. Reads only; writing is :mod:`vlanalyze.materialize._apply`'s job (this module words
-the errors of writes that failed, as it knows what can be in the way).
+and names ``OUT/vlanalyze-materialize-files.parquet``, the files runs wrote (path; bytes,
+-1 when not known, :data:`LINKED` for a link; mtime_ns as written, null when not known):
+a table, not JSON, as it holds millions of paths. Both are written *before* the first
+file (as ``in-progress``, listing what the run will write) and again at the end, so a
+run killed midway leaves files the next run recognizes as its own. The JSON is written
+first: the files table on disk always lists at least the files there. Records of
+earlier versions (a ``files`` object in the JSON; a table without mtimes) are read too.
+Reads only; writing is :mod:`vlanalyze.materialize._apply`'s job (this module words the
+errors of writes that failed, as it knows what can be in the way).
 
 Whose file is it? A file at a destination that no record lists is a user's: a conflict.
-A file a record lists whose size is no longer the recorded one was changed by someone
-since a run wrote it (an image, a layout file, ``manifest.csv``): a conflict too, as
-``--prune`` spares it. A listed file at its recorded size is ours, and is rewritten
-when out of date (its source changed, a new selection); so is one recorded without a
-size (-1: a link, or a file a run was about to rewrite at a new size when it was
-killed), as nothing tells an edit there. Sizes only: an edit that keeps the size looks
-like an out-of-date file, and is rewritten.
+A listed file changed by someone since a run wrote it (an image, a layout file,
+``manifest.csv``) is a conflict too, as ``--prune`` spares it: no longer a regular file
+of the recorded size, or of the recorded mtime (an edit that keeps the size); a link a
+run made that is now a file of its own (not a symlink, not sharing its inode: saved
+over by an editor, or the last copy of an image whose source is gone). A listed file
+that is not changed is ours, and is rewritten when out of date (its source changed, a
+new selection); so is one recorded without a size (-1: a file a run was about to
+rewrite at a new size when it was killed), as nothing tells an edit there.
 """
 
 from __future__ import annotations
@@ -35,10 +37,13 @@ from vlanalyze.errors import MaterializeError
 
 __all__ = [
     "FILES_FILE",
+    "LINKED",
     "MANIFEST_FILE",
     "RECORD_FILE",
     "RecordStamp",
+    "Recorded",
     "dest_action",
+    "edited",
     "file_in_the_way",
     "link_target",
     "manifest_conflict",
@@ -49,17 +54,22 @@ __all__ = [
 ]
 
 MANIFEST_FILE = "manifest.csv"
+LINKED = -2  # a record's size for a hard link or symlink a run made (no size known)
 RECORD_FILE = "vlanalyze-materialize.json"
 FILES_FILE = "vlanalyze-materialize-files.parquet"
 
 
-def read_record(out: Path) -> dict[str, int]:
-    """The files (path -> bytes) earlier runs wrote into ``out``; {} if none did."""
+Recorded = tuple[dict[str, int], dict[str, int]]
+
+
+def read_record(out: Path) -> Recorded:
+    """The files earlier runs wrote into ``out``: path -> bytes, and path -> mtime_ns
+    where it is known; ({}, {}) if none did."""
     path = out / RECORD_FILE
     try:
         data = json.loads(path.read_bytes())
     except FileNotFoundError:
-        return {}
+        return {}, {}
     except NotADirectoryError:
         blocker = file_in_the_way(out) or out
         raise MaterializeError(
@@ -78,7 +88,7 @@ def read_record(out: Path) -> dict[str, int]:
             f"{path} is not a vlanalyze materialize record (no files)",
             hint="move it away, or choose another folder",
         )
-    return {str(k): int(v) if isinstance(v, int) else -1 for k, v in files.items()}
+    return {str(k): int(v) if isinstance(v, int) else -1 for k, v in files.items()}, {}
 
 
 RecordStamp = tuple[int, int, int] | None
@@ -94,13 +104,14 @@ def record_stamp(out: Path) -> RecordStamp:
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def _read_files(path: Path) -> dict[str, int]:
-    """The files table; {} when it is not there yet (a run killed between the two
+def _read_files(path: Path) -> Recorded:
+    """The files table; empty when it is not there yet (a run killed between the two
     writes of its record, before any image): every file then counts as a user's."""
     try:
-        table = pl.read_parquet(path, columns=["path", "bytes"])
+        table = pl.read_parquet(path)
+        table = table.select("path", "bytes", pl.col("^mtime_ns$"))  # (older: no mtime_ns)
     except FileNotFoundError:
-        return {}
+        return {}, {}
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise MaterializeError(
             f"cannot read {path}: {exc}",
@@ -108,7 +119,11 @@ def _read_files(path: Path) -> dict[str, int]:
             f"{RECORD_FILE} and {FILES_FILE} away, or choose another folder",
         ) from None
     sizes = table["bytes"].fill_null(-1).to_list()
-    return dict(zip(table["path"].to_list(), sizes, strict=True))
+    mtimes: dict[str, int] = {}
+    if "mtime_ns" in table.columns:
+        known = table.filter(pl.col("mtime_ns").is_not_null())
+        mtimes = dict(zip(known["path"].to_list(), known["mtime_ns"].to_list(), strict=True))
+    return dict(zip(table["path"].to_list(), sizes, strict=True)), mtimes
 
 
 def file_in_the_way(path: Path) -> Path | None:
@@ -179,9 +194,10 @@ def dest_action(
     mtime_ns: int | None,
     mode: str,
     absolute: bool,
-    previous: dict[str, int],
+    recorded: Recorded,
 ) -> str:
-    """write / skip / conflict / missing for one image destination."""
+    """write / skip / conflict / missing for one image destination (``recorded``: what
+    :func:`read_record` read)."""
     if source is None:
         return "missing"
     path = f"{out}/{dest}"
@@ -191,7 +207,8 @@ def dest_action(
         return "write"
     except NotADirectoryError:
         return "conflict"
-    if dest not in previous or stat.S_ISDIR(st.st_mode) or _edited(st, previous[dest]):
+    sizes, mtimes = recorded
+    if dest not in sizes or stat.S_ISDIR(st.st_mode) or edited(st, sizes[dest], mtimes.get(dest)):
         return "conflict"
     if mode == "symlink":
         target = link_target(out, dest, source, absolute)
@@ -222,7 +239,7 @@ def _same_inode(st: os.stat_result, source: str) -> bool:
     return (src.st_ino, src.st_dev) == (st.st_ino, st.st_dev)
 
 
-def side_action(out: Path, rel: str, data: bytes, previous: dict[str, int]) -> str:
+def side_action(out: Path, rel: str, data: bytes, recorded: Recorded) -> str:
     """write / skip / conflict for a layout file whose content is ``data``."""
     path = out / rel
     try:
@@ -233,25 +250,36 @@ def side_action(out: Path, rel: str, data: bytes, previous: dict[str, int]) -> s
         return "conflict"
     if current == data:
         return "skip"
-    recorded = previous.get(rel)
-    if recorded is None or 0 <= recorded != len(current):  # not ours, or edited since
-        return "conflict"
-    return "write"
+    return "conflict" if _not_ours(path, rel, recorded) else "write"
 
 
-def manifest_conflict(out: Path, previous: dict[str, int]) -> bool:
-    """Whether ``OUT/manifest.csv`` is not ours as written: no record lists it, or its
-    size is not the recorded one (apply rewrites it otherwise, where it differs)."""
+def manifest_conflict(out: Path, recorded: Recorded) -> bool:
+    """Whether ``OUT/manifest.csv`` is not ours as written: no record lists it, or it
+    changed since (apply rewrites it otherwise, where it differs)."""
     try:
-        st = os.lstat(out / MANIFEST_FILE)
+        os.lstat(out / MANIFEST_FILE)
     except (FileNotFoundError, NotADirectoryError):
         return False
-    recorded = previous.get(MANIFEST_FILE)
-    return recorded is None or stat.S_ISDIR(st.st_mode) or _edited(st, recorded)
+    return _not_ours(out / MANIFEST_FILE, MANIFEST_FILE, recorded)
 
 
-def _edited(st: os.stat_result, recorded: int) -> bool:
-    """Whether a file a run wrote was changed since: a file recorded with a size (-1:
-    not recorded, nothing to tell by) that is no longer a regular file of that size
-    (edited, or replaced by a symlink). What prune spares."""
-    return recorded >= 0 and (not stat.S_ISREG(st.st_mode) or st.st_size != recorded)
+def _not_ours(path: Path, rel: str, recorded: Recorded) -> bool:
+    sizes, mtimes = recorded
+    if rel not in sizes:
+        return True
+    st = os.lstat(path)
+    return stat.S_ISDIR(st.st_mode) or edited(st, sizes[rel], mtimes.get(rel))
+
+
+def edited(st: os.stat_result, size: int, mtime_ns: int | None) -> bool:
+    """Whether a file a run wrote (recorded with ``size`` and ``mtime_ns``) was changed
+    since: no longer a regular file of that size and mtime; for a link (:data:`LINKED`),
+    a regular file of its own (one name: not our hard link, nor a symlink). -1: nothing
+    to tell by. What prune spares."""
+    if size == LINKED:
+        return stat.S_ISREG(st.st_mode) and st.st_nlink == 1
+    if size < 0:
+        return False
+    if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+        return True
+    return mtime_ns is not None and st.st_mtime_ns != mtime_ns

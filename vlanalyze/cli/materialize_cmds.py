@@ -157,6 +157,11 @@ def materialize(
             result = apply_plan(
                 plan, on_progress=reporter.callback("Writing files"), prune=prune, verify=verify
             )
+    _report(result, plan, layout, mode)
+
+
+def _report(result: MaterializeResult, plan: Plan, layout: str, mode: str) -> None:
+    """The notes on stderr, then the line a run ends with."""
     for note in result.notes:
         click.echo(f"Note: {note}", err=True)
     if result.left:

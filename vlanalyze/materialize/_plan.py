@@ -27,12 +27,12 @@ import polars as pl
 
 from vlanalyze._fs import atomic_path
 from vlanalyze._version import __version__
-from vlanalyze.errors import Fix, MaterializeError
+from vlanalyze.errors import MaterializeError
 from vlanalyze.materialize import _names as names_mod
 from vlanalyze.materialize._items import all_labels, boxes_of, items_of
 from vlanalyze.materialize._layouts import LAYOUTS, image_dests, layout_notes, side_files
 from vlanalyze.materialize._selection import HasTable, SelectionTable, read_selection
-from vlanalyze.materialize._sources import LINK_MODES, resolve_sources
+from vlanalyze.materialize._sources import check_mode, resolve_sources
 from vlanalyze.materialize._state import (
     FILES_FILE,
     MANIFEST_FILE,
@@ -248,22 +248,8 @@ def plan_materialize(
         SelectionError: bad selection, or media ids the export does not have.
         MaterializeError: unsafe or colliding names, or a mode the sources cannot take.
     """
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    if absolute_links and mode != "symlink":
-        raise ValueError(f"absolute_links is for symlinks; mode is {mode!r}")
-    if not os.fspath(out).strip():
-        raise ValueError("out is empty: name the output folder (an unset variable?)")
+    out_path = _checked(out, layout, mode, absolute_links)
     sel = read_selection(selection)
-    out_path = Path(out).expanduser().absolute()
-    if out_path.is_symlink() and not out_path.exists():
-        raise MaterializeError(
-            f"the output folder {out_path} is a symbolic link to {os.readlink(out_path)}, "
-            "which does not exist",
-            hint="create that folder, or choose another output folder",
-        )
     items = items_of(export, sel)
     items = items.with_columns(name=names_mod.render_names(items, name))
     items = items.with_columns(dest=image_dests(layout, items))
@@ -280,12 +266,32 @@ def plan_materialize(
         mode=mode,
     )
     table = items.join(sources, on="media_id", how="left", maintain_order="left")
-    _check_mode(table, mode, out_path, layout)
+    check_mode(table, mode, out_path, layout)
     plan = _finish(export, sel, out_path, layout, mode, name, images_root, table, extra,
                    absolute_links)  # fmt: skip
     plan.storage_options = dict(storage_options or {})
     plan.notes = layout_notes(layout, items, extra, boxes) + _template_notes(name, items)
     return plan
+
+
+def _checked(out: str | os.PathLike[str], layout: str, mode: str, absolute_links: bool) -> Path:
+    """The output folder, absolute, once the arguments are checked."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    if absolute_links and mode != "symlink":
+        raise ValueError(f"absolute_links is for symlinks; mode is {mode!r}")
+    if not os.fspath(out).strip():
+        raise ValueError("out is empty: name the output folder (an unset variable?)")
+    out_path = Path(out).expanduser().absolute()
+    if out_path.is_symlink() and not out_path.exists():
+        raise MaterializeError(
+            f"the output folder {out_path} is a symbolic link to {os.readlink(out_path)}, "
+            "which does not exist",
+            hint="create that folder, or choose another output folder",
+        )
+    return out_path
 
 
 def _finish(
@@ -393,25 +399,3 @@ def _template_notes(template: str | None, items: pl.DataFrame) -> list[str]:
         f"(e.g. {bare['name'][0]!r}): torchvision's ImageFolder and datasets skip such "
         "files; add {ext}"
     ]
-
-
-def _check_mode(table: pl.DataFrame, mode: str, out: Path, layout: str) -> None:
-    if mode not in LINK_MODES or layout == "csv":
-        return
-    kinds = set(table["kind"].drop_nulls().unique())
-    if kinds - {"file"}:
-        where = "a ZIP" if "zip" in kinds else "an object store"
-        raise MaterializeError(
-            f"cannot {mode} images that are inside {where}",
-            fix=Fix("mode", "to copy them", "copy"),
-        )
-    if mode == "hardlink":
-        anchor = out
-        while not anchor.exists():
-            anchor = anchor.parent
-        devices = set(table["dev"].drop_nulls().unique())
-        if devices - {anchor.stat().st_dev}:
-            raise MaterializeError(
-                f"cannot hardlink into {out}: the images are on another filesystem",
-                fix=Fix("mode", "to copy them instead", "copy"),
-            )

@@ -22,7 +22,7 @@ from typing import Any
 
 import polars as pl
 
-from vlanalyze.errors import MaterializeError, redact_url
+from vlanalyze.errors import Fix, MaterializeError, redact_url
 from vlanalyze.materialize._zipsrc import zip_sources
 from vlanalyze.query._export import Export
 from vlanalyze.query._open import open_export
@@ -30,6 +30,7 @@ from vlanalyze.query._open import open_export
 __all__ = [
     "LINK_MODES",
     "SOURCE_SCHEMA",
+    "check_mode",
     "folder_of",
     "is_url",
     "resolve_sources",
@@ -353,3 +354,27 @@ def _url_mtime_ns(info: Mapping[str, Any]) -> int | None:
     if isinstance(stamp, (int, float)):
         return int(stamp) * 1_000_000_000
     return None
+
+
+def check_mode(table: pl.DataFrame, mode: str, out: Path, layout: str) -> None:
+    """Refuse a link mode the sources of ``table`` cannot take: inside a ZIP or an
+    object store, or (hard links) on another filesystem than ``out``."""
+    if mode not in LINK_MODES or layout == "csv":
+        return
+    kinds = set(table["kind"].drop_nulls().unique())
+    if kinds - {"file"}:
+        where = "a ZIP" if "zip" in kinds else "an object store"
+        raise MaterializeError(
+            f"cannot {mode} images that are inside {where}",
+            fix=Fix("mode", "to copy them", "copy"),
+        )
+    if mode == "hardlink":
+        anchor = out
+        while not anchor.exists():
+            anchor = anchor.parent
+        devices = set(table["dev"].drop_nulls().unique())
+        if devices - {anchor.stat().st_dev}:
+            raise MaterializeError(
+                f"cannot hardlink into {out}: the images are on another filesystem",
+                fix=Fix("mode", "to copy them instead", "copy"),
+            )

@@ -1065,6 +1065,20 @@ def test_a_link_saved_over_by_an_editor_is_someones(boxed: Path, tmp_path: Path,
     assert _run(ex, _sel(D), out, mode=mode).written == 1
 
 
+def test_files_prune_spares_stay_recorded(boxed: Path, tmp_path: Path) -> None:
+    """A run killed before relinking copies (its record says -1: either file) then a
+    pruning run with another selection: the copies it spares stay ours, so a later run
+    selecting them again takes them back (they were refused as someone's)."""
+    ex, out = _open(boxed), tmp_path / "o"
+    _run(ex, _sel(A, B, C), out)
+    vla.plan_materialize(ex, _sel(A, B), out, mode="hardlink").begin()  # then killed
+    spared = _run(ex, _sel(C), out, mode="symlink", prune=True)
+    assert spared.pruned == 0 and len(_images(out)) == 3
+    again = _run(ex, _sel(A, B, C), out)
+    assert (again.written, again.skipped) == (1, 2)  # the symlink of C is a copy again
+    assert _run(ex, _sel(A, B, C), out).nothing_to_do
+
+
 def test_an_edit_that_keeps_the_size_is_someones(boxed: Path, tmp_path: Path) -> None:
     """The record holds each file's mtime as written: a retouched image or a relabelled
     COCO file of the same size is a conflict, never rewritten, and prune spares it."""

@@ -169,8 +169,10 @@ def _apply(
             began = begin(plan, files)
         notes = plan.notes + write_images(plan, todo, on_progress, workers, clear=False)
         side_written = _write_sides(out, sides, plan.previous)
-        pruned = _prune(out, stale, plan) if stale else 0
+        pruned, spared = _prune(out, stale, plan)
         manifest, listed = ending.result()
+    if spared:  # (changed since, or maybe the last copy: kept, and still ours to judge)
+        listed = merged(plan, {p: plan.previous[p] for p in spared}, listed)
     if plan.mode not in LINK_MODES:
         listed = _as_written(out, table, listed)
     manifest_written = _write_manifest(out, manifest, plan.previous)
@@ -317,9 +319,10 @@ def _put_side(out: Path, rel: str, data: bytes, previous: dict[str, int]) -> Non
         write_bytes_atomic(target, data, overwrite=True, clean=False)
 
 
-def _prune(out: Path, stale: list[str], plan: Plan) -> int:
-    """Remove files an earlier run wrote that left the selection; spare changed ones."""
-    removed = 0
+def _prune(out: Path, stale: list[str], plan: Plan) -> tuple[int, list[str]]:
+    """Remove files an earlier run wrote that left the selection; spare changed ones.
+    How many were removed, and the paths spared (the record keeps them)."""
+    removed, spared = 0, []
     for rel in stale:
         path = out / rel
         try:
@@ -327,10 +330,13 @@ def _prune(out: Path, stale: list[str], plan: Plan) -> int:
         except FileNotFoundError:
             continue
         recorded = plan.previous.get(rel, -1)
-        if stat.S_ISDIR(st.st_mode) or edited(st, recorded, plan.mtimes.get(rel)):
-            continue  # a folder where we wrote a file, or changed since: someone's, keep it
-        if recorded == -1 and stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
-            continue  # (a record of an earlier version: maybe a hard link, the last copy)
+        if (
+            stat.S_ISDIR(st.st_mode)  # a folder where we wrote a file: someone's
+            or edited(st, recorded, plan.mtimes.get(rel))  # changed since: someone's
+            or (recorded == -1 and stat.S_ISREG(st.st_mode) and st.st_nlink == 1)
+        ):  # (-1: nothing to tell by; maybe a hard link of an older record, the last copy)
+            spared.append(rel)
+            continue
         try:
             path.unlink()
         except OSError as exc:
@@ -340,7 +346,7 @@ def _prune(out: Path, stale: list[str], plan: Plan) -> int:
             ) from exc
         removed += 1
         _remove_empty_parents(out, path.parent)
-    return removed
+    return removed, spared
 
 
 def _remove_empty_parents(out: Path, folder: Path) -> None:

@@ -1065,6 +1065,24 @@ def test_a_link_saved_over_by_an_editor_is_someones(boxed: Path, tmp_path: Path,
     assert _run(ex, _sel(D), out, mode=mode).written == 1
 
 
+def test_a_touched_file_or_a_copy_of_the_folder_is_not_an_edit(boxed: Path, tmp_path: Path) -> None:
+    """Only the mtime changed (``touch``, ``cp -r`` without ``-p``), the bytes are the
+    source's: not someone's work. The image is written again (its mtime restored); a
+    touched manifest.csv or layout file does not stop the run either. (A YOLO
+    data.yaml names its folder: in a copy it differs, and stops the run.)"""
+    ex, out = _open(boxed), tmp_path / "o"
+    _run(ex, _sel(A, B), out, layout="coco")
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, copy_function=shutil.copyfile)  # new mtimes everywhere
+    for folder in (out, copy):
+        for path in folder.rglob("*"):
+            if path.is_file() and folder == out:
+                os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+        result = _run(ex, _sel(A, B), folder, layout="coco")
+        assert result.written == 2, folder
+        assert _run(ex, _sel(A, B), folder, layout="coco").nothing_to_do
+
+
 def test_files_prune_spares_stay_recorded(boxed: Path, tmp_path: Path) -> None:
     """A run killed before relinking copies (its record says -1: either file) then a
     pruning run with another selection: the copies it spares stay ours, so a later run

@@ -785,7 +785,10 @@ def test_dry_run_lists_every_conflict_and_missing_image(tmp_path: Path) -> None:
     line = error_line(_cli(str(export), str(sel), "-o", str(out), "-q"))
     assert "7 file(s)" in line and "and 2 more" in line and "--dry-run lists them all" in line
     dry = _cli(str(export), str(sel), "-o", str(out), "--dry-run", "-q")
-    assert "Conflicts (files vlanalyze did not write, in the way):\n" in dry.stdout
+    assert (
+        "Conflicts (files vlanalyze did not write, or that changed since, in the way):\n"
+        in dry.stdout
+    )
     assert [d for d in dests if f"\n  {d}\n" in dry.stdout] == dests
     assert dry.exit_code == 1 and all(p.read_text() == "mine" for p in out.iterdir())
 

@@ -34,6 +34,7 @@ from pathlib import Path
 import polars as pl
 
 from vlanalyze.errors import MaterializeError
+from vlanalyze.materialize._verify import same_content
 
 __all__ = [
     "FILES_FILE",
@@ -208,7 +209,11 @@ def dest_action(
     except NotADirectoryError:
         return "conflict"
     sizes, mtimes = recorded
-    if dest not in sizes or stat.S_ISDIR(st.st_mode) or edited(st, sizes[dest], mtimes.get(dest)):
+    if dest not in sizes or stat.S_ISDIR(st.st_mode):
+        return "conflict"
+    if edited(st, sizes[dest], mtimes.get(dest)) and not _touched(
+        st, sizes[dest], path, kind, source
+    ):
         return "conflict"
     if mode == "symlink":
         target = link_target(out, dest, source, absolute)
@@ -239,6 +244,14 @@ def _same_inode(st: os.stat_result, source: str) -> bool:
     return (src.st_ino, src.st_dev) == (st.st_ino, st.st_dev)
 
 
+def _touched(st: os.stat_result, size: int, path: str, kind: str | None, source: str) -> bool:
+    """Whether a file whose mtime alone changed (``touch``, a copy of the folder without
+    ``-p``) still holds its source's bytes: not an edit, then (read only in that case)."""
+    if kind not in ("file", "zip") or not stat.S_ISREG(st.st_mode) or st.st_size != size:
+        return False
+    return same_content(kind, source, Path(path), {})
+
+
 def side_action(out: Path, rel: str, data: bytes, recorded: Recorded) -> str:
     """write / skip / conflict for a layout file whose content is ``data``."""
     path = out / rel
@@ -260,7 +273,9 @@ def manifest_conflict(out: Path, recorded: Recorded) -> bool:
         os.lstat(out / MANIFEST_FILE)
     except (FileNotFoundError, NotADirectoryError):
         return False
-    return _not_ours(out / MANIFEST_FILE, MANIFEST_FILE, recorded)
+    # (by size: its content is compared only when the run makes it, and a touched
+    # manifest.csv must not stop a run)
+    return _not_ours(out / MANIFEST_FILE, MANIFEST_FILE, (recorded[0], {}))
 
 
 def _not_ours(path: Path, rel: str, recorded: Recorded) -> bool:

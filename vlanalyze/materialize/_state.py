@@ -14,9 +14,10 @@ errors of writes that failed, as it knows what can be in the way).
 Whose file is it? A file at a destination that no record lists is a user's: a conflict.
 A listed file changed by someone since a run wrote it (an image, a layout file,
 ``manifest.csv``) is a conflict too, as ``--prune`` spares it: no longer a regular file
-of the recorded size, or of the recorded mtime (an edit that keeps the size); a link a
-run made that is now a file of its own (not a symlink, not sharing its inode: saved
-over by an editor, or the last copy of an image whose source is gone). A listed file
+of the recorded size, or of the recorded mtime (an edit that keeps the size: but an
+image whose mtime alone changed that still holds its source's bytes is not edited); a
+link a run made that is now a file of its own (not a symlink, not sharing its inode:
+saved over by an editor, or the last copy of an image whose source is gone). A listed file
 that is not changed is ours, and is rewritten when out of date (its source changed, a
 new selection); so is one recorded without a size (-1: a file a run was about to
 rewrite at a new size when it was killed), as nothing tells an edit there.

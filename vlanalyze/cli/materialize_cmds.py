@@ -232,7 +232,9 @@ def _describe(plan: Plan, to_fetch: int, save_plan: str | None) -> str:
     ]
     conflicts = plan.conflicts
     if conflicts:
-        lines.append("Conflicts (files vlanalyze did not write, or that changed since, in the way):")
+        lines.append(
+            "Conflicts (files vlanalyze did not write, or that changed since, in the way):"
+        )
         lines += [f"  {path}" for path in conflicts]
     missing = plan.missing if plan.layout != "csv" else []
     if missing:

@@ -1083,6 +1083,19 @@ def test_a_touched_file_or_a_copy_of_the_folder_is_not_an_edit(boxed: Path, tmp_
         assert _run(ex, _sel(A, B), folder, layout="coco").nothing_to_do
 
 
+def test_a_manifest_edited_at_its_size_is_someones(boxed: Path, tmp_path: Path) -> None:
+    ex, out = _open(boxed), tmp_path / "o"
+    _run(ex, _sel(A, B), out)
+    manifest = out / "manifest.csv"
+    os.utime(manifest, ns=(0, manifest.stat().st_mtime_ns + 10**9))  # touched: fine
+    assert _run(ex, _sel(A, B), out).written == 0
+    edited = manifest.read_text().replace("train", "tRain", 1)
+    manifest.write_text(edited)
+    with pytest.raises(MaterializeError, match=r"changed since it wrote them.*manifest\.csv"):
+        _run(ex, _sel(A, B), out)
+    assert manifest.read_text() == edited
+
+
 def test_files_prune_spares_stay_recorded(boxed: Path, tmp_path: Path) -> None:
     """A run killed before relinking copies (its record says -1: either file) then a
     pruning run with another selection: the copies it spares stay ours, so a later run

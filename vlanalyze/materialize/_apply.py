@@ -156,6 +156,7 @@ def _apply(
     files = files_of(table, plan, -1)  # (the manifest's size is known once it is made)
     stale = plan.stale if prune else []
     kept = {} if prune else {p: plan.previous[p] for p in plan.stale}
+    _check_manifest(plan, table)
     with writing(out):  # one listing of each folder, then no write in OUT looks again
         _clear_left_temps(plan, table)
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -190,6 +191,25 @@ def _apply(
         record_written=began or wrote,
         left=sum(os.path.lexists(out / p) for p in kept),
     )
+
+
+def _check_manifest(plan: Plan, table: pl.DataFrame) -> None:
+    """Refuse, before writing, a manifest.csv edited since at its recorded size: its
+    mtime changed and it is not the manifest this run makes (a touched one is)."""
+    path = plan.out / MANIFEST_FILE
+    recorded = plan.mtimes.get(MANIFEST_FILE)
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return
+    if recorded is None or st.st_mtime_ns == recorded or st.st_size != plan.previous.get(path.name):
+        return  # (a size changed since was a conflict in the plan already)
+    if differs(path, _manifest(table, plan.layout)):
+        raise MaterializeError(
+            f"1 file(s) in {plan.out} that vlanalyze did not write, or that changed since "
+            f"it wrote them, are in the way: {MANIFEST_FILE}; nothing was written",
+            hint="move it away, or choose another output folder",
+        )
 
 
 def _images_only(

@@ -39,6 +39,7 @@ from vlanalyze.materialize._state import (
     FILES_FILE,
     MANIFEST_FILE,
     RECORD_FILE,
+    appeared_error,
     edited,
     record_stamp,
 )
@@ -204,12 +205,8 @@ def _check_manifest(plan: Plan, table: pl.DataFrame) -> None:
         return
     if recorded is None or st.st_mtime_ns == recorded or st.st_size != plan.previous.get(path.name):
         return  # (a size changed since was a conflict in the plan already)
-    if differs(path, _manifest(table, plan.layout)):
-        raise MaterializeError(
-            f"1 file(s) in {plan.out} that vlanalyze did not write, or that changed since "
-            f"it wrote them, are in the way: {MANIFEST_FILE}; nothing was written",
-            hint="move it away, or choose another output folder",
-        )
+    if differs(path, _manifest(table, plan.layout)):  # a conflict, as the plan words it
+        dataclasses.replace(plan, side_actions={**plan.side_actions, path.name: "conflict"}).check()
 
 
 def _images_only(
@@ -329,11 +326,7 @@ def _put_side(out: Path, rel: str, data: bytes, previous: dict[str, int]) -> Non
     plan (which found nothing there) is someone's: left as it is."""
     target = out / rel
     if rel not in previous and os.path.lexists(target):
-        raise MaterializeError(
-            f"{target} appeared while vlanalyze was writing; it was left as it is",
-            hint="if another program is writing into this folder, run again once it is "
-            "done; otherwise move the file away and run again",
-        )
+        raise appeared_error(target)
     with writing(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(target, data, overwrite=True, clean=False)

@@ -44,6 +44,7 @@ __all__ = [
     "RECORD_FILE",
     "RecordStamp",
     "Recorded",
+    "appeared_error",
     "dest_action",
     "edited",
     "file_in_the_way",
@@ -147,6 +148,15 @@ def file_in_the_way(path: Path) -> Path | None:
 
 _NOT_ALLOWED = {errno.EACCES, errno.EPERM, errno.EROFS}
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+
+
+def appeared_error(path: Path) -> MaterializeError:
+    """The error for a file found at ``path`` that was not there when the plan was made."""
+    return MaterializeError(
+        f"{path} appeared while vlanalyze was writing; it was left as it is",
+        hint="if another run is writing into this folder, run again once it is done; "
+        "otherwise move the file away and run again",
+    )
 
 
 def write_error(path: Path, exc: OSError, hint: str) -> MaterializeError:

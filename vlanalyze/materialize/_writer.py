@@ -23,7 +23,7 @@ from vlanalyze.errors import Fix, MaterializeError
 from vlanalyze.materialize._copy import Copier
 from vlanalyze.materialize._plan import Plan
 from vlanalyze.materialize._sources import LINK_MODES, folder_of, store_error, url_filesystem
-from vlanalyze.materialize._state import link_target
+from vlanalyze.materialize._state import appeared_error, link_target
 
 __all__ = ["clear_temp_files", "write_images"]
 
@@ -121,11 +121,7 @@ def _put(copier: Copier, plan: Plan, kind: str, source: str, dest: str, mtime: i
             os.stat(source)  # gone since the plan: say so (a symlink would dangle)
         copier.put(kind, source, target, mtime, link, ours=dest in plan.previous)
     except FileExistsError:
-        raise MaterializeError(
-            f"{target} appeared while vlanalyze was writing; it was left as it is",
-            hint="if another run is writing into this folder, run again once it is done; "
-            "otherwise move the file away and run again",
-        ) from None
+        raise appeared_error(target) from None
     except OSError as exc:
         if exc.errno == errno.ENOENT and kind == "file" and not os.path.exists(source):
             raise MaterializeError(
